@@ -1,0 +1,95 @@
+"""The pack plan: what the collector found and where each file lands in the checkout.
+
+A plain data object so the pipeline, the command line and the Blender layer all read the
+same thing, and so it can be printed as JSON (``deps --json``) or cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    """One file to send.
+
+    ``source`` is what is read and hashed: the artist's file, or for a .blend whose paths
+    were rewritten, the temporary rewritten copy. ``original`` is always the artist's file.
+    ``checkout_path`` is relative, ``/``-separated, with no ``..`` part (see ``paths``).
+    """
+
+    source: Path
+    checkout_path: str
+    size: int
+    original: Path
+    rewritten: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "original": str(self.original),
+            "checkout_path": self.checkout_path,
+            "size": self.size,
+            "rewritten": self.rewritten,
+        }
+
+
+@dataclass(frozen=True)
+class MissingFile:
+    """A dependency that is referenced but not on disk, with who references it."""
+
+    path: str
+    referenced_by: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "referenced_by": list(self.referenced_by)}
+
+
+@dataclass
+class PackPlan:
+    """Everything the upload pipeline needs, and what ``deps`` prints."""
+
+    main_blend: Path
+    project_root: Path
+    blend_checkout_path: str
+    files: list[PlanFile] = field(default_factory=list)
+    missing: list[MissingFile] = field(default_factory=list)
+    outside_project: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    temp_files: list[Path] = field(default_factory=list)
+    temp_dir: Path | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def cleanup(self) -> None:
+        """Remove the temporary rewritten copies; safe to call more than once."""
+        for path in self.temp_files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove temporary file %s: %s", path, exc)
+        if self.temp_dir is not None and self.temp_dir.exists():
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "main_blend": str(self.main_blend),
+            "project_root": str(self.project_root),
+            "blend_checkout_path": self.blend_checkout_path,
+            "file_count": len(self.files),
+            "total_bytes": self.total_bytes,
+            "files": [f.to_json() for f in self.files],
+            "missing": [m.to_json() for m in self.missing],
+            "outside_project": [str(p) for p in self.outside_project],
+            "warnings": list(self.warnings),
+        }
