@@ -1,0 +1,150 @@
+"""The README's main job, end to end on a built-in default (no Flamenco install needed).
+
+1. start the local Shaman server (tests/shaman_server.py) on a free loopback port;
+2. build a small demo production with real Blender (textures, a UDIM set, an image
+   sequence, a linked library with its own texture, a file outside the project);
+3. submit it with ``python -m shaman_addon submit``;
+4. print the checkout path and a short tree of the checkout on the server's disk;
+5. open the checkout's .blend with Blender and check nothing is missing;
+6. submit again and show that nothing was uploaded the second time.
+
+Everything lands in ``.demo/`` (wiped at each run) so it can be looked at afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / ".demo"
+PY = sys.executable
+
+CHECK_CHECKOUT = textwrap.dedent(
+    """
+    import json, os, sys
+    import bpy
+    root, blend = sys.argv[-2], sys.argv[-1]
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    missing_ids = [f"{type(i).__name__} {i.name}"
+                   for coll in (bpy.data.images, bpy.data.libraries, bpy.data.objects,
+                                bpy.data.materials, bpy.data.meshes)
+                   for i in coll if getattr(i, "is_missing", False)]
+    outside, absent = [], []
+    for p in bpy.utils.blend_paths(absolute=True, local=False):
+        for f in ([p] if "<UDIM>" not in p and "#" not in p else []):
+            if not os.path.exists(f):
+                absent.append(f)
+            elif not os.path.abspath(f).startswith(root + os.sep):
+                outside.append(f)
+    print(json.dumps({"missing_ids": missing_ids, "absent": absent, "outside": outside,
+                      "paths": len(bpy.utils.blend_paths(absolute=True, local=False))}))
+    """
+)
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def start_server(storage: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [PY, str(REPO / "tests" / "shaman_server.py"), "--host", "127.0.0.1", "--port", "0",
+         "--storage", str(storage)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise SystemExit(f"the local Shaman server did not start: {line!r}")
+    return proc, line.removeprefix("listening on ")
+
+
+def submit(blend: Path, url: str, cache: Path) -> dict:
+    out = subprocess.run(
+        [PY, "-m", "shaman_addon", "submit", str(blend), "--server", url, "--json",
+         "--cache-dir", str(cache)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True, check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"submit failed with exit code {out.returncode}")
+    return json.loads(out.stdout)
+
+
+def print_tree(root: Path, limit: int = 25) -> None:
+    entries = sorted(p for p in root.rglob("*") if not p.is_dir())
+    for path in entries[:limit]:
+        rel = path.relative_to(root)
+        print(f"  {rel}  ->  {os.readlink(path) if path.is_symlink() else '(file)'}")
+    if len(entries) > limit:
+        print(f"  ... and {len(entries) - limit} more")
+
+
+def main() -> int:
+    shutil.rmtree(DEMO, ignore_errors=True)
+    DEMO.mkdir()
+    storage, cache = DEMO / "shaman-storage", DEMO / "cache"
+
+    step("Starting the local Shaman server")
+    server, url = start_server(storage)
+    try:
+        print(f"  {url}  (storage: {storage})")
+
+        step("Building a demo production with Blender")
+        sys.path.insert(0, str(REPO / "tests"))
+        import blendgen
+
+        production = blendgen.generate(DEMO / "production", kinds="demo")
+        blend = Path(production.main_blend)
+        print(f"  main file: {blend}")
+
+        step("Submitting (cold: empty server, empty cache)")
+        first = submit(blend, url, cache)
+        print(f"  checkout path (from the server): {first['checkout_path']}")
+        print(f"  the workers open: {first['worker_blend_path']}")
+        print(f"  files: {first['files_total']}, uploaded {first['files_uploaded']} "
+              f"({first['bytes_uploaded']:,} bytes), already stored "
+              f"{first['files_already_stored']}")
+        for miss in first.get("missing", []):
+            print(f"  MISSING: {miss['path']} (used by {', '.join(miss['referenced_by'])})")
+
+        checkout = storage / "jobs" / first["checkout_path"]
+        step(f"The checkout on the server's disk: {checkout}")
+        print_tree(checkout)
+
+        step("Opening the checkout's .blend with Blender")
+        checkout_blend = checkout / first["blend_checkout_path"]
+        check = subprocess.run(
+            [PY, "-c", CHECK_CHECKOUT, str(checkout), str(checkout_blend)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True,
+        )
+        report = json.loads(check.stdout.strip().splitlines()[-1])
+        ok = not (report["missing_ids"] or report["absent"] or report["outside"])
+        print(f"  {report['paths']} paths reported by Blender; missing data-blocks: "
+              f"{len(report['missing_ids'])}; missing files: {len(report['absent'])}")
+        if not ok:
+            print(f"  PROBLEM: {report}")
+
+        step("Submitting again (unchanged)")
+        second = submit(blend, url, cache)
+        print(f"  checkout path: {second['checkout_path']}")
+        print(f"  uploaded {second['files_uploaded']} files ({second['bytes_uploaded']:,} bytes);"
+              f" already on the server: {second['files_already_stored']} files")
+        if second["bytes_uploaded"] != 0:
+            print("  PROBLEM: the unchanged resubmission uploaded bytes")
+            ok = False
+        step("Done" if ok else "Done, with problems (see above)")
+        return 0 if ok else 1
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
