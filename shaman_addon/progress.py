@@ -1,0 +1,336 @@
+"""Progress of a submission: snapshot events, the tracker that makes them, and ``drain``.
+
+Worker threads (hashing, uploads) report bytes to one ``ProgressTracker``; it turns them
+into ``ProgressEvent`` snapshots on a thread-safe queue, throttled so a 2 GB texture
+does not flood the queue with one event per 1 MiB chunk. Each event is a complete
+snapshot, so a consumer that falls behind (Blender's UI timer) can skip straight to the
+newest one: that is what ``drain`` does, inside a small time budget.
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+# Share of the whole bar given to each part; hashing and uploading move it by bytes.
+_HASH_SHARE = 0.35
+_UPLOAD_SHARE = 0.55
+_CHECKOUT_START = _HASH_SHARE + _UPLOAD_SHARE + 0.05
+
+
+class Phase(enum.StrEnum):
+    """Where a submission is; the last three are final."""
+
+    COLLECTING = "collecting"
+    HASHING = "hashing"
+    CHECKING = "checking"
+    UPLOADING = "uploading"
+    CHECKING_OUT = "checking out"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Phase.DONE, Phase.FAILED, Phase.CANCELLED)
+
+
+def _mb(nbytes: float) -> str:
+    return f"{nbytes / 1e6:,.1f}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A full snapshot of a submission's progress (never a delta).
+
+    ``files_done``/``files_total`` count the current phase's files (hashed files while
+    hashing, uploaded files while uploading); the byte fields are kept for both phases
+    because hashing and uploading overlap.
+    """
+
+    phase: Phase
+    files_done: int = 0
+    files_total: int = 0
+    hash_bytes_done: int = 0
+    hash_bytes_total: int = 0
+    upload_bytes_done: int = 0
+    upload_bytes_total: int = 0
+    current_file: str = ""
+    speed_bps: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """0..1 over the whole submission, by bytes: hashing, then uploading, then checkout.
+
+        Upload bytes only count once requirements said what is missing; a file already
+        on the server moves nothing, so an unchanged submission jumps past uploading.
+        """
+        if self.phase is Phase.DONE:
+            return 1.0
+        if self.phase is Phase.CHECKING_OUT:
+            return _CHECKOUT_START
+        if self.phase is Phase.COLLECTING:
+            return 0.0
+        hashed = (
+            self.hash_bytes_done / self.hash_bytes_total if self.hash_bytes_total else 0.0
+        )
+        if self.phase is not Phase.HASHING and not self.hash_bytes_total:
+            hashed = 1.0
+        if self.upload_bytes_total:
+            uploaded = self.upload_bytes_done / self.upload_bytes_total
+        else:
+            uploaded = 1.0 if self.phase is Phase.UPLOADING else 0.0
+        value = _HASH_SHARE * min(hashed, 1.0) + _UPLOAD_SHARE * min(uploaded, 1.0)
+        return max(0.0, min(value, 1.0))
+
+    def status_line(self) -> str:
+        """One line for a status bar or a terminal, in plain words."""
+        phase = self.phase
+        if phase in (Phase.FAILED, Phase.CANCELLED):
+            label = "Failed" if phase is Phase.FAILED else "Cancelled"
+            return f"{label}: {self.message}" if self.message else label
+        if phase is Phase.DONE:
+            return self.message or f"Done: {self.files_total:,} files"
+        if phase in (Phase.COLLECTING, Phase.CHECKING, Phase.CHECKING_OUT):
+            words = {
+                Phase.COLLECTING: "Collecting dependencies",
+                Phase.CHECKING: "Asking the server which files it lacks",
+                Phase.CHECKING_OUT: "Creating the checkout",
+            }[phase]
+            extra = self.message or self.current_file
+            return f"{words}: {extra}" if extra else words
+        if phase is Phase.HASHING:
+            parts = [
+                f"Hashing {self.files_done:,}/{self.files_total:,} files",
+                f"{_mb(self.hash_bytes_done)}/{_mb(self.hash_bytes_total)} MB",
+            ]
+        else:
+            parts = [
+                f"Uploading {self.files_done:,}/{self.files_total:,} files",
+                f"{_mb(self.upload_bytes_done)}/{_mb(self.upload_bytes_total)} MB",
+            ]
+        if self.speed_bps > 0:
+            parts.append(f"{_mb(self.speed_bps)} MB/s")
+        if self.eta_s is not None:
+            parts.append(f"ETA {_duration(self.eta_s)}")
+        return ", ".join(parts)
+
+
+def drain(
+    events: queue.SimpleQueue[ProgressEvent],
+    apply: Callable[[ProgressEvent], None],
+    *,
+    budget_s: float = 0.004,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ProgressEvent | None:
+    """Take events until the queue is empty or ``budget_s`` is spent; apply the newest once.
+
+    Never blocks, so it can run inside Blender's UI timer. Returns the event applied, or
+    None when the queue was empty. Events left over are taken by the next call; since each
+    is a snapshot, skipping the older ones loses nothing.
+    """
+    start = clock()
+    newest: ProgressEvent | None = None
+    while True:
+        try:
+            newest = events.get_nowait()
+        except queue.Empty:
+            break
+        if newest.phase.is_final or clock() - start >= budget_s:
+            # A final event is applied at once: nothing after it matters.
+            break
+    if newest is not None:
+        apply(newest)
+    return newest
+
+
+class _Rate:
+    """Smoothed bytes per second of one counter, from samples taken at event times."""
+
+    def __init__(self, window_s: float = 0.5, weight: float = 0.3) -> None:
+        self.window_s = window_s
+        self.weight = weight
+        self.speed = 0.0
+        self._t: float | None = None
+        self._b = 0
+
+    def sample(self, now: float, total: int) -> float:
+        if self._t is None or total < self._b:
+            self._t, self._b = now, total
+            return self.speed
+        dt = now - self._t
+        if dt >= self.window_s:
+            inst = (total - self._b) / dt
+            self.speed = inst if self.speed == 0 else (
+                self.weight * inst + (1 - self.weight) * self.speed
+            )
+            self._t, self._b = now, total
+        return self.speed
+
+
+class ProgressTracker:
+    """Collects counts from any thread and puts throttled snapshots on the queue.
+
+    At most one event per ``min_interval_s`` of the injected clock, plus one at every
+    phase change and the final one, which are never dropped. ``phase_seconds`` says how
+    long each phase lasted (by the same clock).
+    """
+
+    def __init__(
+        self,
+        events: queue.SimpleQueue[ProgressEvent] | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        min_interval_s: float = 0.05,
+    ) -> None:
+        self._events = events
+        self._clock = clock
+        self._min_interval = min_interval_s
+        self._lock = threading.Lock()
+        self._state = ProgressEvent(Phase.COLLECTING)
+        self._hash_files = [0, 0]
+        self._upload_files = [0, 0]
+        self._last_emit: float | None = None
+        self._phase_started = clock()
+        self._phase_seconds: dict[str, float] = {}
+        self._hash_rate = _Rate()
+        self._upload_rate = _Rate()
+        self.emitted = 0
+
+    # -- what the pipeline reports -----------------------------------------------------
+    def set_phase(self, phase: Phase, message: str = "", *, current_file: str = "") -> None:
+        """Enter a phase (always emitted)."""
+        with self._lock:
+            now = self._clock()
+            old = self._state.phase
+            if phase is not old:
+                spent = now - self._phase_started
+                self._phase_seconds[old.value] = self._phase_seconds.get(old.value, 0.0) + spent
+                self._phase_started = now
+            self._state = replace(
+                self._state, phase=phase, message=message, current_file=current_file
+            )
+            self._emit_locked(now, force=True)
+
+    def set_hash_total(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            self._hash_files[1] = files
+            self._state = replace(self._state, hash_bytes_total=nbytes)
+
+    def hashed_bytes(self, nbytes: int, current_file: str = "") -> None:
+        with self._lock:
+            st = self._state
+            self._state = replace(
+                st,
+                hash_bytes_done=st.hash_bytes_done + nbytes,
+                current_file=current_file or st.current_file,
+            )
+            self._emit_locked(self._clock())
+
+    def file_hashed(self, current_file: str = "") -> None:
+        with self._lock:
+            self._hash_files[0] += 1
+            if current_file:
+                self._state = replace(self._state, current_file=current_file)
+            self._emit_locked(self._clock())
+
+    def add_upload_work(self, files: int, nbytes: int) -> None:
+        """More content turned out to be missing on the server."""
+        with self._lock:
+            self._upload_files[1] += files
+            st = self._state
+            self._state = replace(st, upload_bytes_total=st.upload_bytes_total + nbytes)
+            self._emit_locked(self._clock())
+
+    def uploaded_bytes(self, nbytes: int, current_file: str = "") -> None:
+        """Bytes sent; negative to take back the bytes of an upload that was cut off."""
+        with self._lock:
+            st = self._state
+            self._state = replace(
+                st,
+                upload_bytes_done=max(0, st.upload_bytes_done + nbytes),
+                current_file=current_file or st.current_file,
+            )
+            self._emit_locked(self._clock())
+
+    def file_uploaded(self, nbytes_not_sent: int = 0) -> None:
+        """One content is on the server now; ``nbytes_not_sent`` counts as done too
+        (someone else stored it while we waited)."""
+        with self._lock:
+            self._upload_files[0] += 1
+            st = self._state
+            self._state = replace(st, upload_bytes_done=st.upload_bytes_done + nbytes_not_sent)
+            self._emit_locked(self._clock())
+
+    def finish(self, phase: Phase, message: str = "") -> ProgressEvent:
+        """The final event (DONE, FAILED or CANCELLED); always emitted."""
+        self.set_phase(phase, message)
+        return self.snapshot()
+
+    # -- reading ------------------------------------------------------------------------
+    def snapshot(self) -> ProgressEvent:
+        with self._lock:
+            return self._snapshot_locked(self._clock())
+
+    def phase_seconds(self) -> dict[str, float]:
+        with self._lock:
+            out = dict(self._phase_seconds)
+            current = self._state.phase
+            if not current.is_final:
+                now = self._clock()
+                out[current.value] = out.get(current.value, 0.0) + now - self._phase_started
+            return out
+
+    def _snapshot_locked(self, now: float) -> ProgressEvent:
+        st = self._state
+        hash_speed = self._hash_rate.sample(now, st.hash_bytes_done)
+        upload_speed = self._upload_rate.sample(now, st.upload_bytes_done)
+        speed = 0.0
+        eta: float | None = None
+        files = (0, 0)
+        if st.phase is Phase.HASHING:
+            files = (self._hash_files[0], self._hash_files[1])
+            speed = hash_speed
+            remaining = st.hash_bytes_total - st.hash_bytes_done
+        elif st.phase is Phase.UPLOADING:
+            files = (self._upload_files[0], self._upload_files[1])
+            speed = upload_speed
+            remaining = st.upload_bytes_total - st.upload_bytes_done
+        else:
+            remaining = 0
+            files = (self._hash_files[1], self._hash_files[1])
+            if st.phase is Phase.COLLECTING:
+                files = (0, 0)
+        if speed > 0 and st.phase in (Phase.HASHING, Phase.UPLOADING):
+            eta = max(0.0, remaining / speed)
+        return replace(
+            st, files_done=files[0], files_total=files[1], speed_bps=speed, eta_s=eta
+        )
+
+    def _emit_locked(self, now: float, force: bool = False) -> None:
+        if self._events is None:
+            return
+        if not force and self._last_emit is not None and now - self._last_emit < (
+            self._min_interval
+        ):
+            return
+        self._last_emit = now
+        self._events.put(self._snapshot_locked(now))
+        self.emitted += 1
