@@ -29,6 +29,7 @@ import logging
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import string
@@ -950,6 +951,8 @@ class _Handler(BaseHTTPRequestHandler):
             problem = _symlink(store.blob_path(spec["sha"], int(spec["size"])), checkout_dir,
                                spec["path"])
             if problem:
+                # A real Manager removes the half-made checkout before it answers.
+                shutil.rmtree(checkout_dir, ignore_errors=True)
                 self._send_error(500, f"unexpected error: symlinking {go_quote(spec['path'])} "
                                  f"to checkout: {problem}")
                 return
