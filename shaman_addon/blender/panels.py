@@ -1,0 +1,139 @@
+"""Properties > Render > Shaman: where the artist submits and follows a submission.
+
+Drawing only reads: the preferences, the property group the modal operator fills, and
+plain helpers from ``ui_state``. Nothing here talks to the server.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import bpy
+
+from .. import ui_state
+from . import job as jobs
+from . import preferences, properties
+
+WRAP = 60
+MAX_MISSING_SHOWN = 50
+
+
+def _wrapped(layout: Any, text: str, icon: str = "NONE") -> None:
+    """Labels do not wrap: split long sentences over several rows."""
+    col = layout.column(align=True)
+    for i, line in enumerate(textwrap.wrap(text, WRAP) or [""]):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
+def _path_row(layout: Any, label: str, value: str) -> None:
+    row = layout.row(align=True)
+    row.label(text=f"{label}:")
+    row = layout.row(align=True)
+    row.label(text=value)
+    op = row.operator("shaman.copy_text", text="", icon="COPYDOWN")
+    op.text = value
+
+
+class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
+    bl_label = "Shaman"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "render"
+    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012
+
+    def draw(self, context: Any) -> None:
+        layout: Any = self.layout
+        prefs = preferences.get(context)
+        state = properties.state_of(context)
+        settings = preferences.read(context)
+
+        col = layout.column()
+        if prefs is not None:
+            col.prop(prefs, "server_url", text="Server")
+        preview = ui_state.checkout_preview(settings.checkout_template, bpy.data.filepath)
+        col.label(text=f"Checkout: {preview}", icon="FILE_FOLDER")
+
+        for warning in ui_state.render_output_warnings(context.scene.render.filepath):
+            _wrapped(layout.box(), warning, icon="ERROR")
+        if bpy.data.filepath and bpy.data.is_dirty:
+            layout.label(text="Unsaved changes are sent as a temporary copy.", icon="INFO")
+
+        running = jobs.active()
+        if running is not None and state is not None:
+            self._draw_running(layout, state, running)
+        else:
+            row = layout.row(align=True)
+            op = row.operator("shaman.submit", text="Check Dependencies", icon="VIEWZOOM")
+            op.dry_run = True
+            row = layout.row()
+            row.scale_y = 1.4
+            row.operator("shaman.submit", text="Submit to Shaman", icon="EXPORT")
+
+        if state is not None and state.has_result and running is None:
+            self._draw_result(layout, state)
+
+    @staticmethod
+    def _draw_running(layout: Any, state: Any, running: jobs.SubmitJob) -> None:
+        box = layout.box()
+        title = "Checking dependencies" if running.dry_run else "Submitting"
+        box.label(text=f"{title}: {running.label}", icon="SORTTIME")
+        box.progress(factor=state.fraction, type="BAR", text=state.bar_text or "Starting...")
+        if state.status_line:
+            box.label(text=state.status_line)
+        if state.current_file:
+            box.label(text=state.current_file, icon="FILE")
+        if state.cancel_requested:
+            box.label(text="Cancelling...", icon="CANCEL")
+        else:
+            box.operator("shaman.cancel", text="Cancel (Esc)", icon="CANCEL")
+
+    @staticmethod
+    def _draw_result(layout: Any, state: Any) -> None:
+        box = layout.box()
+        if not state.result_ok:
+            cancelled = state.phase == "cancelled"
+            _wrapped(box, state.error, icon="CANCEL" if cancelled else "ERROR")
+            return
+        if state.result_dry_run:
+            box.label(text="Dependencies", icon="CHECKMARK")
+            box.label(text=f"Total: {state.total_text}")
+            box.label(text=f"Already on the server: {state.stored_text}")
+            box.label(text=f"To upload: {state.uploaded_text}")
+        else:
+            box.label(text="Submitted", icon="CHECKMARK")
+            _path_row(box, "Checkout", state.checkout_path)
+            _path_row(box, "Workers open", state.worker_path)
+            box.label(text=f"Uploaded: {state.uploaded_text}")
+            box.label(text=f"Already stored: {state.stored_text}")
+        for warning in state.warnings_text.splitlines():
+            _wrapped(box, warning, icon="ERROR")
+        if len(state.missing):
+            row = box.row()
+            row.prop(
+                state,
+                "show_missing",
+                text=f"Missing files: {len(state.missing)}",
+                icon="TRIA_DOWN" if state.show_missing else "TRIA_RIGHT",
+                emboss=False,
+            )
+            if state.show_missing:
+                col = box.column(align=True)
+                for item in list(state.missing)[:MAX_MISSING_SHOWN]:
+                    col.label(text=item.path, icon="LIBRARY_DATA_BROKEN")
+                    col.label(text=f"    used by {item.referenced_by or '?'}")
+                if len(state.missing) > MAX_MISSING_SHOWN:
+                    col.label(text=f"... and {len(state.missing) - MAX_MISSING_SHOWN} more")
+
+
+CLASSES = (SHAMAN_PT_render,)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

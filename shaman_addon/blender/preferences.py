@@ -1,0 +1,161 @@
+"""Add-on preferences: where the Shaman is and how to talk to it.
+
+``bl_idname`` must equal the extension's ``__package__``, which is only known when
+Blender calls ``register``; ``register(package)`` sets it before registering the class.
+The server URL defaults to ``$SHAMAN_SERVER_URL`` so a studio can deploy it once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from ..checkout_name import DEFAULT_TEMPLATE, PLACEHOLDERS
+
+ENV_SERVER_URL = "SHAMAN_SERVER_URL"
+
+
+class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender naming)
+    """Settings shared by every file; the panel and the operators read them."""
+
+    bl_idname = "shaman_submitter"  # replaced by register(package): the extension package
+
+    server_url: StringProperty(  # type: ignore[valid-type]
+        name="Server URL",
+        description="Base URL of the Flamenco Manager whose Shaman receives the files, "
+        "e.g. http://flamenco:8080",
+        default=os.environ.get(ENV_SERVER_URL, ""),
+    )
+    checkout_template: StringProperty(  # type: ignore[valid-type]
+        name="Checkout path",
+        description="Name of the checkout on the server. Placeholders: "
+        + ", ".join("{" + k + "}" for k in PLACEHOLDERS),
+        default=DEFAULT_TEMPLATE,
+    )
+    jobs: IntProperty(  # type: ignore[valid-type]
+        name="Parallel uploads",
+        description="How many files are hashed and uploaded at the same time",
+        default=4,
+        min=1,
+        max=32,
+    )
+    project_root_mode: EnumProperty(  # type: ignore[valid-type]
+        name="Project root",
+        description="The folder that becomes the root of the checkout",
+        items=[
+            ("AUTO", "Automatic", "The deepest folder holding the .blend and its dependencies"),
+            ("FOLDER", "Folder", "A fixed project folder"),
+        ],
+        default="AUTO",
+    )
+    project_root: StringProperty(  # type: ignore[valid-type]
+        name="Project folder",
+        description="Files outside this folder are placed under a separate part of the checkout",
+        subtype="DIR_PATH",
+        default="",
+    )
+    fail_on_missing: BoolProperty(  # type: ignore[valid-type]
+        name="Stop on missing files",
+        description="Refuse to submit when a dependency is missing, instead of warning",
+        default=False,
+    )
+    request_timeout: FloatProperty(  # type: ignore[valid-type]
+        name="Request timeout",
+        description="Seconds to wait for the server's answer to one request",
+        default=60.0,
+        min=1.0,
+        max=3600.0,
+        subtype="TIME_ABSOLUTE",
+        unit="TIME_ABSOLUTE",
+    )
+
+    def draw(self, context: Any) -> None:
+        layout: Any = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "server_url")
+        row = layout.row()
+        row.operator("shaman.check_server", icon="URL")
+        state = getattr(context.window_manager, "shaman", None)
+        if state is not None and (state.server_check_text or state.server_check_running):
+            text = "Checking..." if state.server_check_running else state.server_check_text
+            icon = "CHECKMARK" if state.server_check_ok else "ERROR"
+            if state.server_check_running:
+                icon = "SORTTIME"
+            layout.label(text=text, icon=icon)
+        layout.prop(self, "checkout_template")
+        layout.prop(self, "jobs")
+        layout.prop(self, "project_root_mode")
+        if self.project_root_mode == "FOLDER":
+            layout.prop(self, "project_root")
+        layout.prop(self, "fail_on_missing")
+        layout.prop(self, "request_timeout")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The preferences as plain values, read once on the main thread."""
+
+    server_url: str = ""
+    checkout_template: str = DEFAULT_TEMPLATE
+    jobs: int = 4
+    project_root: Path | None = None
+    fail_on_missing: bool = False
+    request_timeout: float = 60.0
+
+
+_package = ""
+
+
+def set_package(package: str) -> None:
+    global _package
+    _package = package
+    SHAMAN_AP_preferences.bl_idname = package
+
+
+def package() -> str:
+    return _package
+
+
+def get(context: Any = None) -> Any:
+    """The preferences object, or None while the add-on is not enabled."""
+    ctx = context or bpy.context
+    user_prefs = ctx.preferences
+    if user_prefs is None:
+        return None
+    addon = user_prefs.addons.get(_package)
+    return addon.preferences if addon is not None else None
+
+
+def read(context: Any = None) -> Settings:
+    prefs = get(context)
+    if prefs is None:
+        return Settings(server_url=os.environ.get(ENV_SERVER_URL, ""))
+    root: Path | None = None
+    if prefs.project_root_mode == "FOLDER" and prefs.project_root.strip():
+        root = Path(bpy.path.abspath(prefs.project_root.strip()))
+    return Settings(
+        server_url=prefs.server_url.strip(),
+        checkout_template=prefs.checkout_template.strip() or DEFAULT_TEMPLATE,
+        jobs=int(prefs.jobs),
+        project_root=root,
+        fail_on_missing=bool(prefs.fail_on_missing),
+        request_timeout=float(prefs.request_timeout),
+    )
+
+
+CLASSES = (SHAMAN_AP_preferences,)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
