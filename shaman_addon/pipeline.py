@@ -1,0 +1,761 @@
+"""One submission: plan -> checksums -> requirements -> uploads -> checkout.
+
+``Submission.run`` is synchronous and meant for a worker thread; it reports through a
+queue of ``ProgressEvent`` snapshots and can be cancelled from any thread. The order of
+network calls is chosen for the common cases:
+
+- unchanged resubmission: every checksum comes from the cache, so ONE requirements call
+  lists every file, it comes back empty, and the checkout is created;
+- cold or partly changed: cached checksums are asked about first, the rest are hashed on
+  a few threads and asked about in batches as they come in, so uploads start long before
+  the last file is hashed; then a requirements call over the WHOLE list confirms,
+  repeated (bounded) until it comes back empty, and only then is the checkout created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import __version__
+from .checkout_name import DEFAULT_TEMPLATE, render_checkout_name
+from .client import ClientSettings, FileSpec, ShamanClient, UploadResult
+from .errors import (
+    Cancelled,
+    CheckoutExists,
+    ChecksumMismatch,
+    LocalFileChanged,
+    MissingDependencies,
+    MissingFilesAtCheckout,
+    ShamanError,
+    UploadReset,
+)
+from .hashing import ChecksumCache, FileStat, sha256_file
+from .history import append_history
+from .plan import MissingFile, PackPlan
+from .progress import Phase, ProgressEvent, ProgressTracker
+from .upload_pool import UploadPool
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE_NAME = "checksums.sqlite"
+MAX_ROUNDS = 5
+"""Requirements rounds after the first uploads before giving up on files never stored."""
+MAX_RESETS_PER_FILE = 5
+MAX_DEFERS_BEFORE_FORCING = 40
+MAX_NAME_ATTEMPTS = 10
+BATCH_FILES = 500
+BATCH_BYTES = 64 << 20
+BATCH_SECONDS = 0.5
+
+
+@dataclass
+class SubmitOptions:
+    """Everything a submission needs besides the .blend; the CLI and Blender fill it."""
+
+    server_url: str
+    checkout_template: str = DEFAULT_TEMPLATE
+    project_root: Path | None = None
+    jobs: int = 4
+    dry_run: bool = False
+    fail_on_missing: bool = False
+    cache_dir: Path | None = None
+    as_name: str | None = None
+    client_settings: ClientSettings = field(default_factory=ClientSettings)
+    app_info: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SubmitResult:
+    """What was sent and where the farm finds it.
+
+    ``files_uploaded``/``bytes_uploaded`` count the contents THIS run sent (on a dry run:
+    what it WOULD send); ``files_already_stored``/``bytes_already_stored`` count the plan
+    files whose content the server had (or got from someone else meanwhile). Several
+    files with the same content are sent once, so the two can add up to less than the
+    totals.
+    """
+
+    checkout_path: str | None
+    blend_checkout_path: str
+    worker_blend_path: str | None
+    files_total: int
+    bytes_total: int
+    files_uploaded: int
+    bytes_uploaded: int
+    files_already_stored: int
+    bytes_already_stored: int
+    missing: list[MissingFile]
+    warnings: list[str]
+    phase_seconds: dict[str, float]
+    dry_run: bool
+    to_upload: list[str] = field(default_factory=list)
+    """Checkout paths of the files sent (or, on a dry run, that would be sent)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checkout_path": self.checkout_path,
+            "blend_checkout_path": self.blend_checkout_path,
+            "worker_blend_path": self.worker_blend_path,
+            "files_total": self.files_total,
+            "bytes_total": self.bytes_total,
+            "files_uploaded": self.files_uploaded,
+            "bytes_uploaded": self.bytes_uploaded,
+            "files_already_stored": self.files_already_stored,
+            "bytes_already_stored": self.bytes_already_stored,
+            "missing": [m.to_json() for m in self.missing],
+            "warnings": list(self.warnings),
+            "phase_seconds": {k: round(v, 4) for k, v in self.phase_seconds.items()},
+            "dry_run": self.dry_run,
+            "to_upload": list(self.to_upload),
+        }
+
+
+Key = tuple[str, int]
+
+
+@dataclass
+class _Content:
+    """One distinct (sha, size) to upload, and the local files that hold it."""
+
+    sha: str
+    size: int
+    sources: list[Path]
+    name: str
+    defers: int = 0
+    resets: int = 0
+    can_defer: bool = True
+
+    @property
+    def key(self) -> Key:
+        return (self.sha, self.size)
+
+
+@dataclass
+class _Hashed:
+    index: int
+    stat: FileStat
+    sha: str
+
+
+def _check_checkout_path(path: str, source: Path) -> None:
+    """The server does not check file paths; a bad one could escape the checkout."""
+    pure = PurePosixPath(path)
+    bad = (
+        not path
+        or "\\" in path
+        or path.startswith("/")
+        or pure.is_absolute()
+        or any(part in ("..", ".", "") for part in path.split("/"))
+        or (len(path) >= 2 and path[1] == ":")
+    )
+    if bad:
+        raise ShamanError(
+            f"The file {source} would land at {path!r} in the checkout, which is not a safe "
+            "relative path; this is a bug in collecting the dependencies, nothing was sent."
+        )
+
+
+class Submission:
+    """Send one .blend and everything it depends on; see the module docstring."""
+
+    def __init__(
+        self,
+        blend: Path,
+        options: SubmitOptions,
+        *,
+        events: queue.SimpleQueue[ProgressEvent] | None = None,
+        cancel: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        plan: PackPlan | None = None,
+    ) -> None:
+        """``plan`` skips collecting (a caller that collected already, or tests)."""
+        self.blend = Path(blend)
+        self.options = options
+        self.events = events
+        self.cancel_event = cancel if cancel is not None else threading.Event()
+        self._clock = clock
+        self._given_plan = plan
+        self._tracker = ProgressTracker(events, clock=clock)
+        self._lock = threading.Lock()
+        self._client: ShamanClient | None = None
+        self._create_sent = False
+        self._cache = ChecksumCache(None)
+        self._pool: UploadPool[_Content] | None = None
+        # per-run state
+        self._specs: dict[int, FileSpec] = {}
+        self._by_key: dict[Key, list[int]] = {}
+        self._hash_stop = threading.Event()
+        self._stats: dict[int, FileStat] = {}
+        self._plan: PackPlan | None = None
+        self._queued: set[Key] = set()
+        self._uploaded: dict[Key, str] = {}
+        self._rehashed: set[Path] = set()
+        self._cache_hits = 0
+
+    # -- public -------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop as soon as possible, from any thread: in-flight connections are shut.
+
+        Once the checkout request is on its way it is left to finish, since a cut-off
+        answer would leave a checkout nobody knows about.
+        """
+        with self._lock:
+            self.cancel_event.set()
+            self._hash_stop.set()
+            client = self._client
+            create_sent = self._create_sent
+            pool = self._pool
+        if pool is not None:
+            pool.stop()
+        if client is not None and not create_sent:
+            client.abort()
+
+    def run(self) -> SubmitResult:
+        """Do the whole submission; always ends with a final event and no temp files."""
+        tracker = self._tracker
+        plan: PackPlan | None = None
+        error: BaseException | None = None
+        result: SubmitResult | None = None
+        try:
+            tracker.set_phase(Phase.COLLECTING, current_file=self.blend.name)
+            self._raise_if_cancelled()
+            plan = self._given_plan if self._given_plan is not None else self._collect()
+            self._plan = plan
+            result = self._submit(plan)
+            summary = (
+                f"Dry run: {result.files_uploaded:,} files to upload"
+                if result.dry_run
+                else f"Done: checkout {result.checkout_path}"
+            )
+            tracker.finish(Phase.DONE, summary)
+            result.phase_seconds = tracker.phase_seconds()
+            return result
+        except BaseException as exc:
+            error = exc
+            if self.cancel_event.is_set() and not isinstance(exc, Cancelled) and (
+                isinstance(exc, ShamanError) and not self._create_sent
+            ):
+                error = Cancelled(
+                    "The submission was cancelled; files already uploaded stay on the "
+                    "server and will be skipped next time."
+                )
+                error.__cause__ = exc
+            if isinstance(error, Cancelled):
+                tracker.finish(Phase.CANCELLED, str(error))
+            elif isinstance(error, ShamanError):
+                tracker.finish(Phase.FAILED, str(error))
+            else:
+                tracker.finish(Phase.FAILED, f"Unexpected error ({type(exc).__name__}): {exc}")
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            self._shutdown()
+            if plan is not None:
+                plan.cleanup()
+            self._record(plan, result, error)
+
+    # -- steps --------------------------------------------------------------------------
+    def _collect(self) -> PackPlan:
+        from .collect import collect  # imported late: it pulls in BAT
+
+        return collect(
+            self.blend,
+            project_root=self.options.project_root,
+            as_name=self.options.as_name,
+            cancel=self.cancel_event,
+        )
+
+    def _submit(self, plan: PackPlan) -> SubmitResult:
+        opts = self.options
+        if plan.missing and opts.fail_on_missing:
+            listed = "; ".join(m.path for m in plan.missing[:10])
+            more = f" and {len(plan.missing) - 10} more" if len(plan.missing) > 10 else ""
+            raise MissingDependencies(
+                f"{len(plan.missing)} dependencies of {self.blend} are missing ({listed}{more}); "
+                "nothing was sent because 'fail on missing' is set."
+            )
+        self._check_plan(plan)
+        if opts.cache_dir is not None:
+            self._cache = ChecksumCache(Path(opts.cache_dir) / CACHE_FILE_NAME)
+        with self._lock:
+            self._raise_if_cancelled()
+            self._client = ShamanClient(opts.server_url, opts.client_settings)
+
+        misses = self._hash_from_cache(plan)
+        if opts.dry_run:
+            self._hash_all(misses, plan)
+            self._tracker.set_phase(Phase.CHECKING)
+            answer = self._requirements(self._all_specs(plan))
+            return self._result(plan, None, dry_answer=answer)
+
+        first_answer: list[Any] | None = None
+        if not misses:
+            self._tracker.set_phase(Phase.CHECKING)
+            first_answer = self._requirements(self._all_specs(plan))
+        else:
+            self._hash_and_upload(misses, plan)
+        self._ensure_all_stored(plan, first_answer)
+
+        checkout_path = self._create_checkout(plan)
+        return self._result(plan, checkout_path)
+
+    def _check_plan(self, plan: PackPlan) -> None:
+        seen: dict[str, Path] = {}
+        for f in plan.files:
+            _check_checkout_path(f.checkout_path, f.source)
+            other = seen.setdefault(f.checkout_path, f.source)
+            if other != f.source:
+                raise ShamanError(
+                    f"Two different files would land at {f.checkout_path!r} in the checkout "
+                    f"({other} and {f.source}); nothing was sent."
+                )
+
+    # -- hashing ------------------------------------------------------------------------
+    def _hash_from_cache(self, plan: PackPlan) -> list[int]:
+        """Fill specs from the checksum cache; return the indices still to hash."""
+        self._tracker.set_phase(Phase.HASHING)
+        total = sum(f.size for f in plan.files)
+        self._tracker.set_hash_total(len(plan.files), total)
+        misses = []
+        for i, f in enumerate(plan.files):
+            if i % 256 == 0:
+                self._raise_if_cancelled()
+            stat = FileStat.of(f.source)
+            self._stats[i] = stat
+            sha = self._cache.lookup(stat)
+            if sha is None:
+                misses.append(i)
+                continue
+            self._cache_hits += 1
+            self._set_spec(i, FileSpec(sha, stat.size, f.checkout_path))
+            self._tracker.hashed_bytes(stat.size, f.checkout_path)
+            self._tracker.file_hashed()
+        if misses:
+            # Sizes on disk may differ from the plan's; the bar goes by what is read.
+            missing_bytes = sum(self._stats[i].size for i in misses)
+            hit_bytes = sum(self._stats[i].size for i in self._specs)
+            self._tracker.set_hash_total(len(plan.files), missing_bytes + hit_bytes)
+        log.info("checksum cache: %d hits, %d to hash", self._cache_hits, len(misses))
+        return misses
+
+    def _hash_one(self, index: int, plan: PackPlan) -> _Hashed:
+        """Hash a file; if it changes while being read, once more, then give up."""
+        f = plan.files[index]
+        before = self._stats[index]
+        for attempt in range(2):
+            sha, nbytes = sha256_file(
+                f.source,
+                on_bytes=lambda n: self._tracker.hashed_bytes(n, f.checkout_path),
+                cancel=self._hash_stop,
+            )
+            after = FileStat.of(f.source)
+            if after == before and nbytes == before.size:
+                return _Hashed(index, before, sha)
+            self._tracker.hashed_bytes(-nbytes)
+            before = after
+            self._stats[index] = after
+            log.info("%s changed while it was hashed (attempt %d)", f.source, attempt + 1)
+        raise LocalFileChanged(
+            f"{f.source} keeps changing while it is read; save it, wait for whatever is "
+            "writing it to finish, and submit again.",
+            path=str(f.source),
+        )
+
+    def _hash_workers(self) -> int:
+        return max(1, min(self.options.jobs, os.cpu_count() or 2, 8))
+
+    def _iter_hashed(self, misses: list[int], plan: PackPlan) -> Iterable[_Hashed]:
+        """Hash on a few threads, yielding results as they finish (cancel-aware)."""
+        executor = ThreadPoolExecutor(self._hash_workers(), thread_name_prefix="shaman-hash")
+        pending: set[Future[_Hashed]] = set()
+        try:
+            pending = {executor.submit(self._hash_one, i, plan) for i in misses}
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                self._raise_if_cancelled()
+                for fut in done:
+                    hashed = fut.result()
+                    self._set_spec(
+                        hashed.index,
+                        FileSpec(
+                            hashed.sha, hashed.stat.size, plan.files[hashed.index].checkout_path
+                        ),
+                    )
+                    self._cache.put(hashed.stat, hashed.sha)
+                    self._tracker.file_hashed()
+                    yield hashed
+        finally:
+            # Leaving early (cancel, a failed requirements call): stop the hashing too.
+            if pending:
+                self._hash_stop.set()
+            executor.shutdown(wait=True, cancel_futures=True)
+            self._cache.flush()
+
+    def _hash_all(self, misses: list[int], plan: PackPlan) -> None:
+        for _ in self._iter_hashed(misses, plan):
+            pass
+
+    def _hash_and_upload(self, misses: list[int], plan: PackPlan) -> None:
+        """Hashing and uploading at once: ask about each batch of new checksums as it is
+        ready and start uploading what the server lacks."""
+        already = [self._specs[i] for i in sorted(self._specs)]
+        if already:
+            self._ask_and_enqueue(already)
+        batch: list[FileSpec] = []
+        batch_bytes = 0
+        last_flush = self._clock()
+        first = True
+        for hashed in self._iter_hashed(misses, plan):
+            spec = self._specs[hashed.index]
+            batch.append(spec)
+            batch_bytes += spec.size
+            now = self._clock()
+            if (
+                first
+                or len(batch) >= BATCH_FILES
+                or batch_bytes >= BATCH_BYTES
+                or now - last_flush >= BATCH_SECONDS
+            ):
+                self._ask_and_enqueue(batch)
+                batch, batch_bytes, last_flush, first = [], 0, now, False
+        if batch:
+            self._ask_and_enqueue(batch)
+        self._tracker.set_phase(Phase.UPLOADING)
+        self._wait_uploads()
+
+    # -- requirements and uploads -------------------------------------------------------
+    def _all_specs(self, plan: PackPlan) -> list[FileSpec]:
+        return [self._specs[i] for i in range(len(plan.files))]
+
+    def _requirements(self, specs: list[FileSpec]) -> list[Any]:
+        self._raise_if_cancelled()
+        assert self._client is not None
+        return list(self._client.requirements(specs))
+
+    def _set_spec(self, index: int, spec: FileSpec) -> None:
+        """Record a file's checksum, keeping the content -> files index in step."""
+        with self._lock:
+            old = self._specs.get(index)
+            if old is not None:
+                holders = self._by_key.get((old.sha, old.size), [])
+                if index in holders:
+                    holders.remove(index)
+            self._specs[index] = spec
+            self._by_key.setdefault((spec.sha, spec.size), []).append(index)
+
+    def _sources_for(self, key: Key) -> list[Path]:
+        assert self._plan is not None
+        with self._lock:
+            indices = list(self._by_key.get(key, ()))
+        out: list[Path] = []
+        for i in indices:
+            src = self._plan.files[i].source
+            if src not in out:
+                out.append(src)
+        return out
+
+    def _ask_and_enqueue(self, specs: list[FileSpec]) -> None:
+        answer = self._requirements(specs)
+        self._enqueue(answer, only_new=True)
+
+    def _enqueue(self, answer: Iterable[Any], *, only_new: bool) -> int:
+        """Queue uploads for a requirements answer: ``unknown`` first, then ``uploading``."""
+        items = sorted(answer, key=lambda r: 0 if r.status == "unknown" else 1)
+        added = 0
+        for req in items:
+            key = (req.sha, req.size)
+            with self._lock:
+                if only_new and key in self._queued:
+                    continue
+                self._queued.add(key)
+            sources = self._sources_for(key)
+            if not sources:
+                log.warning("requirements named content %s/%d this plan does not have", *key)
+                continue
+            self._tracker.add_upload_work(1, req.size)
+            self._get_pool().put(_Content(req.sha, req.size, sources, req.path))
+            added += 1
+        return added
+
+    def _get_pool(self) -> UploadPool[_Content]:
+        with self._lock:
+            self._raise_if_cancelled()
+            if self._pool is None:
+                self._pool = UploadPool(self.options.jobs, self._upload, name="shaman-upload")
+            return self._pool
+
+    def _wait_uploads(self) -> None:
+        if self._pool is not None:
+            self._pool.wait_idle(should_stop=self.cancel_event.is_set)
+        self._raise_if_cancelled()
+
+    def _ensure_all_stored(self, plan: PackPlan, first_answer: list[Any] | None) -> None:
+        """Requirements over the whole list until it comes back empty (bounded)."""
+        answer = first_answer
+        for _round in range(MAX_ROUNDS + 1):
+            if answer is None:
+                self._tracker.set_phase(Phase.CHECKING)
+                answer = self._requirements(self._all_specs(plan))
+            if not answer:
+                return
+            if _round == MAX_ROUNDS:
+                break
+            self._tracker.set_phase(Phase.UPLOADING)
+            self._enqueue(answer, only_new=False)
+            self._wait_uploads()
+            answer = None
+        names = sorted({r.path for r in answer})
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise ShamanError(
+            f"The server at {self.options.server_url} still lacks {len(names)} file(s) after "
+            f"{MAX_ROUNDS} upload rounds: {shown}. Check the Manager's log and disk space."
+        )
+
+    def _upload(self, item: _Content) -> None:
+        """One upload attempt of one content, run on a pool thread."""
+        self._raise_if_cancelled()
+        client = self._client
+        assert client is not None and self._pool is not None
+        source = item.sources[0]
+        sent = 0
+
+        def on_bytes(n: int) -> None:
+            nonlocal sent
+            sent += n
+            self._tracker.uploaded_bytes(n, item.name)
+
+        try:
+            outcome = client.upload(
+                item.sha,
+                item.size,
+                source,
+                original_filename=item.name,
+                can_defer=item.can_defer,
+                on_bytes=on_bytes,
+                cancel=self.cancel_event,
+            )
+        except UploadReset:
+            self._tracker.uploaded_bytes(-sent)
+            self._raise_if_cancelled()
+            item.resets += 1
+            self._after_unclear(item, "the connection dropped")
+            return
+        except (ChecksumMismatch, LocalFileChanged) as exc:
+            self._tracker.uploaded_bytes(-sent)
+            self._after_mismatch(item, exc)
+            return
+        if outcome == UploadResult.STORED:
+            with self._lock:
+                self._uploaded[item.key] = item.name
+            self._tracker.file_uploaded()
+        elif outcome == UploadResult.DEFERRED:
+            self._tracker.uploaded_bytes(-sent)
+            item.defers += 1
+            if item.defers >= MAX_DEFERS_BEFORE_FORCING:
+                log.warning("%s deferred %d times; sending it anyway", item.name, item.defers)
+                item.can_defer = False
+            self._pool.put(item, delay_s=min(0.05 * 2 ** min(item.defers - 1, 5), 1.0))
+        else:  # ALREADY_KNOWN: not proof, ask
+            self._tracker.uploaded_bytes(-sent)
+            self._after_unclear(item, "the server already knew it")
+
+    def _after_unclear(self, item: _Content, why: str) -> None:
+        """After a reset or a 208: stored means done; otherwise send it again later."""
+        assert self._client is not None and self._pool is not None
+        status = self._client.file_status(item.sha, item.size)
+        log.debug("%s: %s; status now %s", item.name, why, status)
+        if status == "stored":
+            self._tracker.file_uploaded(item.size)
+            return
+        if item.resets > MAX_RESETS_PER_FILE:
+            raise ShamanError(
+                f"Uploading {item.sources[0]} to {self.options.server_url} was cut off "
+                f"{item.resets} times; check the network and the Manager's log."
+            )
+        delay = 0.05 if status == "uploading" else 0.0
+        self._pool.put(item, delay_s=delay)
+
+    def _after_mismatch(self, item: _Content, exc: ShamanError) -> None:
+        """417 or a size change on disk: hash that file again, once, and send it again."""
+        assert self._plan is not None and self._pool is not None
+        source = item.sources[0]
+        with self._lock:
+            again = source in self._rehashed
+            self._rehashed.add(source)
+        if again:
+            detail = getattr(exc, "server_message", "") or str(exc)
+            raise ChecksumMismatch(
+                f"The server at {self.options.server_url} received different bytes than "
+                f"{source} held when it was hashed, even after hashing it again ({detail}). "
+                "Is something still writing that file? Save it and submit again.",
+                url=self.options.server_url,
+                status=417,
+                server_message=detail,
+            ) from exc
+        indices = [i for i, f in enumerate(self._plan.files) if f.source == source]
+        self._cache.forget({self._stats[i].path for i in indices})
+        stat = FileStat.of(source)
+        sha, nbytes = sha256_file(source, cancel=self.cancel_event)
+        log.info("%s re-hashed after %s: %s/%d", source, type(exc).__name__, sha, nbytes)
+        for i in indices:
+            self._stats[i] = stat
+            self._set_spec(i, FileSpec(sha, nbytes, self._plan.files[i].checkout_path))
+        if FileStat.of(source) == stat:
+            self._cache.put(stat, sha)
+        if (sha, nbytes) == item.key:
+            self._pool.put(item)
+            return
+        others = [s for s in item.sources if s != source]
+        if others:
+            self._pool.put(_Content(item.sha, item.size, others, item.name))
+        with self._lock:
+            self._queued.add((sha, nbytes))
+        self._tracker.add_upload_work(0, nbytes - item.size)
+        self._pool.put(_Content(sha, nbytes, [source], item.name))
+
+    # -- checkout -----------------------------------------------------------------------
+    def _create_checkout(self, plan: PackPlan) -> str:
+        opts = self.options
+        client = self._client
+        assert client is not None
+        self._tracker.set_phase(Phase.CHECKING_OUT)
+        blend_name = opts.as_name or self.blend.name
+        base = render_checkout_name(opts.checkout_template, blend_name=blend_name)
+        specs = self._all_specs(plan)
+        path = base
+        resent = False
+        for _attempt in range(MAX_NAME_ATTEMPTS):
+            with self._lock:
+                self._raise_if_cancelled()
+                self._create_sent = True
+            try:
+                returned = client.create_checkout(specs, path)
+            except CheckoutExists:
+                suffix = "".join(
+                    secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4)
+                )
+                log.info("checkout %s exists; trying %s-%s", path, base, suffix)
+                path = f"{base}-{suffix}"
+            except MissingFilesAtCheckout:
+                if resent:
+                    raise
+                resent = True
+                log.warning("the server lost files before the checkout; sending them again")
+                with self._lock:
+                    self._create_sent = False
+                self._ensure_all_stored(plan, None)
+                self._tracker.set_phase(Phase.CHECKING_OUT)
+            else:
+                return returned
+            with self._lock:
+                self._create_sent = False
+        raise ShamanError(
+            f"The server at {opts.server_url} refused {MAX_NAME_ATTEMPTS} checkout names "
+            f"starting with {base!r} as taken; choose another checkout path template."
+        )
+
+    # -- results ------------------------------------------------------------------------
+    def _result(
+        self, plan: PackPlan, checkout_path: str | None, *, dry_answer: list[Any] | None = None
+    ) -> SubmitResult:
+        sizes = [self._specs[i].size for i in range(len(plan.files))]
+        if dry_answer is not None:
+            send = {(r.sha, r.size): r.path for r in dry_answer}
+        else:
+            send = dict(self._uploaded)
+        sent_keys = set(send)
+        stored = [
+            i for i in range(len(plan.files))
+            if (self._specs[i].sha, self._specs[i].size) not in sent_keys
+        ]
+        worker = (
+            f"{{jobs}}/{checkout_path}/{plan.blend_checkout_path}" if checkout_path else None
+        )
+        warnings = list(plan.warnings)
+        if self._cache.status in ("locked", "unusable"):
+            warnings.append(
+                f"The checksum cache {self._cache.path} could not be used ({self._cache.status});"
+                " every file was hashed."
+            )
+        return SubmitResult(
+            checkout_path=checkout_path,
+            blend_checkout_path=plan.blend_checkout_path,
+            worker_blend_path=worker,
+            files_total=len(plan.files),
+            bytes_total=sum(sizes),
+            files_uploaded=len(send),
+            bytes_uploaded=sum(size for _sha, size in send),
+            files_already_stored=len(stored),
+            bytes_already_stored=sum(sizes[i] for i in stored),
+            missing=list(plan.missing),
+            warnings=warnings,
+            phase_seconds=self._tracker.phase_seconds(),
+            dry_run=self.options.dry_run,
+            to_upload=sorted(send.values()),
+        )
+
+    def _record(
+        self, plan: PackPlan | None, result: SubmitResult | None, error: BaseException | None
+    ) -> None:
+        if self.options.cache_dir is None:
+            return
+        if isinstance(error, Cancelled):
+            status = "cancelled"
+        elif error is not None:
+            status = "failed"
+        else:
+            status = "done"
+        record: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "tool": "shaman-submitter",
+            "tool_version": __version__,
+            "app": dict(self.options.app_info),
+            "server": self.options.server_url,
+            "blend": str(self.blend),
+            "status": status,
+            "error": str(error) if error is not None else None,
+            "cache_hits": self._cache_hits,
+            "phase_seconds": {k: round(v, 4) for k, v in self._tracker.phase_seconds().items()},
+        }
+        if result is not None:
+            record.update(result.to_json())
+            record.pop("to_upload", None)
+        elif plan is not None:
+            record["files_total"] = len(plan.files)
+            record["bytes_total"] = plan.total_bytes
+        try:
+            append_history(Path(self.options.cache_dir), record)
+        except OSError as exc:
+            log.warning("could not append to the submission history: %s", exc)
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _raise_if_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled(
+                "The submission was cancelled; files already uploaded stay on the server "
+                "and will be skipped next time."
+            )
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            client = self._client
+        if pool is not None:
+            pool.stop()
+            pool.join(timeout=30)
+        self._cache.close()
+        if client is not None:
+            client.close()
+
