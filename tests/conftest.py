@@ -7,6 +7,7 @@ Fixtures live in their own modules and are re-exported here.
 from __future__ import annotations
 
 import pytest
+from blend_fixtures import *  # noqa: F403  (fixtures: production, basic_production, ...)
 
 from server_fixtures import *  # noqa: F403  (fixtures: shaman_server, ...)
 

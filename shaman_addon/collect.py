@@ -1,0 +1,279 @@
+"""From a .blend to a pack plan: every file it needs, where each lands, rewritten copies.
+
+Steps: trace the main .blend and, recursively, every library it links (``trace_blend``);
+expand each stored path to files on disk (``collect_expand``); give every file its
+checkout path (``paths.to_checkout_path``, the only place paths are made); rewrite the
+.blend files whose stored paths no longer lead to the right place in the checkout
+(``rewrite``). The artist's files are only read, never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from . import paths
+from .collect_expand import Expander, resolve
+from .errors import BlendFileError, Cancelled, ShamanError
+from .plan import MissingFile, PackPlan, PlanFile
+from .rewrite import Patch, patches_for, write_rewritten
+from .trace_blend import CACHE_GLOB, LIBRARY, BlendTrace, trace_blend
+
+log = logging.getLogger(__name__)
+
+PROJECT_MARKERS = (".blender_project", ".git", ".svn")
+_TRACE_CACHE_VERSION = "1"
+
+
+def find_project_root(blend: Path) -> Path:
+    """The nearest folder above ``blend`` holding a project marker, else its own folder."""
+    start = Path(os.path.abspath(blend)).parent
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return start
+
+
+def collect(
+    blend: Path,
+    *,
+    project_root: Path | None = None,
+    as_name: str | None = None,
+    temp_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> PackPlan:
+    """Make the pack plan for ``blend``; see the module docstring.
+
+    ``as_name`` traces and places the main file as if it were called that (a bare name:
+    in the same folder; an absolute path: at that location), so a temporary copy of an
+    unsaved scene finds ``//blendcache_<name>/`` and lands under its real name.
+    """
+    collector = _Collector(
+        Path(os.path.abspath(blend)),
+        project_root=project_root,
+        as_name=as_name,
+        temp_dir=temp_dir,
+        cache_dir=cache_dir,
+        cancel=cancel,
+        on_progress=on_progress,
+    )
+    return collector.run()
+
+
+class _Collector:
+    def __init__(
+        self,
+        blend: Path,
+        *,
+        project_root: Path | None,
+        as_name: str | None,
+        temp_dir: Path | None,
+        cache_dir: Path | None,
+        cancel: threading.Event | None,
+        on_progress: Callable[[str], None] | None,
+    ) -> None:
+        if not blend.is_file():
+            raise BlendFileError(f"{blend} does not exist or is not a file", path=str(blend))
+        self.blend = blend
+        if as_name:
+            named = Path(as_name)
+            self.virtual = Path(
+                os.path.abspath(named if named.is_absolute() else blend.parent / named)
+            )
+        else:
+            self.virtual = blend
+        if project_root is not None:
+            root = Path(os.path.abspath(project_root))
+            if not root.is_dir():
+                raise ShamanError(f"the project root {root} is not a folder")
+            self.root = root
+        else:
+            self.root = find_project_root(self.virtual)
+        self.temp_base = temp_dir
+        self.cache_dir = cache_dir
+        self.cancel = cancel
+        self.progress = on_progress or (lambda _msg: None)
+        self.main_cp = paths.to_checkout_path(self.virtual, self.root)
+        self.expander = Expander()
+
+    # -- placement
+    def place(self, abs_path: str) -> str:
+        """Checkout path of a file or folder (the project root itself is ``"."``)."""
+        if abs_path == str(self.blend):
+            return self.main_cp
+        if abs_path == str(self.root):
+            return "."
+        return paths.to_checkout_path(abs_path, self.root)
+
+    def check_cancel(self, plan: PackPlan | None = None) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            if plan is not None:
+                plan.cleanup()
+            raise Cancelled(f"collecting the dependencies of {self.blend} was cancelled")
+
+    # -- tracing, with an optional cache keyed by the file's identity
+    def trace(self, path: Path) -> BlendTrace:
+        st = path.stat()
+        cache_file = None
+        if self.cache_dir is not None:
+            key = f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}"
+            digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+            cache_file = self.cache_dir / "traces" / f"{digest}.json"
+            try:
+                return BlendTrace.from_json(json.loads(cache_file.read_text("utf-8")))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        result = trace_blend(path)
+        if cache_file is not None:
+            try:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(result.to_json()), "utf-8")
+                os.replace(tmp, cache_file)
+            except OSError as exc:
+                log.warning("could not write the trace cache %s: %s", cache_file, exc)
+        return result
+
+    def run(self) -> PackPlan:
+        plan = PackPlan(
+            main_blend=self.blend, project_root=self.root, blend_checkout_path=self.main_cp
+        )
+        try:
+            self._run(plan)
+        except BaseException:
+            plan.cleanup()
+            raise
+        return plan
+
+    def _run(self, plan: PackPlan) -> None:
+        # 1. The main file and its libraries, breadth first (cycles end at the seen set).
+        traces: dict[Path, BlendTrace] = {}
+        order = [self.blend]
+        queued = {str(self.blend)}
+        missing: dict[str, list[str]] = {}
+        while order:
+            self.check_cancel()
+            current = order.pop(0)
+            self.progress(f"reading {current.name}")
+            trace = self.trace(current)
+            traces[current] = trace
+            for ref in trace.refs:
+                if ref.kind != LIBRARY:
+                    continue
+                lib = resolve(current.parent, ref.path)
+                if lib in queued:
+                    continue
+                if os.path.isfile(lib):
+                    queued.add(lib)
+                    order.append(Path(lib))
+
+        # 2. Every file each .blend needs.
+        found: dict[str, str] = {str(self.blend): self.main_cp}  # abs path -> checkout path
+        skipped: set[str] = set()
+        for blend_path, trace in traces.items():
+            self.check_cancel()
+            if blend_path != self.blend:
+                found[str(blend_path)] = self.place(str(blend_path))
+            for ref in trace.refs:
+                blend_dir = blend_path.parent
+                ref_path = ref.path
+                if ref.kind == CACHE_GLOB and blend_path == self.blend:
+                    # //blendcache_<name>/ follows the name the file is submitted under.
+                    ref_path = ref_path.replace(
+                        f"//blendcache_{self.blend.stem}/", f"//blendcache_{self.virtual.stem}/", 1
+                    )
+                    blend_dir = self.virtual.parent
+                result = self.expander.expand(ref, blend_dir, ref_path)
+                for f in result.files:
+                    if self.expander.in_blender_install(f):
+                        skipped.add(f)
+                        continue
+                    if f not in found:
+                        found[f] = self.place(f)
+                for m in result.missing:
+                    missing.setdefault(m, []).append(f"{blend_path}: {ref.referrer}")
+
+        # 3. Checkout paths must be unique (they are by construction; make sure).
+        by_cp: dict[str, str] = {}
+        for abs_path, cp in found.items():
+            other = by_cp.setdefault(cp, abs_path)
+            if other != abs_path:
+                raise ShamanError(
+                    f"{other} and {abs_path} would both land at {cp!r} in the checkout"
+                )
+
+        # 4. Rewrite .blend files whose stored paths must change.
+        rewritten: dict[str, Path] = {}
+        for i, (blend_path, trace) in enumerate(traces.items()):
+            self.check_cancel(plan)
+            cp = found[str(blend_path)]
+            patches = patches_for(
+                blend_path,
+                trace,
+                cp,
+                blend_dir=blend_path.parent,
+                place=self.place,
+                skip=self.expander.in_blender_install,
+            )
+            if not patches:
+                continue
+            self.progress(f"rewriting {blend_path.name}")
+            rewritten[str(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
+
+        # 5. The plan.
+        files: list[PlanFile] = []
+        for abs_path, cp in found.items():
+            src = rewritten.get(abs_path)
+            try:
+                size = (src or Path(abs_path)).stat().st_size
+            except OSError:
+                missing.setdefault(abs_path, []).append("(vanished while collecting)")
+                continue
+            files.append(
+                PlanFile(
+                    source=src or Path(abs_path),
+                    checkout_path=cp,
+                    size=size,
+                    original=Path(abs_path),
+                    rewritten=src is not None,
+                )
+            )
+        files.sort(key=lambda f: (f.checkout_path != self.main_cp, f.checkout_path))
+        plan.files = files
+        plan.missing = [
+            MissingFile(path=p, referenced_by=tuple(sorted(set(refs))))
+            for p, refs in sorted(missing.items())
+        ]
+        plan.outside_project = sorted(
+            Path(a) for a, cp in found.items() if cp.startswith(paths.OUTSIDE_DIR + "/")
+        )
+        for group in paths.case_collisions(f.checkout_path for f in files):
+            plan.warnings.append(
+                "these paths differ only in letter case and will collide on a worker with a "
+                "case-insensitive disk (Windows, macOS): " + ", ".join(group)
+            )
+        if skipped:
+            log.info("not sending %d file(s) inside Blender's installation", len(skipped))
+        self.progress(f"{len(files)} files, {len(plan.missing)} missing")
+
+    def _rewrite(
+        self, plan: PackPlan, index: int, blend_path: Path, trace: BlendTrace, patches: list[Patch]
+    ) -> Path:
+        if plan.temp_dir is None:
+            base = self.temp_base
+            if base is not None:
+                base.mkdir(parents=True, exist_ok=True)
+            plan.temp_dir = Path(tempfile.mkdtemp(prefix="shaman-pack-", dir=base))
+        dest = plan.temp_dir / f"{index:04d}" / blend_path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_rewritten(blend_path, trace.compression, patches, dest, cache_dir=self.cache_dir)
+        plan.temp_files.append(dest)
+        return dest

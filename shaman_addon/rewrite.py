@@ -1,0 +1,158 @@
+"""Rewritten copies of .blend files: new paths patched into a copy, byte-deterministic.
+
+The byte range of every path field is known from tracing (``trace_blend.Slot``), so a copy
+is the original (decompressed), with those ranges overwritten (the new path, then zero
+bytes to the end of the field), compressed again with zstd at a fixed level if the
+original was compressed. No timestamps or names go into the output, so the same input
+and the same changes always give the same bytes (and the same checksum on the server).
+A new path that does not fit its fixed-size field is an error, never truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .collect_expand import resolve
+from .errors import BlendFileError, PathTooLong
+from .trace_blend import CACHE_GLOB, DIRECTORY, LISTED, BlendTrace, Ref, Slot
+
+log = logging.getLogger(__name__)
+
+ZSTD_LEVEL = 3
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Patch:
+    slot: Slot
+    old: str
+    new: str
+    referrer: str
+
+
+def patches_for(
+    blend_path: Path,
+    trace: BlendTrace,
+    blend_checkout_path: str,
+    *,
+    blend_dir: Path,
+    place: Callable[[str], str],
+    skip: Callable[[str], bool] = lambda _p: False,
+) -> list[Patch]:
+    """The stored paths of one .blend that must change so they work in the checkout.
+
+    A path changes when it does not already read as the ``//``-relative path from the
+    .blend's checkout location to its target's (absolute paths, files outside the project,
+    a main file submitted under another name or folder, backslashes, ``..`` detours).
+    """
+    patches: list[Patch] = []
+    for ref in trace.refs:
+        if ref.slot is None or ref.kind == CACHE_GLOB:
+            continue
+        target_abs = resolve(blend_dir, ref.path)
+        if skip(target_abs):
+            continue  # inside Blender's installation: left alone
+        new = paths.blend_relative(place(target_abs), blend_checkout_path)
+        if _wants_slash(ref) and not new.endswith("/"):
+            new += "/"
+        if new == ref.path:
+            continue
+        encoded = new.encode("utf-8", "surrogateescape")
+        if len(encoded) + 1 > ref.slot.size:
+            raise PathTooLong(
+                f"{blend_path}: the path of {ref.referrer} would become {new!r} "
+                f"({len(encoded)} bytes) in the checkout, but that field holds at most "
+                f"{ref.slot.size - 1} bytes; shorten folder names or move the file closer "
+                f"to the project"
+            )
+        patches.append(Patch(ref.slot, ref.path, new, ref.referrer))
+    patches.sort(key=lambda p: p.slot.offset)
+    return patches
+
+
+def _wants_slash(ref: Ref) -> bool:
+    if ref.kind == LISTED:
+        return True
+    return ref.kind == DIRECTORY and ref.path.replace("\\", "/").endswith("/")
+
+
+def read_uncompressed(path: Path, compression: str) -> bytes:
+    """The .blend's bytes as BAT saw them (offsets in slots refer to these)."""
+    if compression == "none":
+        return path.read_bytes()
+    try:
+        if compression == "gzip":
+            import gzip
+
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        import zstandard
+
+        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as f:
+            return f.read()
+    except (OSError, EOFError) as exc:
+        raise BlendFileError(f"cannot decompress {path}: {exc}", path=str(path)) from exc
+    except Exception as exc:  # zstandard.ZstdError and friends
+        raise BlendFileError(f"cannot decompress {path}: {exc}", path=str(path)) from exc
+
+
+def apply_patches(data: bytes, patches: list[Patch], source: Path) -> bytes:
+    buf = bytearray(data)
+    for p in patches:
+        enc = p.new.encode("utf-8", "surrogateescape")
+        end = p.slot.offset + p.slot.size
+        if end > len(buf):
+            raise BlendFileError(
+                f"{source} changed while it was being collected (a path field lies past "
+                f"its end); save it and try again",
+                path=str(source),
+            )
+        buf[p.slot.offset : end] = enc + b"\0" * (p.slot.size - len(enc))
+    return bytes(buf)
+
+
+def write_rewritten(
+    source: Path,
+    compression: str,
+    patches: list[Patch],
+    dest: Path,
+    *,
+    cache_dir: Path | None = None,
+) -> None:
+    """Write the patched copy of ``source`` to ``dest`` (deterministic bytes)."""
+    cached = None
+    if cache_dir is not None:
+        st = source.stat()
+        h = hashlib.sha256()
+        h.update(
+            f"{source}|{st.st_size}|{st.st_mtime_ns}|{compression}|{ZSTD_LEVEL}".encode(
+                "utf-8", "surrogateescape"
+            )
+        )
+        for p in patches:
+            h.update(f"|{p.slot.offset}:{p.slot.size}:{p.new}".encode("utf-8", "surrogateescape"))
+        cached = cache_dir / "rewritten" / f"{h.hexdigest()}.blend"
+        if cached.is_file():
+            shutil.copyfile(cached, dest)
+            return
+    data = apply_patches(read_uncompressed(source, compression), patches, source)
+    if compression != "none":
+        import zstandard
+
+        data = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+    dest.write_bytes(data)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, cached)
+        except OSError as exc:
+            log.warning("could not write the rewrite cache %s: %s", cached, exc)
