@@ -339,7 +339,7 @@ class Builder:
         img = self.image("base color", self.rel(path, tex))
         ground = self.image("ground", str(self.outside_tex))  # absolute, outside the project
         mat = self.textured_material("MAT_base", [img, ground])
-        self.plane("base_plane", mat, (0, 0, -0.5), coll)
+        self.plane("base_plane", mat, (0.4, 0.4, 0.3), coll).scale = (0.5, 0.5, 1)
         coll.use_fake_user = True
         self.save(path)
         return path
@@ -386,8 +386,11 @@ class Builder:
         scene.name = "Scene"
         root = scene.collection
         # camera looking down at a row of planes
-        cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-        cam.location = (0, 0, 12)
+        cam_data = bpy.data.cameras.new("Camera")
+        cam_data.type = "ORTHO"
+        cam_data.ortho_scale = 11.0
+        cam = bpy.data.objects.new("Camera", cam_data)
+        cam.location = (0, -1, 12)
         root.objects.link(cam)
         scene.camera = cam
         sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
@@ -411,7 +414,8 @@ class Builder:
 
         ground = self.image("ground", str(self.outside_tex))
         mat = self.textured_material("MAT_ground", [ground])
-        self.plane("ground_plane", mat, (0, -4, 0), root)
+        ground_plane = self.plane("ground_plane", mat, (0, -1, -1), root)
+        ground_plane.scale = (7, 7, 1)
 
         if self.args.kinds == "all":
             self.build_all_kinds(main, scene)

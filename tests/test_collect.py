@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from blend_tools import run_tool
 
-from blendgen import ProductionInfo
 from shaman_addon.collect import collect, find_project_root
 from shaman_addon.paths import is_safe_checkout_path
+
+from blendgen import ProductionInfo
 
 
 @pytest.fixture(scope="module")
