@@ -52,7 +52,12 @@ CACHE_FILE_NAME = "checksums.sqlite"
 MAX_ROUNDS = 5
 """Requirements rounds after the first uploads before giving up on files never stored."""
 MAX_RESETS_PER_FILE = 5
-MAX_DEFERS_BEFORE_FORCING = 40
+DEFER_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
+"""Back-off after each 425 of one file within a round; after the last, the file waits
+for the next requirements round (which also tells whether the other upload finished)."""
+MAX_WAIT_ROUNDS = 60
+"""Rounds in which the only files left are being uploaded by someone else; past half of
+them, this client sends those files itself (the other one may be stuck)."""
 MAX_NAME_ATTEMPTS = 10
 BATCH_FILES = 500
 BATCH_BYTES = 64 << 20
@@ -224,7 +229,7 @@ class Submission:
     def run(self) -> SubmitResult:
         """Do the whole submission; always ends with a final event and no temp files."""
         tracker = self._tracker
-        plan: PackPlan | None = None
+        plan: PackPlan | None = self._given_plan  # ours to clean up, whatever happens
         error: BaseException | None = None
         result: SubmitResult | None = None
         try:
@@ -470,7 +475,7 @@ class Submission:
         answer = self._requirements(specs)
         self._enqueue(answer, only_new=True)
 
-    def _enqueue(self, answer: Iterable[Any], *, only_new: bool) -> int:
+    def _enqueue(self, answer: Iterable[Any], *, only_new: bool, take_over: bool = False) -> int:
         """Queue uploads for a requirements answer: ``unknown`` first, then ``uploading``."""
         items = sorted(answer, key=lambda r: 0 if r.status == "unknown" else 1)
         added = 0
@@ -485,7 +490,9 @@ class Submission:
                 log.warning("requirements named content %s/%d this plan does not have", *key)
                 continue
             self._tracker.add_upload_work(1, req.size)
-            self._get_pool().put(_Content(req.sha, req.size, sources, req.path))
+            self._get_pool().put(
+                _Content(req.sha, req.size, sources, req.path, can_defer=not take_over)
+            )
             added += 1
         return added
 
@@ -504,23 +511,32 @@ class Submission:
     def _ensure_all_stored(self, plan: PackPlan, first_answer: list[Any] | None) -> None:
         """Requirements over the whole list until it comes back empty (bounded)."""
         answer = first_answer
-        for _round in range(MAX_ROUNDS + 1):
+        rounds = waits = 0
+        while True:
             if answer is None:
                 self._tracker.set_phase(Phase.CHECKING)
                 answer = self._requirements(self._all_specs(plan))
             if not answer:
                 return
-            if _round == MAX_ROUNDS:
-                break
+            if all(r.status == "uploading" for r in answer):
+                # Someone else is sending these: waiting is not failing.
+                waits += 1
+                if waits > MAX_WAIT_ROUNDS:
+                    break
+            else:
+                rounds += 1
+                if rounds > MAX_ROUNDS:
+                    break
             self._tracker.set_phase(Phase.UPLOADING)
-            self._enqueue(answer, only_new=False)
+            self._enqueue(answer, only_new=False, take_over=waits > MAX_WAIT_ROUNDS // 2)
             self._wait_uploads()
             answer = None
         names = sorted({r.path for r in answer})
         shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
         raise ShamanError(
             f"The server at {self.options.server_url} still lacks {len(names)} file(s) after "
-            f"{MAX_ROUNDS} upload rounds: {shown}. Check the Manager's log and disk space."
+            f"{rounds} upload rounds and {waits} waits for other uploads: {shown}. "
+            "Check the Manager's log and disk space."
         )
 
     def _upload(self, item: _Content) -> None:
@@ -563,10 +579,11 @@ class Submission:
         elif outcome == UploadResult.DEFERRED:
             self._tracker.uploaded_bytes(-sent)
             item.defers += 1
-            if item.defers >= MAX_DEFERS_BEFORE_FORCING:
-                log.warning("%s deferred %d times; sending it anyway", item.name, item.defers)
-                item.can_defer = False
-            self._pool.put(item, delay_s=min(0.05 * 2 ** min(item.defers - 1, 5), 1.0))
+            if item.defers > len(DEFER_DELAYS_S):
+                log.info("%s: still uploaded by someone else; left for the next round",
+                         item.name)
+                return
+            self._pool.put(item, delay_s=DEFER_DELAYS_S[item.defers - 1])
         else:  # ALREADY_KNOWN: not proof, ask
             self._tracker.uploaded_bytes(-sent)
             self._after_unclear(item, "the server already knew it")
