@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import paths
 from .collect_expand import Expander, resolve
-from .errors import BlendFileError, Cancelled, ShamanError
+from .errors import BlendFileError, Cancelled, ConfigError, ShamanError
 from .plan import MissingFile, PackPlan, PlanFile
 from .rewrite import Patch, patches_for, write_rewritten
 from .trace_blend import CACHE_GLOB, LIBRARY, BlendTrace, trace_blend
@@ -93,7 +93,7 @@ class _Collector:
         if project_root is not None:
             root = Path(os.path.abspath(project_root))
             if not root.is_dir():
-                raise ShamanError(f"the project root {root} is not a folder")
+                raise ConfigError(f"the project root {root} (--project-root) is not a folder")
             self.root = root
         else:
             self.root = find_project_root(self.virtual)
@@ -103,15 +103,23 @@ class _Collector:
         self.progress = on_progress or (lambda _msg: None)
         self.main_cp = paths.to_checkout_path(self.virtual, self.root)
         self.expander = Expander()
+        self._placed: dict[str, str] = {}
 
     # -- placement
     def place(self, abs_path: str) -> str:
         """Checkout path of a file or folder (the project root itself is ``"."``)."""
+        try:
+            return self._placed[abs_path]
+        except KeyError:
+            pass
         if abs_path == str(self.blend):
-            return self.main_cp
-        if abs_path == str(self.root):
-            return "."
-        return paths.to_checkout_path(abs_path, self.root)
+            cp = self.main_cp
+        elif abs_path == str(self.root):
+            cp = "."
+        else:
+            cp = paths.to_checkout_path(abs_path, self.root)
+        self._placed[abs_path] = cp
+        return cp
 
     def check_cancel(self, plan: PackPlan | None = None) -> None:
         if self.cancel is not None and self.cancel.is_set():

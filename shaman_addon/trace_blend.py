@@ -14,6 +14,7 @@ what Blender reports when it opens that file, and what its rewritten copy must c
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
 from collections.abc import Iterator
@@ -104,17 +105,53 @@ def _name(block: Any) -> str:
     return f"{_text(raw[:2])} {_text(raw[2:])}"
 
 
+_DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
+_blendfile_class: Any = None
+
+
+def _open_blendfile(path: Path) -> Any:
+    """BAT's BlendFile, sharing the decoded DNA catalogue between files with the same one.
+
+    Decoding the catalogue is most of the cost of opening a file, and every file saved
+    by one Blender version carries the same catalogue; the decoded structs are read-only
+    descriptions, so files can share them.
+    """
+    global _blendfile_class
+    if _blendfile_class is None:
+        from blender_asset_tracer import blendfile
+
+        class _SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
+            def decode_structs(self, block: Any) -> None:
+                start = self.fileobj.tell()
+                data = self.fileobj.read(block.size)
+                key = (
+                    hashlib.sha1(data).digest(),
+                    self.header.pointer_size,
+                    getattr(self.header.endian, "__name__", str(self.header.endian)),
+                )
+                cached = _DNA_CACHE.get(key)
+                if cached is not None:
+                    self.structs.extend(cached[0])
+                    self.sdna_index_from_id.update(cached[1])
+                    return
+                self.fileobj.seek(start)
+                super().decode_structs(block)
+                _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
+
+        _blendfile_class = _SharedDNABlendFile
+    return _blendfile_class(path)
+
+
 def trace_blend(path: Path) -> BlendTrace:
     """List every path stored in the .blend at ``path``.
 
     Raises BlendFileError (naming the file) when it is not a .blend file, is truncated,
     or cannot be read by BAT (for example a file from a much newer Blender).
     """
-    from blender_asset_tracer import blendfile
     from blender_asset_tracer.blendfile import exceptions as bat_exc
 
     try:
-        bfile = blendfile.BlendFile(path)
+        bfile = _open_blendfile(path)
     except bat_exc.BlendFileError as exc:
         raise BlendFileError(
             f"{path} is not a .blend file Blender can read ({exc})", path=str(path)

@@ -195,6 +195,7 @@ class Builder:
         import bpy
 
         self.bpy = bpy
+        bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups
         self.out = outdir
         self.args = args
         self.project = outdir / "project"
