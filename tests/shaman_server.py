@@ -674,9 +674,9 @@ class _Handler(BaseHTTPRequestHandler):
         if close:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + body if body else head)
-        if self._endpoint:
+        if self._endpoint:  # counted first, so a client that has the answer sees the count
             self.owner.counters._status(self._endpoint, status)
+        self.wfile.write(head + body if body else head)
         if early:
             self._linger()
         if close:
@@ -886,34 +886,54 @@ class _Handler(BaseHTTPRequestHandler):
         limit = length if drop_after is None else min(length, drop_after)
         self._continue()
         self._body_read = True
+        ending = ""  # "gone": the client went away; "reset": we cut it off
+        problem = ""
         try:
             with open(temp, "wb", buffering=0) as out:
+                first = True
                 while received < limit:
-                    n = self.rfile.readinto1(view[: min(CHUNK, limit - received)])
+                    want = min(CHUNK, limit - received)
+                    if first:
+                        # Body bytes already buffered with the headers: readinto1() would
+                        # block for more after copying them, read1() returns them at once.
+                        first = False
+                        data = self.rfile.read1(want)
+                        n = len(data)
+                        view[:n] = data
+                    else:
+                        n = self.rfile.readinto1(view[:want])
                     if not n:
-                        raise _Dropped()  # the client went away mid-body
+                        ending = "gone"
+                        break
                     digest.update(view[:n])
                     out.write(view[:n])
                     received += n
                     owner.counters._bytes(key, n)
                     if upload.superseded:
-                        self._drop(reset=True)
-            if drop_after is not None:
-                self._drop(reset=True)
-            if received != size:
-                self._send_error(417, f"file size mismatched, declared {size} but received "
-                                 f"{received} bytes")
-                return
-            actual = digest.hexdigest()
-            if actual != sha:
-                self._send_error(417, f"file SHA256 mismatched, declared {sha} but received "
-                                 f"{actual}")
-                return
-            store.commit(key, upload, temp)
+                        ending = "reset"  # another upload stored this content first
+                        break
+            if not ending and drop_after is not None:
+                ending = "reset"
+            if not ending:
+                actual = digest.hexdigest()
+                if received != size:
+                    problem = (f"file size mismatched, declared {size} but received "
+                               f"{received} bytes")
+                elif actual != sha:
+                    problem = f"file SHA256 mismatched, declared {sha} but received {actual}"
+                else:
+                    store.commit(key, upload, temp)
         finally:
+            # Cleaned up before the client hears anything, so it never sees a stale temp.
             # Empty folders under uploading/ stay: removing them races with other uploads.
             temp.unlink(missing_ok=True)
-        if owner.style == "spec":
+        if ending == "gone":
+            raise _Dropped()
+        if ending == "reset":
+            self._drop(reset=True)
+        if problem:
+            self._send_error(417, problem)
+        elif owner.style == "spec":
             self._send(204)
         else:
             self._send(200)
@@ -1127,7 +1147,7 @@ class ShamanServer:
         self.port = httpd.server_address[1]
         self.url = f"http://{self.host}:{self.port}"
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
             name=f"shaman-server-{self.port}", daemon=True)
         self._thread.start()
         return self
