@@ -59,6 +59,9 @@ MAX_WAIT_ROUNDS = 60
 """Rounds in which the only files left are being uploaded by someone else; past half of
 them, this client sends those files itself (the other one may be stuck)."""
 MAX_NAME_ATTEMPTS = 10
+HASH_FIRST_BYTES = 64 << 20
+"""When no more than this is left to hash (say, only rewritten .blend copies), hash it
+first and ask about everything in ONE requirements call; overlapping saves nothing."""
 BATCH_FILES = 500
 BATCH_BYTES = 64 << 20
 BATCH_SECONDS = 0.5
@@ -279,7 +282,9 @@ class Submission:
             self.blend,
             project_root=self.options.project_root,
             as_name=self.options.as_name,
+            cache_dir=self.options.cache_dir,
             cancel=self.cancel_event,
+            on_progress=lambda text: self._tracker.set_phase(Phase.COLLECTING, text),
         )
 
     def _submit(self, plan: PackPlan) -> SubmitResult:
@@ -306,7 +311,8 @@ class Submission:
             return self._result(plan, None, dry_answer=answer)
 
         first_answer: list[Any] | None = None
-        if not misses:
+        if sum(self._stats[i].size for i in misses) <= HASH_FIRST_BYTES:
+            self._hash_all(misses, plan)
             self._tracker.set_phase(Phase.CHECKING)
             first_answer = self._requirements(self._all_specs(plan))
         else:
