@@ -10,6 +10,7 @@ was sent, because a repeat can make a second checkout.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 import logging
 import os
@@ -320,11 +321,8 @@ class ShamanClient:
 
     def check(self) -> ServerCheck:
         """For the "Check server" button: one attempt, never raises for server trouble."""
-        probe = ShamanClient(
-            self.base_url,
-            ClientSettings(**{**self.settings.__dict__, "max_attempts": 1}),
-            sleep=self._sleep,
-        )
+        probe = ShamanClient(self.base_url, dataclasses.replace(self.settings, max_attempts=1),
+                             sleep=self._sleep)
         try:
             try:
                 config = probe.configuration()
@@ -538,8 +536,8 @@ class ShamanClient:
         except requests.RequestException as exc:
             if self._stop_requested(cancel):
                 raise _AttemptFailed(Cancelled(
-                    f"{what} cancelled" + (f" after {body.sent} bytes" if body else "")),
-                    _Phase.FINAL) from exc
+                    f"{what} cancelled while the request was in flight"
+                    + (f" ({body.sent} bytes sent)" if body else "")), _Phase.FINAL) from exc
             failed = self._network_failure(what, url, exc)
             if body is not None and failed.phase is not _Phase.CONNECT:
                 reason = (f"no answer within {self.settings.read_timeout:g} s, the read "

@@ -140,7 +140,8 @@ class TrackingAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        self._use_tracked_pools(manager)
+        if not proxy.lower().startswith("socks"):  # SOCKS pools must stay SOCKS pools
+            self._use_tracked_pools(manager)
         return manager
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # pragma: no cover - pickling

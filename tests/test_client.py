@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 from collections.abc import Callable
@@ -101,10 +102,10 @@ class Canned:
     what it got: for what a Shaman server never does (another web app, a proxy)."""
 
     def __init__(self, status: int = 200, body: bytes = b"", content_type: str = "text/html",
-                 *, read_body: bool = True, drop: bool = False,
+                 *, read_body: bool = True, drop: bool = False, reset_after: bool = False,
                  tls: ssl.SSLContext | None = None) -> None:
         self.status, self.body, self.content_type = status, body, content_type
-        self.read_body, self.drop = read_body, drop
+        self.read_body, self.drop, self.reset_after = read_body, drop, reset_after
         self.seen: list[dict[str, Any]] = []
         outer = self
 
@@ -128,7 +129,11 @@ class Canned:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(outer.body)
+                self.wfile.flush()
                 self.close_connection = True
+                if outer.reset_after:  # close with the body unread: the kernel sends RST
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
 
             def do_GET(self) -> None:
                 self._any()
@@ -358,6 +363,22 @@ def test_early_208_and_drop_is_already_known(any_style_server: ShamanServer,
         assert [r.sha for r in client.requirements([spec])] == [spec.sha]
         assert client.upload(spec.sha, spec.size, path) is UploadResult.STORED
     assert any_style_server.counters.requests["upload"] == 2
+
+
+def test_early_answer_then_reset_is_known_or_reset_never_a_hang(files: Any) -> None:
+    """A server that answers 208 without reading and closes hard (RST, as a Go server may):
+    the status is read when it survived, else the caller gets UploadReset to go and ask."""
+    path, spec = files(16 * 1024 * 1024)
+    with Canned(208, b"", "text/plain", read_body=False, reset_after=True) as server, \
+            make_client(server.url) as client:
+        for _ in range(3):
+            try:
+                outcome: object = client.upload(spec.sha, spec.size, path)
+            except UploadReset as exc:
+                outcome = exc
+                assert server.url in str(exc)
+            assert outcome is UploadResult.ALREADY_KNOWN or isinstance(outcome, UploadReset)
+        assert len(server.seen) == 3
 
 
 @local_only
@@ -721,7 +742,7 @@ def test_drop_mid_body_is_upload_reset_not_looped(any_style_server: ShamanServer
 
 
 @local_only
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("status", [400, 500, 502, 503, 504])
 def test_create_is_not_retried_on_errors(shaman_server: ShamanServer, status: int) -> None:
     shaman_server.faults.fail_next("create", count=3, status=status, message="oops")
     sleeps = Sleeps()
