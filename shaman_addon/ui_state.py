@@ -258,6 +258,29 @@ def error_text(exc: BaseException) -> str:
     return f"Unexpected error ({type(exc).__name__}): {exc}"
 
 
+# --- unsaved changes -----------------------------------------------------------------
+
+UNSAVED_MODES = ("AUTO", "COPY", "DISK")
+
+
+def wants_temp_copy(mode: str, *, is_dirty: bool, background: bool) -> bool:
+    """Submit a temporary copy of what is in memory (True) or the saved file (False)?
+
+    ``AUTO`` follows ``bpy.data.is_dirty`` in interactive Blender. In background mode
+    Blender cannot tell (its "file saved" flag is only set by the event loop, which does
+    not run there, so ``is_dirty`` is always True); there ``AUTO`` sends the file as
+    saved, which also avoids re-saving it with this Blender's version. A script that
+    changed the file asks for ``COPY``.
+    """
+    if mode == "COPY":
+        return True
+    if mode == "DISK":
+        return False
+    if mode != "AUTO":
+        raise ValueError(f"unknown unsaved-changes mode {mode!r}; expected {UNSAVED_MODES}")
+    return is_dirty and not background
+
+
 # --- checkout name ------------------------------------------------------------------
 
 

@@ -193,3 +193,14 @@ def test_default_local_roots_include_home_and_temp(tmp_path: Path) -> None:
     roots = ui_state.default_local_roots(home="/home/bob")
     assert "/home/bob" in roots and "/tmp" in roots
     assert ui_state.render_output_warnings("/home/bob/out/")  # the real defaults warn too
+
+
+def test_unsaved_changes_decision() -> None:
+    assert ui_state.wants_temp_copy("AUTO", is_dirty=True, background=False)
+    assert not ui_state.wants_temp_copy("AUTO", is_dirty=False, background=False)
+    # background Blender reports is_dirty=True for every file: the saved file is sent
+    assert not ui_state.wants_temp_copy("AUTO", is_dirty=True, background=True)
+    assert ui_state.wants_temp_copy("COPY", is_dirty=False, background=True)
+    assert not ui_state.wants_temp_copy("DISK", is_dirty=True, background=False)
+    with pytest.raises(ValueError, match="unknown unsaved-changes mode"):
+        ui_state.wants_temp_copy("MAYBE", is_dirty=True, background=False)

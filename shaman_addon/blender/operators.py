@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .. import __version__, netpolicy, ui_state
 from ..errors import ConfigError, ShamanError
@@ -76,12 +76,20 @@ def client_settings(settings: preferences.Settings, *, read_timeout: float | Non
 
 
 def prepare_job(
-    context: Any, *, server_url: str = "", checkout_path: str = "", dry_run: bool = False
+    context: Any,
+    *,
+    server_url: str = "",
+    checkout_path: str = "",
+    dry_run: bool = False,
+    unsaved: str = "AUTO",
+    background: bool | None = None,
 ) -> tuple[jobs.SubmitJob, list[str]]:
     """Everything before the worker starts: checks, the temporary copy, the options.
 
     Raises ShamanError subclasses with the sentence for the artist. Claims the session's
     one submission slot, so a second click is refused before anything is saved.
+    ``unsaved`` and ``background`` decide about a temporary copy (see
+    ``ui_state.wants_temp_copy``); ``background`` defaults to ``bpy.app.background``.
     """
     from ..pipeline import SubmitOptions
 
@@ -115,7 +123,10 @@ def prepare_job(
         blend = original
         temp_copy: Path | None = None
         book = ledger()
-        if bpy.data.is_dirty:
+        in_background = bpy.app.background if background is None else background
+        if ui_state.wants_temp_copy(
+            unsaved, is_dirty=bpy.data.is_dirty, background=in_background
+        ):
             tempcopies.sweep_dir(original.parent)
             temp_copy = tempcopies.temp_copy_path(original)
             book.add(temp_copy)
@@ -237,6 +248,22 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
         default="",
         options={"SKIP_SAVE"},
     )
+    unsaved_changes: EnumProperty(  # type: ignore[valid-type]
+        name="Unsaved changes",
+        description="What to send when the file in memory differs from the saved file",
+        items=[
+            (
+                "AUTO",
+                "Automatic",
+                "A temporary copy of the unsaved changes when the file has any; in "
+                "background mode (where Blender cannot tell) the saved file",
+            ),
+            ("COPY", "What is in memory", "Always send a temporary copy of the file in memory"),
+            ("DISK", "The saved file", "Always send the file as it is saved on disk"),
+        ],
+        default="AUTO",
+        options={"SKIP_SAVE"},
+    )
     dry_run: BoolProperty(  # type: ignore[valid-type]
         name="Dry run",
         description="Only check the dependencies and what the server already has",
@@ -261,6 +288,8 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
                 server_url=self.server_url,
                 checkout_path=self.checkout_path,
                 dry_run=self.dry_run,
+                unsaved=self.unsaved_changes,
+                background=bpy.app.background or context.window is None,
             )
         except ShamanError as exc:
             if state is not None and not isinstance(exc, jobs.Busy):

@@ -48,7 +48,12 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
         name="Project root",
         description="The folder that becomes the root of the checkout",
         items=[
-            ("AUTO", "Automatic", "The deepest folder holding the .blend and its dependencies"),
+            (
+                "AUTO",
+                "Automatic",
+                "The nearest folder above the .blend holding .blender_project, .git or .svn; "
+                "else the .blend's own folder",
+            ),
             ("FOLDER", "Folder", "A fixed project folder"),
         ],
         default="AUTO",

@@ -37,8 +37,9 @@ def link_extension() -> str:
     link = repo_dir / EXT_ID
     if not link.exists():
         link.symlink_to(REPO, target_is_directory=True)
-    mod = addon_utils.enable(MODULE, default_set=True, handle_error=_raise)
-    assert mod is not None, "the extension did not enable"
+    if MODULE not in bpy.context.preferences.addons:
+        mod = addon_utils.enable(MODULE, default_set=True, handle_error=_raise)
+        assert mod is not None, "the extension did not enable"
     assert hasattr(bpy.ops.shaman, "submit")
     return MODULE
 

@@ -1,4 +1,5 @@
-"""Build a tiny production with ``bpy``: ``OUT/project/shots/main.blend`` using
+"""Build a tiny production with ``bpy``: ``OUT/project/shots/main.blend`` (the project
+marked by ``OUT/project/.blender_project``) using
 ``OUT/project/textures/wall.png`` through a material, render output on shared storage.
 
     python make_production.py OUT [--missing] [--output PATH]
@@ -29,6 +30,7 @@ def main() -> int:
     project = args.out.resolve() / "project"
     shots, textures = project / "shots", project / "textures"
     shots.mkdir(parents=True, exist_ok=True)
+    (project / ".blender_project").mkdir(exist_ok=True)  # marks the project root
     textures.mkdir(parents=True, exist_ok=True)
     wall = textures / "wall.png"
     wall.write_bytes(png_bytes(16, 16, (30, 120, 200)))

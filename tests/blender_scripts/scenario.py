@@ -169,7 +169,9 @@ def _start_ui_job(args: dict[str, Any]) -> tuple[Any, Any]:
     """What invoke() does, minus the event loop (background mode has none)."""
     mods = ext()
     ops = mods["blender.operators"]
-    job, _warnings = ops.prepare_job(bpy.context, server_url=args.get("server_url", ""))
+    job, _warnings = ops.prepare_job(
+        bpy.context, server_url=args.get("server_url", ""), background=False
+    )
     ops.begin(state(), job)
     job.start()
     return ops, job
@@ -336,11 +338,16 @@ def sc_prefs_write(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def sc_prefs_read(args: dict[str, Any]) -> dict[str, Any]:
+    # A Blender start reads the saved preferences, which enable the extension again
+    # (the bpy module starts from factory settings, so it is asked to).
+    bpy.ops.wm.read_userpref()
+    enabled_by_userpref = MODULE in bpy.context.preferences.addons
     link_extension()
     p = prefs()
     mods = ext()
     settings = mods["blender.preferences"].read()
     return {
+        "enabled_by_userpref": enabled_by_userpref,
         "values": {k: getattr(p, k) for k in args["keys"]},
         "settings": {k: str(v) for k, v in vars(settings).items()},
     }
@@ -412,8 +419,17 @@ def draw_panel() -> list[str]:
         def __setattr__(self, name: str, value: Any) -> None:
             pass
 
-    fake_panel = type("P", (), {"layout": Layout()})()
-    bpy.types.SHAMAN_PT_render.draw(fake_panel, bpy.context)
+    cls = bpy.types.SHAMAN_PT_render
+    fake_panel = type(
+        "P",
+        (),
+        {
+            "layout": Layout(),
+            "_draw_result": staticmethod(cls._draw_result),
+            "_draw_running": staticmethod(cls._draw_running),
+        },
+    )()
+    cls.draw(fake_panel, bpy.context)
     return labels
 
 
