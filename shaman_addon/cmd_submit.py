@@ -71,6 +71,17 @@ class ProgressPrinter:
         self._last_line = 0.0
         self._drawn = False
 
+    def consume(self, events: queue.SimpleQueue[ProgressEvent], budget_s: float) -> None:
+        """A terminal only needs the newest snapshot; a log wants every phase change."""
+        if self.tty or self.quiet:
+            drain(events, self.show, budget_s=budget_s)
+            return
+        while True:
+            try:
+                self.show(events.get_nowait())
+            except queue.Empty:
+                return
+
     def show(self, event: ProgressEvent) -> None:
         if self.quiet:
             return
@@ -196,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
         worker.start()
         while worker.is_alive():
             worker.join(0.1)
-            drain(events, printer.show, budget_s=0.01)
-        drain(events, printer.show, budget_s=1.0)
+            printer.consume(events, budget_s=0.01)
+        printer.consume(events, budget_s=1.0)
     finally:
         printer.close()
         if in_main:

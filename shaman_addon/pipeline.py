@@ -336,9 +336,9 @@ class Submission:
     # -- hashing ------------------------------------------------------------------------
     def _hash_from_cache(self, plan: PackPlan) -> list[int]:
         """Fill specs from the checksum cache; return the indices still to hash."""
-        self._tracker.set_phase(Phase.HASHING)
         total = sum(f.size for f in plan.files)
         self._tracker.set_hash_total(len(plan.files), total)
+        self._tracker.set_phase(Phase.HASHING)
         misses = []
         for i, f in enumerate(plan.files):
             if i % 256 == 0:

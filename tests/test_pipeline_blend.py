@@ -1,0 +1,122 @@
+"""The pipeline on real productions made by real Blender (``tests/blendgen.py``).
+
+Collecting is real here (BAT traces the .blend files, libraries are rewritten into
+temporary copies), so these tests check what the artist cares about: the checkout holds
+every file the plan names with the right bytes, a resubmission costs one requirements
+call and no upload, and one changed texture costs exactly its own bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shaman_addon.collect import collect
+from shaman_addon.errors import MissingDependencies
+from shaman_addon.pipeline import Submission, SubmitOptions, SubmitResult
+from shaman_addon.progress import Phase, ProgressEvent
+
+import blendgen
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> blendgen.ProductionInfo:
+    out = tmp_path_factory.mktemp("production")
+    return blendgen.generate(out, libraries=2, files=30, total_bytes=3_000_000, kinds="all")
+
+
+def _submit(info: blendgen.ProductionInfo, server: Any, cache: Path,
+            **kw: Any) -> tuple[SubmitResult, list[ProgressEvent]]:
+    events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
+    opts = SubmitOptions(server_url=server.url, cache_dir=cache, **kw)
+    result = Submission(info.main_blend, opts, events=events).run()
+    out = []
+    while not events.empty():
+        out.append(events.get_nowait())
+    return result, out
+
+
+def _history(cache: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (cache / "history.jsonl").read_text().splitlines()]
+
+
+def _key(path: Path) -> tuple[str, int]:
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _assert_checkout_matches_plan(server: Any, result: SubmitResult,
+                                  info: blendgen.ProductionInfo) -> int:
+    """Every planned file is in the checkout with its bytes; returns how many rewritten."""
+    plan = collect(info.main_blend)
+    try:
+        folder = server.storage / "jobs" / result.checkout_path
+        assert result.files_total == len(plan.files)
+        for f in plan.files:
+            assert (folder / f.checkout_path).read_bytes() == f.source.read_bytes(), f
+        assert (folder / result.blend_checkout_path).is_file()
+        return sum(1 for f in plan.files if f.rewritten)
+    finally:
+        plan.cleanup()
+
+
+def test_cold_then_unchanged_resubmission(any_style_server: Any,
+                                          production: blendgen.ProductionInfo,
+                                          tmp_path: Path) -> None:
+    server = any_style_server
+    cache = tmp_path / "cache"
+    first, events = _submit(production, server, cache)
+    assert first.files_uploaded > 50 and first.missing == []
+    assert first.worker_blend_path == f"{{jobs}}/{first.checkout_path}/shots/main.blend"
+    rewritten = _assert_checkout_matches_plan(server, first, production)
+    assert [e.phase for e in events][-1] is Phase.DONE
+    assert Phase.COLLECTING in {e.phase for e in events}
+
+    server.counters.reset()
+    second, _ = _submit(production, server, cache)
+    counters = server.counters
+    assert counters.requests["requirements"] == 1
+    assert counters.requirements_files == [second.files_total]
+    assert "upload" not in counters.requests and counters.bytes_received == 0
+    assert second.files_uploaded == 0 and second.files_already_stored == second.files_total
+    # Every checksum from the cache, except the freshly rewritten temporary .blend copies.
+    assert _history(cache)[-1]["cache_hits"] == second.files_total - rewritten
+    _assert_checkout_matches_plan(server, second, production)
+
+
+def test_one_changed_texture_costs_its_bytes(shaman_server: Any, tmp_path: Path) -> None:
+    info = blendgen.generate(tmp_path / "prod", libraries=1, files=10, total_bytes=500_000,
+                             kinds="basic")
+    cache = tmp_path / "cache"
+    _submit(info, shaman_server, cache)
+    texture = info.kinds["library texture"][0]
+    data = bytearray(texture.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes (past the PNG's pixels: Blender won't care)
+    texture.write_bytes(bytes(data))
+    st = texture.stat()
+    os.utime(texture, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    shaman_server.counters.reset()
+    result, _ = _submit(info, shaman_server, cache)
+    assert shaman_server.counters.bytes_received_by_file == {_key(texture): len(data)}
+    assert result.files_uploaded == 1
+    _assert_checkout_matches_plan(shaman_server, result, info)
+
+
+def test_missing_texture_is_listed_or_stops(shaman_server: Any, tmp_path: Path) -> None:
+    info = blendgen.generate(tmp_path / "prod", libraries=1, files=0, kinds="basic")
+    gone = info.kinds["library texture"][0]
+    gone.unlink()
+    result, _ = _submit(info, shaman_server, tmp_path / "cache")
+    assert any(Path(m.path).name == gone.name for m in result.missing)
+    shaman_server.counters.reset()
+    with pytest.raises(MissingDependencies, match=gone.name):
+        _submit(info, shaman_server, tmp_path / "cache", fail_on_missing=True)
+    assert "upload" not in shaman_server.counters.requests
