@@ -204,9 +204,22 @@ def _walk(bfile: Any) -> Iterator[Ref]:
         if code == b"IM" and _image_has_packed_files(block):
             continue
         for ref in _extra_refs(block):
-            yield from once(ref)
+            yield from once(_as_stored(bfile, ref))
         for usage in blocks2assets.iter_assets(block):
-            yield from once(_from_usage(block, usage))
+            yield from once(_as_stored(bfile, _from_usage(block, usage)))
+
+
+def _as_stored(bfile: Any, ref: Ref | None) -> Ref | None:
+    """The path exactly as the field holds it (BAT turns backslashes into slashes, but
+    a path written on Windows must be seen, and rewritten, as it is)."""
+    if ref is None or ref.slot is None or ref.slot.holds_dir:
+        return ref
+    bfile.fileobj.seek(ref.slot.offset)
+    raw = bfile.fileobj.read(ref.slot.size).split(b"\0", 1)[0]
+    stored = _text(raw)
+    if stored == ref.path:
+        return ref
+    return Ref(ref.kind, stored, ref.referrer, ref.slot, ref.members)
 
 
 def _image_has_packed_files(block: Any) -> bool:

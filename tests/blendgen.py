@@ -700,6 +700,148 @@ class Builder:
         self.add("usd", usd)
 
 
+class EdgeCases(Builder):
+    """Small files for the corner cases (``--edge-cases``), all under OUTDIR/edge/:
+
+    - ``missing.blend``: images on files that do not exist (relative, absolute, a sequence,
+      a UDIM set with no tile), a library that does not exist; one image that exists;
+    - ``cycle_a.blend`` <-> ``cycle_b.blend``: two libraries linking each other;
+    - ``long/deep.blend``: an image outside the project at a path so long that the
+      rewritten path cannot fit Blender's 1024-byte field;
+    - ``asname/shot.blend`` (image + disk point cache ``//blendcache_shot/``) and its
+      copy ``elsewhere/autosave copy.blend``, saved by Blender elsewhere with paths
+      remapped, as the Blender layer saves an unsaved scene;
+    - ``packed.blend``: only a packed image and a ``<builtin>`` font.
+    """
+
+    def build(self) -> None:
+        bpy = self.bpy
+        edge = self.out / "edge"
+        (edge / ".git").mkdir(parents=True, exist_ok=True)
+        present = write(edge / "textures" / "present.png", png_bytes(4, 4, (5, 5, 5)))
+        info: dict[str, str] = {"root": str(edge), "present": str(present)}
+
+        # missing.blend
+        path = edge / "missing.blend"
+        self.new_file(path)
+        self.image("present", self.rel(path, present)).use_fake_user = True
+        self.image("gone rel", "//textures/gone.png").use_fake_user = True
+        self.image("gone abs", "/nonexistent/folder/gone.png").use_fake_user = True
+        self.image("gone seq", "//textures/seq/gone_0001.png", "SEQUENCE").use_fake_user = True
+        udim = bpy.data.images.new("gone udim", 4, 4, tiled=True)
+        udim.source = "TILED"
+        udim.filepath = "//textures/udim/gone.<UDIM>.png"
+        udim.use_fake_user = True
+        lib_src = edge / "scratch" / "vanishing lib.blend"
+        self.save(path)
+        # a library that will be deleted after linking
+        self.new_file(lib_src)
+        c = bpy.data.collections.new("VANISH")
+        c.use_fake_user = True
+        self.save(lib_src)
+        bpy.ops.wm.open_mainfile(filepath=str(path))
+        with bpy.data.libraries.load(str(lib_src), link=True, relative=True) as (_s, dst):
+            dst.collections = ["VANISH"]
+        bpy.context.scene.collection.children.link(dst.collections[0])
+        self.save(path)
+        lib_src.unlink()
+        info["missing"] = str(path)
+        info["missing_library"] = str(lib_src)
+
+        # cycle_a <-> cycle_b
+        a = edge / "cycle" / "cycle_a.blend"
+        b = edge / "cycle" / "cycle_b.blend"
+        self.new_file(a)
+        ca = bpy.data.collections.new("CA")
+        ca.use_fake_user = True
+        self.save(a)
+        self.new_file(b)
+        cb = bpy.data.collections.new("CB")
+        cb.use_fake_user = True
+        with bpy.data.libraries.load("//cycle_a.blend", link=True, relative=True) as (_s, dst):
+            dst.collections = ["CA"]
+        cb.children.link(dst.collections[0])
+        self.save(b)
+        bpy.ops.wm.open_mainfile(filepath=str(a))
+        with bpy.data.libraries.load("//cycle_b.blend", link=True, relative=True) as (_s, dst):
+            dst.collections = ["CB"]
+        bpy.context.scene.collection.children.link(dst.collections[0])
+        self.save(a)
+        info["cycle_a"] = str(a)
+        info["cycle_b"] = str(b)
+
+        # long/deep.blend: the rewritten path of a very deep outside file cannot fit
+        deep = self.out / "deep outside"
+        remaining = 1010 - len(str(deep)) - len("/t.png")  # fits Blender's 1023 bytes...
+        i = 0
+        while remaining > 1:
+            n = min(remaining - 1, 240)
+            deep = deep / (f"{i}" + "d" * (n - 1))
+            remaining -= n + 1
+            i += 1
+        # ...but "//../../_outside_project" + this path does not.
+        deep_tex = write(deep / "t.png", png_bytes(2, 2, (1, 1, 1)))
+        long_blend = edge / "long" / "deep.blend"
+        self.new_file(long_blend)
+        self.image("deep", str(deep_tex)).use_fake_user = True
+        self.save(long_blend)
+        info["long"] = str(long_blend)
+        info["long_texture"] = str(deep_tex)
+
+        # asname/shot.blend and a remapped copy elsewhere
+        shot = edge / "asname" / "shot.blend"
+        self.new_file(shot)
+        tex = write(edge / "asname" / "tex" / "color.png", png_bytes(4, 4, (100, 50, 25)))
+        self.image("color", self.rel(shot, tex)).use_fake_user = True
+        cloth_obj = self.plane(
+            "cloth", bpy.data.materials.new("cloth"), (0, 0, 0), bpy.context.scene.collection
+        )
+        cloth = cloth_obj.modifiers.new("Cloth", "CLOTH")
+        cloth.point_cache.use_disk_cache = True
+        cloth.point_cache.name = "pc"
+        pcs = [
+            write(edge / "asname" / "blendcache_shot" / f"pc_{f:06d}_00.bphys", b"pc%d" % f)
+            for f in (1, 2)
+        ]
+        self.save(shot)
+        copy = self.out / "elsewhere" / "autosave copy.blend"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(
+            filepath=str(copy), copy=True, relative_remap=True, compress=True
+        )
+        info["asname_shot"] = str(shot)
+        info["asname_copy"] = str(copy)
+        info["asname_texture"] = str(tex)
+        info["asname_caches"] = json.dumps([str(p) for p in pcs])
+
+        # packed.blend
+        packed = edge / "packed.blend"
+        self.new_file(packed)
+        src = write(edge / "scratch" / "to pack.png", png_bytes(4, 4, (7, 7, 7)))
+        img = bpy.data.images.load(str(src))
+        img.pack()
+        img.use_fake_user = True
+        bpy.context.scene.collection.objects.link(
+            bpy.data.objects.new("txt", bpy.data.curves.new("txt", "FONT"))
+        )
+        self.save(packed)
+        info["packed"] = str(packed)
+        info["packed_source"] = str(src)
+
+        (self.out / "edge.json").write_text(json.dumps(info, indent=1), "utf-8")
+
+
+def generate_edge_cases(outdir: Path) -> dict[str, str]:
+    """Build the corner-case files (see ``EdgeCases``) and return their paths by name."""
+    cmd = [sys.executable, str(HERE / "blendgen.py"), str(outdir), "--edge-cases"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"blendgen --edge-cases failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return json.loads((Path(outdir) / "edge.json").read_text("utf-8"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir", type=Path)
@@ -709,11 +851,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--total-bytes", type=int, default=0, help="same, in bytes")
     parser.add_argument("--kinds", choices=("all", "basic"), default="all")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--edge-cases", action="store_true", help="build the corner cases")
     args = parser.parse_args(argv)
     if args.total_mb and not args.total_bytes:
         args.total_bytes = int(args.total_mb * 1024 * 1024)
     outdir = args.outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
+    if args.edge_cases:
+        EdgeCases(outdir, args).build()
+        print(outdir / "edge.json")
+        return 0
     Builder(outdir, args).build()
     print(outdir / "production.json")
     return 0

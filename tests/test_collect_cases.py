@@ -1,0 +1,304 @@
+"""collect() in the corner cases: missing files, cycles, damaged files, long paths,
+as_name, cancel, caching, determinism, backslashes. All on real .blend files made by bpy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from blend_fixtures import materialise, sha256_file
+from blend_tools import run_tool
+
+from shaman_addon import trace_blend as trace_module
+from shaman_addon.collect import collect
+from shaman_addon.errors import BlendFileError, Cancelled, ConfigError, PathTooLong
+from shaman_addon.rewrite import Patch, apply_patches, read_uncompressed
+from shaman_addon.trace_blend import trace_blend
+
+from blendgen import ProductionInfo, generate_edge_cases
+
+
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return generate_edge_cases(tmp_path_factory.mktemp("edge"))
+
+
+def plan_summary(plan) -> dict:
+    """The plan without the temporary paths (which differ from run to run)."""
+    data = plan.to_json()
+    for f in data["files"]:
+        f.pop("source")
+    return data
+
+
+# -- missing files
+
+
+def test_missing_files_are_listed_with_their_referrers(edge: dict[str, str]) -> None:
+    plan = collect(Path(edge["missing"]))
+    try:
+        missing = {m.path: m.referenced_by for m in plan.missing}
+        root = edge["root"]
+        blend = edge["missing"]
+        assert missing[f"{root}/textures/gone.png"] == (f"{blend}: IM gone rel",)
+        assert missing["/nonexistent/folder/gone.png"] == (f"{blend}: IM gone abs",)
+        assert missing[f"{root}/textures/seq/gone_0001.png"] == (f"{blend}: IM gone seq",)
+        assert f"{blend}: IM gone udim" in missing[f"{root}/textures/udim/gone.<UDIM>.png"]
+        assert missing[edge["missing_library"]] == (f"{blend}: LI vanishing lib.blend",)
+        # what exists is still sent; what is missing is not in the file list
+        sent = {str(f.original) for f in plan.files}
+        assert edge["present"] in sent
+        assert not sent & set(missing)
+    finally:
+        plan.cleanup()
+
+
+def test_library_cycle_terminates(edge: dict[str, str]) -> None:
+    plan = collect(Path(edge["cycle_a"]))
+    try:
+        assert [f.checkout_path for f in plan.files] == [
+            "cycle/cycle_a.blend",
+            "cycle/cycle_b.blend",
+        ]
+        assert plan.missing == []
+    finally:
+        plan.cleanup()
+
+
+# -- files that are not (good) .blend files
+
+
+def test_not_a_blend_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.blend"
+    bad.write_text("this is not a blend file\n")
+    with pytest.raises(BlendFileError, match=r"notes\.blend") as info:
+        collect(bad)
+    assert info.value.path == str(bad)
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_truncated_blend_names_the_file(
+    production: ProductionInfo, tmp_path: Path, compressed: bool
+) -> None:
+    data = production.main_blend.read_bytes()
+    if not compressed:
+        data = read_uncompressed(production.main_blend, "zstd")
+    bad = tmp_path / "cut off.blend"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BlendFileError, match=r"cut off\.blend"):
+        collect(bad)
+
+
+def test_too_new_header_names_the_file(production: ProductionInfo, tmp_path: Path) -> None:
+    data = bytearray(read_uncompressed(production.main_blend, "zstd"))
+    data[7:17] = b"99-99v9999"  # a header format BAT has never seen
+    bad = tmp_path / "future.blend"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(BlendFileError, match=r"future\.blend"):
+        collect(bad)
+
+
+def test_a_damaged_library_names_the_library(
+    basic_production: ProductionInfo, tmp_path: Path
+) -> None:
+    copy = tmp_path / "prod"
+    shutil.copytree(basic_production.root, copy, symlinks=True)
+    lib = copy / "project" / "libs" / "lib_01.blend"
+    lib.write_bytes(b"BLENDER-v500 broken")
+    with pytest.raises(BlendFileError, match=r"lib_01\.blend"):
+        collect(copy / "project" / "shots" / "main.blend")
+
+
+def test_nonexistent_blend_and_bad_project_root(tmp_path: Path, production: ProductionInfo) -> None:
+    with pytest.raises(BlendFileError, match=r"nothing\.blend"):
+        collect(tmp_path / "nothing.blend")
+    with pytest.raises(ConfigError, match="no such dir"):
+        collect(production.main_blend, project_root=tmp_path / "no such dir")
+
+
+# -- rewriting
+
+
+def test_rewritten_path_too_long_is_an_error_never_truncated(
+    edge: dict[str, str], tmp_path: Path
+) -> None:
+    with pytest.raises(PathTooLong, match=r"deep\.blend") as info:
+        collect(Path(edge["long"]), temp_dir=tmp_path)
+    assert "IM deep" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_packed_and_builtin_are_not_files(edge: dict[str, str]) -> None:
+    plan = collect(Path(edge["packed"]))
+    try:
+        assert [f.checkout_path for f in plan.files] == ["packed.blend"]
+        assert plan.missing == []
+        assert not plan.files[0].rewritten
+    finally:
+        plan.cleanup()
+
+
+def test_collecting_twice_gives_identical_plans_and_bytes(
+    production: ProductionInfo, tmp_path: Path
+) -> None:
+    one = collect(production.main_blend, temp_dir=tmp_path / "one")
+    two = collect(production.main_blend, temp_dir=tmp_path / "two")
+    try:
+        assert plan_summary(one) == plan_summary(two)
+        rewritten_one = [f for f in one.files if f.rewritten]
+        rewritten_two = [f for f in two.files if f.rewritten]
+        assert len(rewritten_one) >= 2
+        for a, b in zip(rewritten_one, rewritten_two, strict=True):
+            assert a.source != b.source
+            assert sha256_file(a.source) == sha256_file(b.source)
+    finally:
+        one.cleanup()
+        two.cleanup()
+    assert one.temp_dir is not None and not one.temp_dir.exists()
+
+
+def test_rewritten_copies_keep_compression_and_change_only_paths(
+    production: ProductionInfo,
+) -> None:
+    plan = collect(production.main_blend)
+    try:
+        main = next(f for f in plan.files if f.checkout_path == plan.blend_checkout_path)
+        assert main.rewritten
+        assert main.source.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd, like Blender 5 saves
+        before = read_uncompressed(production.main_blend, "zstd")
+        after = read_uncompressed(main.source, "zstd")
+        assert len(before) == len(after)
+        changed = trace_blend(production.main_blend)
+        ranges = [(r.slot.offset, r.slot.offset + r.slot.size) for r in changed.refs if r.slot]
+        for i, (x, y) in enumerate(zip(before, after, strict=True)):
+            if x != y:
+                assert any(a <= i < b for a, b in ranges), f"byte {i} changed outside a path field"
+        ground = next(r for r in trace_blend(main.source).refs if r.referrer == "IM ground")
+        assert ground.path.startswith("//../_outside_project/")
+    finally:
+        plan.cleanup()
+
+
+def test_backslash_paths_are_found_and_rewritten(
+    basic_production: ProductionInfo, tmp_path: Path
+) -> None:
+    """A path written on Windows (backslashes) is found and sent with forward slashes."""
+    copy = tmp_path / "prod"
+    shutil.copytree(basic_production.root, copy, symlinks=True)
+    lib = copy / "project" / "libs" / "lib_00.blend"
+    trace = trace_blend(lib)
+    ref = next(r for r in trace.refs if r.referrer == "IM lib_00 color")
+    assert ref.path == "//textures/lib_00 color.png"
+    windows = "//textures\\lib_00 color.png"
+    patched = apply_patches(
+        read_uncompressed(lib, trace.compression), [Patch(ref.slot, ref.path, windows, "")], lib
+    )
+    lib.write_bytes(patched)  # an uncompressed .blend, as Blender also reads
+    assert run_tool("inspect", lib, tmp_path)["paths"]  # Blender still reads it
+    plan = collect(copy / "project" / "shots" / "main.blend")
+    try:
+        sent = {f.original: f for f in plan.files}
+        tex = copy / "project" / "libs" / "textures" / "lib_00 color.png"
+        assert tex in sent
+        assert sent[lib].rewritten
+        new = next(r for r in trace_blend(sent[lib].source).refs if r.referrer == "IM lib_00 color")
+        assert new.path == "//textures/lib_00 color.png"
+    finally:
+        plan.cleanup()
+
+
+# -- as_name
+
+
+def test_as_name_in_the_same_folder(production: ProductionInfo, tmp_path: Path) -> None:
+    copy = tmp_path / "prod"
+    shutil.copytree(production.root, copy, symlinks=True)
+    shots = copy / "project" / "shots"
+    temp_copy = shots / "main.tmp-autosave.blend"
+    shutil.copyfile(shots / "main.blend", temp_copy)
+    plan = collect(temp_copy, as_name="main.blend")
+    try:
+        cps = {f.checkout_path: f for f in plan.files}
+        assert plan.blend_checkout_path == "shots/main.blend"
+        assert cps["shots/main.blend"].original == temp_copy
+        assert "shots/main.tmp-autosave.blend" not in cps
+        assert "shots/blendcache_main/clothcache_000001_00.bphys" in cps
+    finally:
+        plan.cleanup()
+
+
+def test_as_name_elsewhere_opens_in_blender(edge: dict[str, str], tmp_path: Path) -> None:
+    """A copy saved by Blender in another folder, submitted as the real shot file."""
+    plan = collect(Path(edge["asname_copy"]), as_name=edge["asname_shot"])
+    try:
+        cps = {f.checkout_path: f for f in plan.files}
+        assert plan.project_root == Path(edge["root"])
+        assert plan.blend_checkout_path == "asname/shot.blend"
+        assert cps["asname/tex/color.png"].original == Path(edge["asname_texture"])
+        for cache in json.loads(edge["asname_caches"]):
+            rel = os.path.relpath(cache, edge["root"])
+            assert cps[rel].original == Path(cache)
+        assert cps["asname/shot.blend"].rewritten  # its relative paths moved
+        main = materialise(plan, tmp_path / "store", tmp_path / "checkout")
+        report = run_tool("inspect", main, tmp_path)
+        tex = str(tmp_path / "checkout" / "asname" / "tex" / "color.png")
+        assert tex in report["paths"]
+    finally:
+        plan.cleanup()
+
+
+# -- cancel and caching
+
+
+def test_cancel_leaves_no_temp_files(production: ProductionInfo, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def progress(msg: str) -> None:
+        seen.append(msg)
+        if msg.startswith("rewriting"):
+            cancel.set()  # after the first rewritten copy was started
+
+    with pytest.raises(Cancelled, match=r"main\.blend"):
+        collect(production.main_blend, temp_dir=tmp_path, cancel=cancel, on_progress=progress)
+    assert any(m.startswith("rewriting") for m in seen)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_before_start(production: ProductionInfo, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        collect(production.main_blend, temp_dir=tmp_path, cancel=cancel)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cache_dir_skips_tracing_and_gives_the_same_plan(
+    production: ProductionInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    first = collect(production.main_blend, cache_dir=cache)
+    calls: list[Path] = []
+    real = trace_module.trace_blend
+
+    def counting(path: Path):
+        calls.append(path)
+        return real(path)
+
+    import shaman_addon.collect as collect_module
+
+    monkeypatch.setattr(collect_module, "trace_blend", counting)
+    second = collect(production.main_blend, cache_dir=cache)
+    try:
+        assert calls == []  # every .blend came from the cache
+        assert plan_summary(first) == plan_summary(second)
+        for a, b in zip(first.files, second.files, strict=True):
+            assert sha256_file(a.source) == sha256_file(b.source)
+    finally:
+        first.cleanup()
+        second.cleanup()
