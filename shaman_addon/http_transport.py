@@ -63,8 +63,10 @@ def _shutdown(conn: HTTPConnection) -> int:
     if sock is None:
         return 0
     try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:  # already closed or never connected
+        # The plain socket call, also for TLS: SSLSocket.shutdown() would drop its SSL
+        # object under a thread still reading or writing through it.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, ValueError):  # already closed or never connected
         return 0
     return 1
 

@@ -980,3 +980,40 @@ def test_tls_is_verified_and_a_ca_bundle_is_used(tls_cert: tuple[Path, Path]) ->
         with make_client(server.url, verify_tls=False) as client, \
                 pytest.warns(urllib3.exceptions.InsecureRequestWarning):
             assert client.configuration().shaman_enabled is True
+
+
+def test_abort_interrupts_a_hanging_tls_upload(tls_cert: tuple[Path, Path], files: Any) -> None:
+    """Over TLS the socket is shut down under the SSL layer; the call still ends cleanly."""
+    cert, key = tls_cert
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = threading.Event()
+    release = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        tls = context.wrap_socket(conn, server_side=True)  # handshake, then never read
+        held.append(tls)
+        accepted.set()
+        release.wait()
+        tls.close()
+
+    server_thread = threading.Thread(target=serve, daemon=True)
+    server_thread.start()
+    path, spec = files(32 * 1024 * 1024)
+    client = make_client(f"https://127.0.0.1:{listener.getsockname()[1]}",
+                         ca_bundle=str(cert), read_timeout=600)
+    try:
+        thread, outcome = _run_in_thread(lambda: client.upload(spec.sha, spec.size, path))
+        assert accepted.wait(60)
+        client.abort()
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        assert isinstance(outcome.get("error"), Cancelled), outcome
+    finally:
+        release.set()
+        server_thread.join(timeout=60)
+        listener.close()
+        client.close()
