@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from blendgen import ProductionInfo, generate
+from blendgen import ProductionInfo, generate, generate_edge_cases
 
 __all__ = [
     "basic_production",
+    "edge",
     "materialise",
     "production",
     "production_dir",
@@ -45,6 +46,12 @@ def basic_production(tmp_path_factory: pytest.TempPathFactory) -> ProductionInfo
     """A small production without the exotic kinds (fast to copy around)."""
     out = tmp_path_factory.mktemp("basic")
     return generate(out, libraries=2, files=4, total_bytes=400, kinds="basic", seed=2)
+
+
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The corner-case files of ``blendgen.EdgeCases`` (paths by name)."""
+    return generate_edge_cases(tmp_path_factory.mktemp("edge"))
 
 
 def sha256_file(path: Path) -> str:

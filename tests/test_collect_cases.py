@@ -20,12 +20,7 @@ from shaman_addon.errors import BlendFileError, Cancelled, ConfigError, PathTooL
 from shaman_addon.rewrite import Patch, apply_patches, read_uncompressed
 from shaman_addon.trace_blend import trace_blend
 
-from blendgen import ProductionInfo, generate_edge_cases
-
-
-@pytest.fixture(scope="session")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return generate_edge_cases(tmp_path_factory.mktemp("edge"))
+from blendgen import ProductionInfo
 
 
 def plan_summary(plan) -> dict:
