@@ -179,7 +179,7 @@ class _Collector:
                 lib = resolve(current.parent, ref.path)
                 if lib in queued:
                     continue
-                if os.path.isfile(lib):
+                if os.path.isfile(lib) and not self.expander.in_blender_install(lib):
                     queued.add(lib)
                     order.append(Path(lib))
 

@@ -544,6 +544,16 @@ class Builder:
         inst_font = bpy.data.fonts.load(str(font_src))
         inst_font.use_fake_user = True
         self.not_files["font inside Blender"] = str(font_src)
+        essentials = Path(
+            bpy.utils.system_resource(
+                "DATAFILES", path="assets/nodes/geometry_nodes_essentials.blend"
+            )
+        )
+        if essentials.is_file():  # a library inside Blender's installation
+            with bpy.data.libraries.load(str(essentials), link=True) as (src, dst):
+                dst.node_groups = sorted(src.node_groups)[:1]
+            dst.node_groups[0].use_fake_user = True
+            self.not_files["library inside Blender"] = str(essentials)
 
         # -- IES: on a light and in a material
         ies = write(proj / "ies" / "spot light.ies", IES_TEXT.encode())
