@@ -540,7 +540,7 @@ class ShamanClient:
                     + (f" ({body.sent} bytes sent)" if body else "")), _Phase.FINAL) from exc
             failed = self._network_failure(what, url, exc)
             if body is not None and failed.phase is not _Phase.CONNECT:
-                reason = (f"no answer within {self.settings.read_timeout:g} s, the read "
+                reason = (f"no progress for {self.settings.read_timeout:g} s, the read "
                           "timeout setting" if isinstance(failed.error, ServerTimeout)
                           else _short(exc))
                 raise _AttemptFailed(UploadReset(
@@ -569,10 +569,6 @@ class ShamanClient:
                 f"{what}: could not connect to {url} within {connect_s:g} s (the connect "
                 "timeout setting); is the Manager running and reachable?", url=url),
                 _Phase.CONNECT)
-        if isinstance(exc, requests.exceptions.ReadTimeout) or _has(chain, "ReadTimeoutError"):
-            return _AttemptFailed(ServerTimeout(
-                f"{what}: {url} did not answer within {read_s:g} s (the read timeout "
-                "setting)", url=url), _Phase.SENT)
         if _has(chain, "NameResolutionError"):
             host = urlsplit(url).hostname
             return _AttemptFailed(ServerUnreachable(
@@ -584,6 +580,11 @@ class ShamanClient:
             return _AttemptFailed(ServerUnreachable(
                 f"{what}: cannot reach {url}: {reason}; is the Manager running, and is the "
                 "URL right?", url=url), _Phase.CONNECT)
+        if (isinstance(exc, requests.exceptions.ReadTimeout) or _has(chain, "ReadTimeoutError")
+                or any(isinstance(e, TimeoutError) for e in chain)):
+            return _AttemptFailed(ServerTimeout(
+                f"{what}: {url} did not answer (or stopped reading) for {read_s:g} s (the "
+                "read timeout setting)", url=url), _Phase.SENT)
         return _AttemptFailed(ServerUnreachable(
             f"{what}: the connection to {url} dropped before an answer came "
             f"({_short(exc)})", url=url), _Phase.SENT)

@@ -1017,3 +1017,20 @@ def test_abort_interrupts_a_hanging_tls_upload(tls_cert: tuple[Path, Path], file
         server_thread.join(timeout=60)
         listener.close()
         client.close()
+
+
+@local_only
+@pytest.mark.parametrize("size", [10_000, 64 * 1024 * 1024])
+def test_stalled_upload_times_out_as_upload_reset(shaman_server: ShamanServer, files: Any,
+                                                  size: int) -> None:
+    """The server never reads (big body: stuck in send) or never answers (small body):
+    the read timeout ends it, reported as a reset so the caller asks the status."""
+    path, spec = files(size)
+    shaman_server.faults.hang_next("upload")
+    sleeps = Sleeps()
+    with make_client(shaman_server.url, sleeps, read_timeout=0.3) as client, \
+            pytest.raises(UploadReset) as info:
+        client.upload(spec.sha, size, path)
+    assert "0.3 s" in str(info.value) and shaman_server.url in str(info.value)
+    assert shaman_server.counters.requests["upload"] == 1 and sleeps.delays == []
+    shaman_server.faults.reset()
