@@ -24,15 +24,22 @@ What it builds under OUTDIR::
     outside/shared textures/ground ü.png   a texture outside the project (absolute path)
 
 With ``--kinds all`` main.blend also references: PNG/JPG/EXR images (unicode and space
-names, absolute paths, ``..`` paths, a backslash path, the same name in two folders, two
-names differing only in case), a UDIM set, an image sequence, a movie (as image, movie
-clip and strip), a movie clip from an image sequence, image/movie/sound sequencer strips,
-a sound, a font (plus ``<builtin>`` and one inside Blender's installation, which are not
-files to send), IES profiles (light and material), Alembic and USD cache files, an
-OpenVDB volume and a volume sequence, a cloth point cache in ``//blendcache_main/``, a
-fluid cache folder, a geometry-nodes bake folder, a text block on an external file, and a
-packed image and a generated image (not files). Caches and bakes hold plausible files
-(Blender never reads them: their objects are not in the rendered scene).
+names, absolute paths, ``..`` paths, a path set with backslashes (Blender stores it with
+slashes; see test_collect_cases for a real one), the same name in two folders, two names
+differing only in case), a UDIM set, an image sequence, a movie (as image, movie clip and
+strip), a movie clip from an image sequence, image/movie/sound sequencer strips, a sound,
+a font, IES profiles (light and material), an external OSL script, a mesh-cache (PC2)
+file, Alembic and USD cache files, an OpenVDB volume and a volume sequence, a cloth point
+cache in ``//blendcache_main/``, a fluid cache folder, a geometry-nodes bake folder, a text
+block on an external file. Not files to send: a packed image, a generated image, the
+``<builtin>`` font, a font and a linked library (the essentials) inside Blender's own
+installation. Caches and bakes hold plausible files (Blender never reads them: their
+objects are not in the rendered scene).
+
+``production.json`` lists: the main file, the libraries, every file the pack plan must
+hold (``expected_files``), files by kind (``kinds``) and what must not be sent
+(``not_files``). ``--edge-cases`` builds the corner-case files instead (see
+``EdgeCases``).
 
 Only a few images are real pictures (the ones the render uses); bulk files have a PNG
 signature and unique random bytes, since Blender only needs their paths. Everything is
@@ -570,6 +577,11 @@ class Builder:
         node2.filepath = self.rel(main, ies2)
         self.add("ies light", ies)
         self.add("ies material", ies2)
+        osl = write(proj / "shaders" / "stripes.osl", b"shader stripes(output color C = 0) {}\n")
+        script = self.nodes_of(ies_mat).nodes.new("ShaderNodeScript")
+        script.mode = "EXTERNAL"
+        script.filepath = self.rel(main, osl)
+        self.add("osl script", osl)
 
         # -- Alembic and USD (real files, exported by Blender)
         self.make_caches(main, hidden)
@@ -596,6 +608,14 @@ class Builder:
         pc_dir = main.parent / f"blendcache_{main.stem}"
         pcs = [write(pc_dir / f"clothcache_{f:06d}_00.bphys", b"BPHYS%d" % f) for f in (1, 2, 3)]
         self.add("point cache", *pcs)
+
+        # -- mesh cache modifier (PC2 file)
+        mc_obj = self.plane("mesh cached", bpy.data.materials.new("mc"), (0, 0, 6), hidden)
+        mcm = mc_obj.modifiers.new("MeshCache", "MESH_CACHE")
+        mcm.cache_format = "PC2"
+        pc2 = write(proj / "caches" / "deform.pc2", b"POINTCACHE2\0fake")
+        mcm.filepath = self.rel(main, pc2)
+        self.add("mesh cache", pc2)
 
         # -- fluid cache folder
         dom = self.plane("fluid domain", bpy.data.materials.new("dom"), (0, 0, 4), hidden)

@@ -84,6 +84,8 @@ KINDS = [
     "font",
     "ies light",
     "ies material",
+    "osl script",
+    "mesh cache",
     "alembic",
     "usd",
     "volume",
