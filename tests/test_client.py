@@ -7,6 +7,7 @@ not wait; ordering between threads is by events and server counters, never by ti
 
 from __future__ import annotations
 
+import contextlib
 import email.header
 import hashlib
 import json
@@ -1034,3 +1035,38 @@ def test_stalled_upload_times_out_as_upload_reset(shaman_server: ShamanServer, f
     assert "0.3 s" in str(info.value) and shaman_server.url in str(info.value)
     assert shaman_server.counters.requests["upload"] == 1 and sleeps.delays == []
     shaman_server.faults.reset()
+
+
+@pytest.fixture
+def full_backlog() -> Any:
+    """A port whose listen queue is full: a new connection's SYN gets no answer, so
+    connecting times out (Linux keeps backlog + 1 connections queued)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    yield f"http://127.0.0.1:{port}"
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+@pytest.mark.parametrize("call", ["requirements", "create"])
+def test_connect_timeout_is_named_and_retried_as_nothing_was_sent(full_backlog: str,
+                                                                  call: str) -> None:
+    sleeps = Sleeps()
+    with make_client(full_backlog, sleeps, connect_timeout=0.3) as client, \
+            pytest.raises(ServerTimeout) as info:
+        if call == "requirements":
+            client.requirements([])
+        else:
+            client.create_checkout([], "job")
+    assert "0.3 s" in str(info.value) and "connect timeout" in str(info.value)
+    assert full_backlog in str(info.value)
+    assert sleeps.delays == [0.25, 0.5, 1.0]
