@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import paths
-from .collect_expand import Expander, resolve
+from .collect_expand import Expander, canon, resolve
 from .errors import BlendFileError, Cancelled, ConfigError, ShamanError
 from .plan import MissingFile, PackPlan, PlanFile
 from .rewrite import Patch, patches_for, write_rewritten
@@ -101,7 +101,9 @@ class _Collector:
         self.cache_dir = cache_dir
         self.cancel = cancel
         self.progress = on_progress or (lambda _msg: None)
-        self.main_cp = paths.to_checkout_path(self.virtual, self.root)
+        self.main_cp = paths.to_checkout_path(canon(self.virtual), canon(self.root))
+        self.blend_key = canon(self.blend)
+        self.root_key = canon(self.root)
         self.expander = Expander()
         self._placed: dict[str, str] = {}
 
@@ -112,12 +114,12 @@ class _Collector:
             return self._placed[abs_path]
         except KeyError:
             pass
-        if abs_path == str(self.blend):
+        if abs_path == self.blend_key:
             cp = self.main_cp
-        elif abs_path == str(self.root):
+        elif abs_path == self.root_key:
             cp = "."
         else:
-            cp = paths.to_checkout_path(abs_path, self.root)
+            cp = paths.to_checkout_path(abs_path, self.root_key)
         self._placed[abs_path] = cp
         return cp
 
@@ -165,7 +167,7 @@ class _Collector:
         # 1. The main file and its libraries, breadth first (cycles end at the seen set).
         traces: dict[Path, BlendTrace] = {}
         order = [self.blend]
-        queued = {str(self.blend)}
+        queued = {self.blend_key}
         missing: dict[str, list[str]] = {}
         while order:
             self.check_cancel()
@@ -184,12 +186,12 @@ class _Collector:
                     order.append(Path(lib))
 
         # 2. Every file each .blend needs.
-        found: dict[str, str] = {str(self.blend): self.main_cp}  # abs path -> checkout path
+        found: dict[str, str] = {self.blend_key: self.main_cp}  # abs path -> checkout path
         skipped: set[str] = set()
         for blend_path, trace in traces.items():
             self.check_cancel()
             if blend_path != self.blend:
-                found[str(blend_path)] = self.place(str(blend_path))
+                found[canon(blend_path)] = self.place(canon(blend_path))
             for ref in trace.refs:
                 blend_dir = blend_path.parent
                 ref_path = ref.path
@@ -222,7 +224,7 @@ class _Collector:
         rewritten: dict[str, Path] = {}
         for i, (blend_path, trace) in enumerate(traces.items()):
             self.check_cancel(plan)
-            cp = found[str(blend_path)]
+            cp = found[canon(blend_path)]
             patches = patches_for(
                 blend_path,
                 trace,
@@ -234,7 +236,7 @@ class _Collector:
             if not patches:
                 continue
             self.progress(f"rewriting {blend_path.name}")
-            rewritten[str(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
+            rewritten[canon(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
 
         # 5. The plan.
         files: list[PlanFile] = []

@@ -24,22 +24,29 @@ _VERSION_DIR = re.compile(r"^\d+\.\d+$")
 _TILE_TOKENS = {"<UDIM>": r"\d{4}", "<UVTILE>": r"u\d+_v\d+"}
 
 
+def canon(path: Path | str) -> str:
+    """The one string form of an absolute path used as a key: ``/``-separated everywhere
+    (Windows accepts forward slashes), so paths from .blend files and from the OS match."""
+    text = os.path.abspath(path)
+    return text.replace("\\", "/") if os.sep == "\\" else text
+
+
 def resolve(blend_dir: Path | str, stored: str) -> str:
     """Absolute, lexically normalised path of a path stored in a .blend in ``blend_dir``.
 
     Like Blender: ``//`` means the .blend's folder, backslashes are separators, and
-    ``..`` is resolved on the text (symlinks are not followed).
+    ``..`` is resolved on the text (symlinks are not followed). The result is in
+    ``canon`` form.
     """
     p = stored.replace("\\", "/")
-    if _WIN_ABS.match(p):
-        return p  # a Windows path on another machine: kept as is (it will be missing)
+    base = str(blend_dir).replace("\\", "/") if os.sep == "\\" else str(blend_dir)
     if p.startswith("//"):
-        p = posixpath.join(str(blend_dir), p[2:])
-    elif not p.startswith("/"):
-        p = posixpath.join(str(blend_dir), p)
+        p = base.rstrip("/") + "/" + p[2:]
+    elif not (p.startswith("/") or _WIN_ABS.match(p)):
+        p = base.rstrip("/") + "/" + p
     out = posixpath.normpath(p)
-    if out.startswith("//"):
-        out = "/" + out.lstrip("/")
+    if os.sep == "/" and out.startswith("//"):
+        out = "/" + out.lstrip("/")  # POSIX: '//x' is just '/x' (on Windows: a UNC path)
     return out
 
 
@@ -69,10 +76,8 @@ class Expander:
         return names
 
     def isfile(self, path: str) -> bool:
-        folder, name = posixpath.split(path)
-        names = self.listdir(folder)
-        if names is None or name not in names:
-            return False
+        # A plain stat: a listing would miss "Tex/A.png" found as "tex/a.png" on
+        # case-insensitive disks, where Blender does find it.
         return os.path.isfile(path)
 
     def expand(self, ref: Ref, blend_dir: Path, stored: str) -> Expanded:
@@ -114,7 +119,7 @@ class Expander:
         Every worker has its own; they are not project files.
         """
         folder = posixpath.dirname(path)
-        while folder and folder != "/":
+        while folder and posixpath.dirname(folder) != folder:
             cached = self._install_dirs.get(folder)
             if cached is not None:
                 return cached

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from shaman_addon.collect_expand import resolve
 from shaman_addon.errors import PathTooLong
 from shaman_addon.paths import (
     blend_relative,
@@ -54,8 +55,12 @@ TRICKY = st.sampled_from(
     ]
 )
 PART = st.lists(TRICKY | st.text(min_size=1, max_size=8), min_size=1, max_size=4).map("".join)
-PARTS = st.lists(PART, min_size=1, max_size=6)
 ROOT = "/work/project"
+# Half of the paths start inside the project root, to mix inside and outside mappings.
+PARTS = st.one_of(
+    st.lists(PART, min_size=1, max_size=6),
+    st.lists(PART, min_size=1, max_size=5).map(lambda p: ["work", "project", *p]),
+)
 
 
 def posix_abs(parts: list[str]) -> str:
@@ -191,3 +196,13 @@ def test_case_collisions() -> None:
     assert ("t/Case.png", "t/case.png") in groups
     assert ("T/", "t/") in groups
     assert not case_collisions(["a/b.png", "a/c.png"])
+
+
+def test_resolve_reads_paths_like_blender() -> None:
+    assert resolve("/p/shots", "//../tex/a.png") == "/p/tex/a.png"
+    assert resolve("/p/shots", "//..\\tex\\a.png") == "/p/tex/a.png"
+    assert resolve("/p/shots", "//tex//./b/../a.png") == "/p/shots/tex/a.png"
+    assert resolve("/p/shots", "/abs/x.png") == "/abs/x.png"
+    assert resolve("/p/shots", "//../../../../x.png") == "/x.png"
+    assert resolve("/p/shots", "C:\\textures\\x.png") == "C:\\textures\\x.png"
+    assert resolve("/p/shots", "rel/x.png") == "/p/shots/rel/x.png"
