@@ -204,5 +204,5 @@ def test_resolve_reads_paths_like_blender() -> None:
     assert resolve("/p/shots", "//tex//./b/../a.png") == "/p/shots/tex/a.png"
     assert resolve("/p/shots", "/abs/x.png") == "/abs/x.png"
     assert resolve("/p/shots", "//../../../../x.png") == "/x.png"
-    assert resolve("/p/shots", "C:\\textures\\x.png") == "C:\\textures\\x.png"
+    assert resolve("/p/shots", "C:\\textures\\x.png") == "C:/textures/x.png"
     assert resolve("/p/shots", "rel/x.png") == "/p/shots/rel/x.png"
