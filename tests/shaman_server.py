@@ -420,18 +420,24 @@ class _Store:
         self.stored_dir = storage / "file-store" / "stored"
         self.uploading_dir = storage / "file-store" / "uploading"
         self.jobs_dir = storage / "jobs"
+        self._stored = str(self.stored_dir)
+        self._uploading = str(self.uploading_dir)
         for folder in (self.stored_dir, self.uploading_dir, self.jobs_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._active: dict[tuple[str, int], set[_Upload]] = {}
 
     def blob_path(self, sha: str, size: int) -> Path:
-        return self.stored_dir / sha[:2] / sha[2:] / f"{size}.blob"
+        return Path(self.blob_str(sha, size))
+
+    def blob_str(self, sha: str, size: int) -> str:
+        """``blob_path`` as a plain string: this is on every request's path, keep it cheap."""
+        return os.path.join(self._stored, sha[:2], sha[2:], f"{size}.blob")
 
     def is_stored(self, sha: str, size: int) -> bool:
         if not _SAFE_SHA.fullmatch(sha):
             return False
-        return os.path.isfile(self.blob_path(sha, size))
+        return os.path.isfile(self.blob_str(sha, size))
 
     def is_uploading(self, key: tuple[str, int]) -> bool:
         with self._lock:
@@ -455,18 +461,17 @@ class _Store:
                 if not uploads:
                     del self._active[key]
 
-    def temp_path(self, sha: str, size: int) -> Path:
-        folder = self.uploading_dir / sha[:2] / sha[2:]
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{size}-{uuid.uuid4().hex}.tmp"
+    def temp_path(self, sha: str, size: int) -> str:
+        """A fresh temp file name; flat, so an upload costs no folder creation."""
+        return os.path.join(self._uploading, f"{sha}-{size}-{uuid.uuid4().hex}.tmp")
 
-    def commit(self, key: tuple[str, int], upload: _Upload, temp: Path) -> None:
+    def commit(self, key: tuple[str, int], upload: _Upload, temp: str) -> None:
         """Move a verified upload into place and cut off other uploads of the same content."""
-        final = self.blob_path(*key)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final = self.blob_str(*key)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
         with self._lock:
-            if final.is_file():
-                temp.unlink(missing_ok=True)
+            if os.path.isfile(final):
+                os.unlink(temp)
             else:
                 os.replace(temp, final)
             for other in self._active.get(key, ()):
@@ -880,10 +885,9 @@ class _Handler(BaseHTTPRequestHandler):
         sha, size = key
         temp = store.temp_path(sha, size)
         digest = hashlib.sha256()
-        buffer = bytearray(CHUNK)
-        view = memoryview(buffer)
         received = 0
         limit = length if drop_after is None else min(length, drop_after)
+        view = memoryview(bytearray(max(1, min(CHUNK, limit))))  # small files, small buffer
         self._continue()
         self._body_read = True
         ending = ""  # "gone": the client went away; "reset": we cut it off
@@ -925,8 +929,8 @@ class _Handler(BaseHTTPRequestHandler):
                     store.commit(key, upload, temp)
         finally:
             # Cleaned up before the client hears anything, so it never sees a stale temp.
-            # Empty folders under uploading/ stay: removing them races with other uploads.
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
         if ending == "gone":
             raise _Dropped()
         if ending == "reset":

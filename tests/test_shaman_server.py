@@ -361,8 +361,8 @@ def test_upload_in_progress_lives_under_uploading(shaman_server: ShamanServer) -
         temp = [p for p in (shaman_server.storage / "file-store" / "uploading").rglob("*")
                 if p.is_file()]
         assert len(temp) == 1
-        assert temp[0].parent == (shaman_server.storage / "file-store" / "uploading"
-                                  / sha[:2] / sha[2:])
+        assert temp[0].name.startswith(f"{sha}-{len(data)}-")
+        assert temp[0].read_bytes() == data[:5000]
         assert not shaman_server.is_stored(sha, len(data))
         raw.send(data[5000:])
         assert raw.response().status == 200
