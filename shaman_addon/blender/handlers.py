@@ -21,12 +21,17 @@ from . import properties
 log = logging.getLogger(__name__)
 
 
+_cancelled_by_load: jobs.SubmitJob | None = None
+
+
 @persistent
 def on_load_pre(*_args: Any) -> None:
+    global _cancelled_by_load
     job = jobs.cancel_active()
     if job is None:
         return
     log.info("another file is being opened: the submission of %s was cancelled", job.label)
+    _cancelled_by_load = job
     remove_timer(job)
 
 
@@ -45,10 +50,19 @@ def remove_timer(job: jobs.SubmitJob) -> None:
 
 @persistent
 def on_load_post(*_args: Any) -> None:
+    """Nobody follows a job across a file load (its modal operator is gone): say so."""
+    global _cancelled_by_load
     state = properties.state_of(bpy.context)
-    if state is not None and jobs.active() is None:
-        state.running = False
-        state.cancel_requested = False
+    job, _cancelled_by_load = _cancelled_by_load, None
+    if state is None:
+        return
+    state.running = False
+    state.cancel_requested = False
+    if job is not None:
+        properties.store_error(
+            state, f"The submission of {job.label} was cancelled because another file was opened."
+        )
+        state.phase = "cancelled"
 
 
 HANDLERS = (

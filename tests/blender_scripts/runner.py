@@ -15,7 +15,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-BPY_PYTHON = os.environ.get("SHAMAN_BPY_PYTHON", str(REPO / ".venv" / "bin" / "python"))
+REFERENCE_BPY_PYTHON = str(REPO / ".venv" / "bin" / "python")
+BPY_PYTHON = os.environ.get("SHAMAN_BPY_PYTHON", REFERENCE_BPY_PYTHON)
 
 
 @dataclass
@@ -65,9 +66,18 @@ def run_bpy(
     return BpyRun(proc.returncode, proc.stdout, proc.stderr, result)
 
 
-def scenario(name: str, user_dir: Path, env: dict[str, str] | None = None, **args: Any) -> Any:
+def scenario(
+    name: str,
+    user_dir: Path,
+    env: dict[str, str] | None = None,
+    python: str | None = None,
+    **args: Any,
+) -> Any:
     """Run one scenario of ``scenario.py``; its RESULT, or an AssertionError explaining."""
-    run = run_bpy("scenario.py", name, json.dumps(args, default=str), user_dir=user_dir, env=env)
+    run = run_bpy(
+        "scenario.py", name, json.dumps(args, default=str), user_dir=user_dir, env=env,
+        python=python,
+    )
     assert run.returncode == 0 and run.result is not None, run.explain()
     return run.result
 

@@ -248,6 +248,7 @@ def sc_load_cancels(args: dict[str, Any]) -> dict[str, Any]:
         "ledger": ledger_lines(),
         "handlers": our_handlers(),
         "state_running_after_load": state().running,
+        "state_error_after_load": state().error,
         "threads": shaman_threads(),
         "filepath": bpy.data.filepath,
     }
