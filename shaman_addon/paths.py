@@ -84,6 +84,22 @@ def _absolute_parts(path: PurePath | str) -> tuple[list[str], str]:
     ``..`` is resolved lexically (never above the root), ``.`` and empty parts vanish.
     The label is ``""`` for a POSIX root, ``"C"`` for a drive, ``"UNC/server/share"``.
     """
+    if (
+        isinstance(path, str)
+        and path.startswith("/")
+        and not path.startswith("//")
+        and "\\" not in path
+    ):  # the common case on POSIX: plain string work, no pathlib
+        parts: list[str] = []
+        for part in path.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+                continue
+            parts.append(part)
+        return parts, ""
     flavour = _flavour(path)
     p = flavour(path) if not isinstance(path, flavour) else path
     label = ""
@@ -97,7 +113,7 @@ def _absolute_parts(path: PurePath | str) -> tuple[list[str], str]:
         rest = p.parts[1:] if p.anchor else p.parts
     else:
         rest = p.parts[1:] if p.anchor else p.parts
-    parts: list[str] = []
+    parts = []
     for part in rest:
         if part in ("", "."):
             continue

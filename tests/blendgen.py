@@ -202,7 +202,6 @@ class Builder:
         import bpy
 
         self.bpy = bpy
-        bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups
         self.out = outdir
         self.args = args
         self.project = outdir / "project"
@@ -230,6 +229,9 @@ class Builder:
 
     def save(self, path: Path) -> None:
         self.bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=True, relative_remap=False)
+        backup = path.with_suffix(".blend1")  # Blender's backup of the previous save
+        if backup.exists():
+            backup.unlink()
 
     def image(self, name: str, filepath: str, source: str = "FILE"):
         img = self.bpy.data.images.new(name, 4, 4)
