@@ -179,6 +179,12 @@ def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
                    prefs={"server_url": shaman_server.url, "request_timeout": 120.0})
     assert res["reached_uploading"], res
     assert len(res["temp_during"]) == 1  # the unsaved copy existed while it ran
+    running = res["panel_running"]
+    assert "Submitting: main.blend" in running
+    bar = next(t for t in running if t.startswith("progress:"))
+    assert bar.startswith("progress:Uploading"), bar
+    assert "op:shaman.cancel:Cancel (Esc)" in running
+    assert "op:shaman.submit:Submit to Shaman" not in running
     assert res["second_submit"]["raised"]
     assert "still running" in res["second_submit"]["error"]
     assert res["cancel_ret"] == ["FINISHED"]
@@ -190,6 +196,8 @@ def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
     assert res["hidden_after"] == [] and res["ledger"] == [] and res["threads"] == []
     assert not res["active_after"]
     assert shaman_server.counters.checkouts == []
+    assert res["state"]["error"] in " ".join(res["panel_after"])  # wrapped over labels
+    assert "op:shaman.submit:Submit to Shaman" in res["panel_after"]
 
 
 def test_opening_another_file_cancels_the_submission(

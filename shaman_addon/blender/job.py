@@ -62,12 +62,6 @@ class SubmitJob:
     def start(self) -> None:
         self._thread.start()
 
-    def run_here(self) -> SubmissionOutcome:
-        """Run on the calling thread (tests); the same code as the worker."""
-        self._run()
-        assert self.outcome is not None
-        return self.outcome
-
     def cancel(self) -> None:
         """Ask the pipeline to stop; safe from any thread, any number of times."""
         self.cancel_event.set()
@@ -151,11 +145,6 @@ def release(job: SubmitJob) -> None:
     with _active_lock:
         if _active is job:
             _active = None
-
-
-def last_or_active() -> SubmitJob | None:
-    with _active_lock:
-        return _active
 
 
 def cancel_active(*, wait_s: float = 0.0) -> SubmitJob | None:

@@ -113,8 +113,10 @@ def prepare_job(
         "cache_dir": user_dir(preferences.package(), "cache"),
         "client_settings": client_settings(settings),
         "app_info": {
-            "client": f"Shaman Submitter {__version__}",
+            "interface": "Blender",
             "blender": bpy.app.version_string,
+            "addon": __version__,
+            "original_blend": str(original),
         },
     }
     placeholder = jobs.SubmitJob(original, None, label=original.name)
@@ -124,9 +126,7 @@ def prepare_job(
         temp_copy: Path | None = None
         book = ledger()
         in_background = bpy.app.background if background is None else background
-        if ui_state.wants_temp_copy(
-            unsaved, is_dirty=bpy.data.is_dirty, background=in_background
-        ):
+        if ui_state.wants_temp_copy(unsaved, is_dirty=bpy.data.is_dirty, background=in_background):
             tempcopies.sweep_dir(original.parent)
             temp_copy = tempcopies.temp_copy_path(original)
             book.add(temp_copy)

@@ -198,6 +198,7 @@ def sc_cancel(args: dict[str, Any]) -> dict[str, Any]:
     ops, job = _start_ui_job(args)
     reached = _tick_until(ops, job, lambda: state().phase == "uploading")
     temp_during = hidden_files(blend.parent)
+    panel_running = draw_panel()
     second = call_submit()
     phases_seen = state().phase
     cancel_ret = sorted(bpy.ops.shaman.cancel())
@@ -207,6 +208,8 @@ def sc_cancel(args: dict[str, Any]) -> dict[str, Any]:
     outcome = ops.finish(state(), job)
     return {
         "reached_uploading": reached,
+        "panel_running": panel_running,
+        "panel_after": draw_panel(),
         "phase_when_cancelled": phases_seen,
         "temp_during": temp_during,
         "second_submit": second,
