@@ -10,7 +10,9 @@ The artist's files are hashed before and after: nothing was written to them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,25 @@ from blend_tools import run_tool
 
 from shaman_addon.collect import collect
 
-from blendgen import ProductionInfo
+from blendgen import ProductionInfo, generate
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> ProductionInfo:
+    """This module's own every-kind production: its tests hide it while they open the
+    checkout, so Blender cannot fall back on a source file."""
+    return generate(tmp_path_factory.mktemp("e2e-production"), libraries=3, files=6, seed=7)
+
+
+@contextlib.contextmanager
+def source_hidden(production: ProductionInfo) -> Iterator[None]:
+    """Move the whole production away (absolute paths to it then lead nowhere)."""
+    hidden = production.root.with_name(production.root.name + "-hidden")
+    production.root.rename(hidden)
+    try:
+        yield
+    finally:
+        hidden.rename(production.root)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +58,9 @@ def test_checkout_opens_with_nothing_missing_and_same_bytes(
     plan, main, tmp, _before = checkout
     root = main.parent.parent  # jobs/job-1 (main is shots/main.blend)
     assert plan.blend_checkout_path == "shots/main.blend"
-    gt = run_tool("groundtruth", main, tmp)
-    source_of = {f.checkout_path: f.source for f in plan.files}
+    source_of = {f.checkout_path: sha256_file(f.source) for f in plan.files}
+    with source_hidden(production):
+        gt = run_tool("groundtruth", main, tmp)
 
     # every file Blender opened, main and libraries included, reports nothing missing
     assert set(gt["files"]) >= {str(main)}
@@ -56,7 +77,7 @@ def test_checkout_opens_with_nothing_missing_and_same_bytes(
         cp = os.path.relpath(p, root)
         assert cp in source_of, f"Blender wants {cp}, which the plan does not hold"
         assert os.path.exists(p), p
-        assert sha256_file(Path(p)) == sha256_file(source_of[cp]), cp
+        assert sha256_file(Path(p)) == source_of[cp], cp
         checked += 1
     # UDIM tiles and sequence frames were among them
     assert checked >= len(production.expected_files) - 12  # minus caches Blender does not list
@@ -79,7 +100,8 @@ def test_caches_and_bakes_are_where_blender_looks(production: ProductionInfo, ch
 def test_render_of_checkout_equals_render_of_source(production: ProductionInfo, checkout) -> None:
     _plan, main, tmp, _before = checkout
     src = run_tool("render", production.main_blend, tmp)
-    dst = run_tool("render", main, tmp)
+    with source_hidden(production):
+        dst = run_tool("render", main, tmp)
     assert src["nonblack_pixels"] > 1000, "the source render is empty; the test proves nothing"
     assert dst["sha256"] == src["sha256"]
 
