@@ -2,8 +2,8 @@
 
 The byte range of every path field is known from tracing (``trace_blend.Slot``), so a copy
 is the original (decompressed), with those ranges overwritten (the new path, then zero
-bytes to the end of the field), compressed again with zstd at a fixed level if the
-original was compressed. No timestamps or names go into the output, so the same input
+bytes to the end of the field), compressed again like the original (zstd or gzip) at a
+fixed level. No timestamps or names go into the output, so the same input
 and the same changes always give the same bytes (and the same checksum on the server).
 A new path that does not fit its fixed-size field is an error, never truncated.
 """
@@ -118,6 +118,20 @@ def apply_patches(data: bytes, patches: list[Patch], source: Path) -> bytes:
     return bytes(buf)
 
 
+def compress(data: bytes, compression: str) -> bytes:
+    """Compress like the original, with nothing in the output that varies between runs
+    (gzip: no time stamp, no file name)."""
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+    if compression == "gzip":
+        import gzip
+
+        return gzip.compress(data, compresslevel=6, mtime=0)
+    return data
+
+
 def write_rewritten(
     source: Path,
     compression: str,
@@ -142,11 +156,9 @@ def write_rewritten(
         if cached.is_file():
             shutil.copyfile(cached, dest)
             return
-    data = apply_patches(read_uncompressed(source, compression), patches, source)
-    if compression != "none":
-        import zstandard
-
-        data = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+    data = compress(
+        apply_patches(read_uncompressed(source, compression), patches, source), compression
+    )
     dest.write_bytes(data)
     if cached is not None:
         try:

@@ -743,7 +743,7 @@ class EdgeCases(Builder):
     - ``asname/shot.blend`` (image + disk point cache ``//blendcache_shot/``) and its
       copy ``elsewhere/autosave copy.blend``, saved by Blender elsewhere with paths
       remapped, as the Blender layer saves an unsaved scene;
-    - ``packed.blend``: only a packed image and a ``<builtin>`` font.
+    - ``packed.blend``: only a packed image, a packed library and a ``<builtin>`` font.
     """
 
     def build(self) -> None:
@@ -856,8 +856,23 @@ class EdgeCases(Builder):
         bpy.context.scene.collection.objects.link(
             bpy.data.objects.new("txt", bpy.data.curves.new("txt", "FONT"))
         )
+        lib = edge / "scratch" / "packed lib.blend"
+        self.save(packed)
+        self.new_file(lib)
+        pk = bpy.data.collections.new("PK")
+        pk.use_fake_user = True
+        self.save(lib)
+        bpy.ops.wm.open_mainfile(filepath=str(packed))
+        with bpy.data.libraries.load(self.rel(packed, lib), link=True, relative=True) as (
+            _s,
+            dst,
+        ):
+            dst.collections = ["PK"]
+        bpy.context.scene.collection.children.link(dst.collections[0])
+        bpy.ops.file.pack_libraries()
         self.save(packed)
         info["packed"] = str(packed)
+        info["packed_library"] = str(lib)
         info["packed_source"] = str(src)
 
         (self.out / "edge.json").write_text(json.dumps(info, indent=1), "utf-8")

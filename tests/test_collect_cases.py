@@ -131,6 +131,7 @@ def test_rewritten_path_too_long_is_an_error_never_truncated(
 def test_packed_and_builtin_are_not_files(edge: dict[str, str]) -> None:
     plan = collect(Path(edge["packed"]))
     try:
+        assert Path(edge["packed_library"]).is_file()  # on disk, but travels packed
         assert [f.checkout_path for f in plan.files] == ["packed.blend"]
         assert plan.missing == []
         assert not plan.files[0].rewritten
@@ -297,3 +298,31 @@ def test_cache_dir_skips_tracing_and_gives_the_same_plan(
     finally:
         first.cleanup()
         second.cleanup()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_rewritten_copy_keeps_gzip_or_no_compression(
+    basic_production: ProductionInfo, tmp_path: Path, compression: str
+) -> None:
+    """Files saved by older Blenders (gzip) or uncompressed stay so, deterministically."""
+    import gzip
+
+    copy = tmp_path / "prod"
+    shutil.copytree(basic_production.root, copy, symlinks=True)
+    main = copy / "project" / "shots" / "main.blend"
+    raw = read_uncompressed(main, "zstd")
+    main.write_bytes(gzip.compress(raw, mtime=12345) if compression == "gzip" else raw)
+    one = collect(main, temp_dir=tmp_path / "one")
+    two = collect(main, temp_dir=tmp_path / "two")
+    try:
+        a = next(f for f in one.files if f.original == main)
+        b = next(f for f in two.files if f.original == main)
+        assert a.rewritten  # the absolute outside texture
+        assert a.source.read_bytes() == b.source.read_bytes()
+        magic = a.source.read_bytes()[:2]
+        assert magic == (b"\x1f\x8b" if compression == "gzip" else b"BL")
+        assert trace_blend(a.source).compression == compression
+        assert run_tool("inspect", a.source, tmp_path)["n_images"] > 0  # Blender reads it
+    finally:
+        one.cleanup()
+        two.cleanup()
