@@ -306,6 +306,25 @@ def test_check_dependencies_is_a_dry_run_listing_missing_files(
     assert "main.blend" in st["missing"][0]["referenced_by"]
 
 
+def test_the_panel_lists_missing_files_and_the_preferences_draw(
+    production_missing: dict[str, Any], shaman_server: Any, user_dir: Path
+) -> None:
+    res = scenario("panel", user_dir, blend=production_missing["main"], submit=True,
+                   op={"dry_run": True}, show_missing=True,
+                   prefs={"server_url": shaman_server.url})
+    assert not res["call"]["raised"], res["call"]
+    after = res["after"]
+    assert "Dependencies" in after and "Missing files: 1" not in after  # a toggle, not a label
+    assert any(t.endswith("gone.png") for t in after), after
+    assert any(t.startswith("    used by ") and "main.blend" in t for t in after), after
+    assert any(t.startswith("Already on the server: ") for t in after)
+    prefs = res["prefs"]
+    for name in ("server_url", "checkout_template", "jobs", "project_root_mode",
+                 "fail_on_missing", "request_timeout"):
+        assert any(t.startswith(f"prop:{name}:") for t in prefs), (name, prefs)
+    assert "op:shaman.check_server:" in prefs
+
+
 def test_stop_on_missing_files_refuses_before_sending(
     production_missing: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:

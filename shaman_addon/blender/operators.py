@@ -366,7 +366,8 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
             state.cancel_requested = True
             tag_redraw(context)
             return {"RUNNING_MODAL"}
-        if event.type != "TIMER" or event.timer is not job.timer:
+        # bpy hands out a new wrapper per access: compare timers with ==, never "is"
+        if event.type != "TIMER" or event.timer != job.timer:
             return {"PASS_THROUGH"}
         finished = poll(state, job)
         tag_redraw(context)

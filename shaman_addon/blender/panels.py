@@ -40,7 +40,6 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
     bl_space_type = "PROPERTIES"
     bl_region_type = "WINDOW"
     bl_context = "render"
-    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012
 
     def draw(self, context: Any) -> None:
         layout: Any = self.layout

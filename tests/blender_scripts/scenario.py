@@ -399,14 +399,19 @@ def sc_headless(args: dict[str, Any]) -> dict[str, Any]:
     return {"state": state_dict()}
 
 
-def draw_panel() -> list[str]:
+def draw_panel(prefs_too: bool = False) -> list[str]:
     """Run the panel's real ``draw()`` against a recording layout (background mode has
     no screen to draw on) and return the texts it would show."""
     labels: list[str] = []
+    label_fn = bpy.types.UILayout.bl_rna.functions["label"]
+    known_icons = set(label_fn.parameters["icon"].enum_items.keys())
 
     class Layout:
         def __getattr__(self, name: str) -> Any:
             def call(*a: Any, **kw: Any) -> Any:
+                icon = kw.get("icon")
+                if icon is not None and icon not in known_icons:
+                    raise TypeError(f"{name}(): this Blender has no icon {icon!r}")
                 if name == "label":
                     labels.append(kw.get("text", ""))
                 elif name == "progress":
@@ -423,6 +428,13 @@ def draw_panel() -> list[str]:
         def __setattr__(self, name: str, value: Any) -> None:
             pass
 
+    if prefs_too:
+        real = prefs()
+        fake_prefs = type(
+            "Prefs", (), {"layout": Layout(), "__getattr__": lambda self, n: getattr(real, n)}
+        )()
+        type(real).draw(fake_prefs, bpy.context)
+        return labels
     cls = bpy.types.SHAMAN_PT_render
     fake_panel = type(
         "P",
@@ -445,7 +457,14 @@ def sc_panel(args: dict[str, Any]) -> dict[str, Any]:
         bpy.context.scene.render.filepath = args["render_output"]
     before = draw_panel()
     call = call_submit(**args.get("op", {})) if args.get("submit") else {}
-    return {"before": before, "after": draw_panel(), "call": call, "state": state_dict()}
+    state().show_missing = bool(args.get("show_missing"))
+    return {
+        "before": before,
+        "after": draw_panel(),
+        "prefs": draw_panel(prefs_too=True),
+        "call": call,
+        "state": state_dict(),
+    }
 
 
 SCENARIOS = {name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")}
