@@ -164,11 +164,18 @@ class _Collector:
         return plan
 
     def _run(self, plan: PackPlan) -> None:
-        # 1. The main file and its libraries, breadth first (cycles end at the seen set).
+        missing: dict[str, list[str]] = {}  # abs path -> referrers
+        traces = self._trace_all()
+        found = self._expand_all(traces, missing)
+        self._check_unique(found)
+        rewritten = self._rewrite_all(plan, traces, found)
+        self._fill(plan, found, rewritten, missing)
+
+    def _trace_all(self) -> dict[Path, BlendTrace]:
+        """The main file and its libraries, breadth first (cycles end at the seen set)."""
         traces: dict[Path, BlendTrace] = {}
         order = [self.blend]
         queued = {self.blend_key}
-        missing: dict[str, list[str]] = {}
         while order:
             self.check_cancel()
             current = order.pop(0)
@@ -184,9 +191,13 @@ class _Collector:
                 if os.path.isfile(lib) and not self.expander.in_blender_install(lib):
                     queued.add(lib)
                     order.append(Path(lib))
+        return traces
 
-        # 2. Every file each .blend needs.
-        found: dict[str, str] = {self.blend_key: self.main_cp}  # abs path -> checkout path
+    def _expand_all(
+        self, traces: dict[Path, BlendTrace], missing: dict[str, list[str]]
+    ) -> dict[str, str]:
+        """Every file each .blend needs -> its checkout path (the .blend files included)."""
+        found: dict[str, str] = {self.blend_key: self.main_cp}
         skipped: set[str] = set()
         for blend_path, trace in traces.items():
             self.check_cancel()
@@ -205,13 +216,17 @@ class _Collector:
                 for f in result.files:
                     if self.expander.in_blender_install(f):
                         skipped.add(f)
-                        continue
-                    if f not in found:
+                    elif f not in found:
                         found[f] = self.place(f)
                 for m in result.missing:
                     missing.setdefault(m, []).append(f"{blend_path}: {ref.referrer}")
+        if skipped:
+            log.info("not sending %d file(s) inside Blender's installation", len(skipped))
+        return found
 
-        # 3. Checkout paths must be unique (they are by construction; make sure).
+    @staticmethod
+    def _check_unique(found: dict[str, str]) -> None:
+        """Checkout paths are unique by construction; a clash would lose a file, so check."""
         by_cp: dict[str, str] = {}
         for abs_path, cp in found.items():
             other = by_cp.setdefault(cp, abs_path)
@@ -220,25 +235,33 @@ class _Collector:
                     f"{other} and {abs_path} would both land at {cp!r} in the checkout"
                 )
 
-        # 4. Rewrite .blend files whose stored paths must change.
+    def _rewrite_all(
+        self, plan: PackPlan, traces: dict[Path, BlendTrace], found: dict[str, str]
+    ) -> dict[str, Path]:
+        """Rewritten copies of the .blend files whose stored paths must change."""
         rewritten: dict[str, Path] = {}
         for i, (blend_path, trace) in enumerate(traces.items()):
             self.check_cancel(plan)
-            cp = found[canon(blend_path)]
             patches = patches_for(
                 blend_path,
                 trace,
-                cp,
+                found[canon(blend_path)],
                 blend_dir=blend_path.parent,
                 place=self.place,
                 skip=self.expander.in_blender_install,
             )
-            if not patches:
-                continue
-            self.progress(f"rewriting {blend_path.name}")
-            rewritten[canon(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
+            if patches:
+                self.progress(f"rewriting {blend_path.name}")
+                rewritten[canon(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
+        return rewritten
 
-        # 5. The plan.
+    def _fill(
+        self,
+        plan: PackPlan,
+        found: dict[str, str],
+        rewritten: dict[str, Path],
+        missing: dict[str, list[str]],
+    ) -> None:
         files: list[PlanFile] = []
         for abs_path, cp in found.items():
             src = rewritten.get(abs_path)
@@ -270,8 +293,6 @@ class _Collector:
                 "these paths differ only in letter case and will collide on a worker with a "
                 "case-insensitive disk (Windows, macOS): " + ", ".join(group)
             )
-        if skipped:
-            log.info("not sending %d file(s) inside Blender's installation", len(skipped))
         self.progress(f"{len(files)} files, {len(plan.missing)} missing")
 
     def _rewrite(
