@@ -591,6 +591,20 @@ def test_other_upload_finishing_first_resets_this_one(any_style_server: ShamanSe
     assert temp == []
 
 
+@pytest.mark.parametrize("layout", ["zeros-at-end", "zeros-only", "zeros-between"])
+def test_upload_with_long_runs_of_zeros_reads_back_the_same(shaman_server: ShamanServer,
+                                                            layout: str) -> None:
+    """Zero runs may be stored as holes; the blob must still read back byte for byte."""
+    some = os.urandom(100_000)
+    zeros = bytes(3 * MiB)
+    data = {"zeros-at-end": some + zeros, "zeros-only": zeros,
+            "zeros-between": some + zeros + some}[layout]
+    assert upload(shaman_server, data).status == 200
+    blob = shaman_server.stored_path(sha_of(data), len(data))
+    assert blob.stat().st_size == len(data)
+    assert blob.read_bytes() == data
+
+
 def test_many_concurrent_uploads_of_the_same_content_never_deadlock(
         shaman_server: ShamanServer) -> None:
     data = os.urandom(2 * MiB)
