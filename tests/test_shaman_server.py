@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import threading
@@ -638,9 +639,9 @@ def test_many_concurrent_uploads_of_the_same_content_never_deadlock(
 @pytest.mark.slow
 def test_large_upload_streams_in_constant_memory(server_process: Callable[..., Any],
                                                  tmp_path: Path) -> None:
-    """A separate server process takes 512 MiB while its peak memory stays small."""
+    """A separate server process takes 256 MiB while its peak memory stays small."""
     proc = server_process()
-    size = 512 * MiB
+    size = 256 * MiB
     block = os.urandom(MiB)
     digest = hashlib.sha256()
     for _ in range(size // MiB):
@@ -961,12 +962,9 @@ def test_hang_next_never_answers_until_reset(shaman_server: ShamanServer) -> Non
                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         wait_for(lambda: shaman_server.counters.requests.get("requirements") == 1,
                  "the hanging request to arrive")
-        # Other requests are served meanwhile.
+        # Other requests are served meanwhile, and still nothing came on the hanging one.
         assert post_json(shaman_server, "requirements", {"files": []}).status == 200
-        sock.settimeout(0.2)
-        with pytest.raises(TimeoutError):
-            sock.recv(1)
-        sock.settimeout(TIMEOUT)
+        assert select.select([sock], [], [], 0)[0] == []
         shaman_server.faults.reset()
         assert sock.recv(1) == b""  # closed without any answer
     finally:
@@ -1007,11 +1005,8 @@ def test_delay_holds_answers_of_one_endpoint(shaman_server: ShamanServer) -> Non
     assert order == ["configuration", "file_status"]
 
 
-def test_delay_lasts_at_least_as_long_as_asked(shaman_server: ShamanServer) -> None:
-    shaman_server.faults.delay("configuration", 0.2)
-    start = time.monotonic()
-    call(shaman_server, "GET", "/api/v3/configuration")
-    assert time.monotonic() - start >= 0.2
+def test_delay_of_zero_clears_it(shaman_server: ShamanServer) -> None:
+    shaman_server.faults.delay("configuration", 600)
     shaman_server.faults.delay("configuration", 0)
     assert call(shaman_server, "GET", "/api/v3/configuration").status == 200
 
