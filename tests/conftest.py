@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from blend_fixtures import *  # noqa: F403  (fixtures: production, basic_production, ...)
+from fault_report import *  # noqa: F403  (fixture fault_row, the fault report hooks)
 
 from server_fixtures import *  # noqa: F403  (fixtures: shaman_server, ...)
 
