@@ -21,8 +21,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -387,31 +386,63 @@ class Submission:
     def _hash_workers(self) -> int:
         return max(1, min(self.options.jobs, os.cpu_count() or 2, 8))
 
-    def _iter_hashed(self, misses: list[int], plan: PackPlan) -> Iterable[_Hashed]:
-        """Hash on a few threads, yielding results as they finish (cancel-aware)."""
-        executor = ThreadPoolExecutor(self._hash_workers(), thread_name_prefix="shaman-hash")
-        pending: set[Future[_Hashed]] = set()
+    def _iter_hashed(self, misses: list[int], plan: PackPlan) -> Iterator[_Hashed]:
+        """Hash on a few threads, yielding results as they finish (cancel-aware).
+
+        Plain threads and two queues rather than futures: waiting on thousands of
+        futures at once costs time per future per wait, which adds up to seconds.
+        """
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in misses:
+            todo.put(i)
+        results: queue.SimpleQueue[tuple[_Hashed | None, BaseException | None]] = (
+            queue.SimpleQueue()
+        )
+
+        def worker() -> None:
+            while not self._hash_stop.is_set():
+                try:
+                    index = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results.put((self._hash_one(index, plan), None))
+                except BaseException as exc:  # handed to the consumer
+                    results.put((None, exc))
+                    return
+
+        threads = [
+            threading.Thread(target=worker, name=f"shaman-hash-{n}", daemon=True)
+            for n in range(min(self._hash_workers(), len(misses)))
+        ]
+        for t in threads:
+            t.start()
+        remaining = len(misses)
         try:
-            pending = {executor.submit(self._hash_one, i, plan) for i in misses}
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            while remaining:
+                try:
+                    hashed, error = results.get(timeout=0.2)
+                except queue.Empty:
+                    self._raise_if_cancelled()
+                    continue
+                if error is not None:
+                    raise error
+                assert hashed is not None
+                remaining -= 1
+                self._set_spec(
+                    hashed.index,
+                    FileSpec(hashed.sha, hashed.stat.size, plan.files[hashed.index].checkout_path),
+                )
+                self._cache.put(hashed.stat, hashed.sha)
+                self._tracker.file_hashed()
                 self._raise_if_cancelled()
-                for fut in done:
-                    hashed = fut.result()
-                    self._set_spec(
-                        hashed.index,
-                        FileSpec(
-                            hashed.sha, hashed.stat.size, plan.files[hashed.index].checkout_path
-                        ),
-                    )
-                    self._cache.put(hashed.stat, hashed.sha)
-                    self._tracker.file_hashed()
-                    yield hashed
+                yield hashed
         finally:
             # Leaving early (cancel, a failed requirements call): stop the hashing too.
-            if pending:
+            if remaining:
                 self._hash_stop.set()
-            executor.shutdown(wait=True, cancel_futures=True)
+            for t in threads:
+                t.join()
             self._cache.flush()
 
     def _hash_all(self, misses: list[int], plan: PackPlan) -> None:
