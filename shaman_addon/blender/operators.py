@@ -146,8 +146,11 @@ def prepare_job(
                 raise ShamanError(
                     f"Could not write a temporary copy of the unsaved changes beside {original}."
                 )
+            tempcopies.hide(temp_copy)
             blend = temp_copy
             options_kwargs["as_name"] = original.name
+            if not in_background and bpy.data.is_dirty:
+                bpy.app.timers.register(keep_unsaved_mark, first_interval=0.2)
         job = jobs.SubmitJob(
             blend,
             SubmitOptions(**options_kwargs),
@@ -161,6 +164,27 @@ def prepare_job(
     jobs.release(placeholder)
     jobs.claim(job)
     return job, warnings
+
+
+def keep_unsaved_mark() -> None:
+    """Keep the artist's file marked as having unsaved changes after our copy.
+
+    Saving a copy must not look like saving the file: if Blender's "file saved" flag was
+    set by the copy's save notifier (processed by the event loop after the operator
+    returns), an undo step marks the file modified again, so quitting still asks.
+    """
+    if bpy.data.is_dirty:
+        return None
+    wm = bpy.context.window_manager
+    windows = list(wm.windows) if wm is not None else []
+    if not windows:
+        return None
+    try:
+        with bpy.context.temp_override(window=windows[0]):
+            bpy.ops.ed.undo_push(message="Submit to Shaman (unsaved changes kept)")
+    except (RuntimeError, TypeError) as exc:
+        log.warning("could not keep the file marked as unsaved: %s", exc)
+    return None
 
 
 # -- following a job (main thread) ---------------------------------------------------------
@@ -533,8 +557,9 @@ def register() -> None:
 
 def unregister() -> None:
     global _check_thread
-    if bpy.app.timers.is_registered(_check_timer):
-        bpy.app.timers.unregister(_check_timer)
+    for timer in (_check_timer, keep_unsaved_mark):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
     if _check_thread is not None:
         _check_thread.join(CHECK_TIMEOUT_S + 1)
         _check_thread = None

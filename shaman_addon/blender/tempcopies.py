@@ -62,6 +62,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def hide(path: Path) -> None:
+    """Windows does not hide dot-files: set the hidden attribute there too."""
+    if sys.platform != "win32":
+        return
+    import ctypes
+
+    if not ctypes.windll.kernel32.SetFileAttributesW(str(path), 0x02):  # type: ignore[attr-defined]
+        log.debug("could not hide %s", path)
+
+
 def _remove(path: Path) -> bool:
     try:
         path.unlink()
