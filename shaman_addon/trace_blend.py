@@ -352,10 +352,12 @@ def _extra_refs(block: Any) -> Iterator[Ref]:
 
 
 def _node_tree_refs(tree: Any, owner: str) -> Iterator[Ref]:
-    """IES profiles and OSL scripts on external files, in any node tree."""
+    """IES profiles, OSL scripts and file-path sockets (geometry-nodes Import nodes), in
+    any node tree."""
     from blender_asset_tracer.blendfile import iterators
 
     for node in iterators.listbase(tree.get_pointer((b"nodes", b"first"), default=None)):
+        yield from _file_path_sockets(node, owner)
         storage = node.get_pointer(b"storage", default=None)
         if storage is None or storage.dna_type_name not in ("NodeShaderTexIES", "NodeShaderScript"):
             continue
@@ -364,3 +366,19 @@ def _node_tree_refs(tree: Any, owner: str) -> Iterator[Ref]:
         raw, fld = storage.get(b"filepath", return_field=True)
         node_name = _text(node.get(b"name", default=b""))
         yield Ref(FILE, _text(raw), f"{owner} node {node_name}", _field_slot(storage, fld))
+
+
+def _file_path_sockets(node: Any, owner: str) -> Iterator[Ref]:
+    """Input sockets of the file-path kind (Import OBJ/CSV/PLY/STL/Text/VDB nodes...)."""
+    from blender_asset_tracer.blendfile import iterators
+
+    for sock in iterators.listbase(node.get_pointer((b"inputs", b"first"), default=None)):
+        if sock.get(b"idname", default=b"") != b"NodeSocketStringFilePath":
+            continue
+        value = sock.get_pointer(b"default_value", default=None)
+        if value is None or value.dna_type_name != "bNodeSocketValueString":
+            continue
+        raw, fld = value.get(b"value", return_field=True)
+        if raw:
+            node_name = _text(node.get(b"name", default=b""))
+            yield Ref(FILE, _text(raw), f"{owner} node {node_name}", _field_slot(value, fld))

@@ -31,10 +31,10 @@ strip), a movie clip from an image sequence, image/movie/sound sequencer strips,
 a font, IES profiles (light and material), an external OSL script, a mesh-cache (PC2)
 file, Alembic and USD cache files, an OpenVDB volume and a volume sequence, a cloth point
 cache in ``//blendcache_main/``, a fluid cache folder, a geometry-nodes bake folder, a text
-block on an external file. Not files to send: a packed image, a generated image, the
-``<builtin>`` font, a font and a linked library (the essentials) inside Blender's own
-installation. Caches and bakes hold plausible files (Blender never reads them: their
-objects are not in the rendered scene).
+block on an external file, geometry-nodes Import OBJ/CSV nodes. Not files to send: a
+packed image, a generated image, the ``<builtin>`` font, a font and a linked library (the
+essentials) inside Blender's own installation. Caches and bakes hold plausible files
+(Blender never reads them: their objects are not in the rendered scene).
 
 ``production.json`` lists: the main file, the libraries, every file the pack plan must
 hold (``expected_files``), files by kind (``kinds``) and what must not be sent
@@ -610,6 +610,16 @@ class Builder:
         pc_dir = main.parent / f"blendcache_{main.stem}"
         pcs = [write(pc_dir / f"clothcache_{f:06d}_00.bphys", b"BPHYS%d" % f) for f in (1, 2, 3)]
         self.add("point cache", *pcs)
+
+        # -- geometry-nodes Import nodes (file-path sockets)
+        imports = bpy.data.node_groups.new("importers", "GeometryNodeTree")
+        imports.use_fake_user = True
+        obj_file = write(proj / "imports" / "tri.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+        csv_file = write(proj / "imports" / "points.csv", b"x,y,z\n0,0,0\n1,1,1\n")
+        for idname, f in (("GeometryNodeImportOBJ", obj_file), ("GeometryNodeImportCSV", csv_file)):
+            node = imports.nodes.new(idname)
+            node.inputs["Path"].default_value = self.rel(main, f)
+        self.add("geometry nodes import", obj_file, csv_file)
 
         # -- mesh cache modifier (PC2 file)
         mc_obj = self.plane("mesh cached", bpy.data.materials.new("mc"), (0, 0, 6), hidden)

@@ -86,6 +86,7 @@ KINDS = [
     "ies material",
     "osl script",
     "mesh cache",
+    "geometry nodes import",
     "alembic",
     "usd",
     "volume",
