@@ -206,6 +206,8 @@ class Submission:
         self._stats: dict[int, FileStat] = {}
         self._plan: PackPlan | None = None
         self._queued: set[Key] = set()
+        self._counted: set[Key] = set()
+        self._finished: set[Key] = set()
         self._uploaded: dict[Key, str] = {}
         self._rehashed: set[Path] = set()
         self._cache_hits = 0
@@ -306,14 +308,15 @@ class Submission:
         if opts.dry_run:
             self._hash_all(misses, plan)
             self._tracker.set_phase(Phase.CHECKING)
-            answer = self._requirements(self._all_specs(plan))
+            answer = self._ask_all(plan)
+            self._tracker.answered(None)
             return self._result(plan, None, dry_answer=answer)
 
         first_answer: list[Any] | None = None
         if sum(self._stats[i].size for i in misses) <= HASH_FIRST_BYTES:
             self._hash_all(misses, plan)
             self._tracker.set_phase(Phase.CHECKING)
-            first_answer = self._requirements(self._all_specs(plan))
+            first_answer = self._ask_all(plan)
         else:
             self._hash_and_upload(misses, plan)
         self._ensure_all_stored(plan, first_answer)
@@ -486,6 +489,30 @@ class Submission:
         assert self._client is not None
         return list(self._client.requirements(specs))
 
+    def _ask_all(self, plan: PackPlan) -> list[Any]:
+        """Requirements over the whole plan: the only proof that everything is stored.
+
+        The caller marks the bytes as checked once the upload work is counted, so the
+        progress bar never moves back."""
+        return self._requirements(self._all_specs(plan))
+
+    def _count_upload_work(self, key: Key) -> bool:
+        """True the first time a content needs sending (again only after it was done):
+        the bar's upload total counts it once."""
+        with self._lock:
+            fresh = key not in self._counted or key in self._finished
+            self._counted.add(key)
+            self._finished.discard(key)
+        return fresh
+
+    def _finish(self, key: Key, name: str, *, sent_by_us: bool) -> None:
+        """One content is on the server: count it as sent by us or by someone else."""
+        with self._lock:
+            self._finished.add(key)
+            if sent_by_us:
+                self._uploaded[key] = name
+        self._tracker.file_uploaded(0 if sent_by_us else key[1])
+
     def _set_spec(self, index: int, spec: FileSpec) -> None:
         """Record a file's checksum, keeping the content -> files index in step."""
         with self._lock:
@@ -510,12 +537,24 @@ class Submission:
 
     def _ask_and_enqueue(self, specs: list[FileSpec]) -> None:
         answer = self._requirements(specs)
-        self._enqueue(answer, only_new=True)
+        self._enqueue(answer, only_new=True, checked=sum(spec.size for spec in specs))
 
-    def _enqueue(self, answer: Iterable[Any], *, only_new: bool, take_over: bool = False) -> int:
-        """Queue uploads for a requirements answer: ``unknown`` first, then ``uploading``."""
+    def _enqueue(
+        self,
+        answer: Iterable[Any],
+        *,
+        only_new: bool,
+        checked: int | None,
+        take_over: bool = False,
+    ) -> int:
+        """Queue uploads for a requirements answer: ``unknown`` first, then ``uploading``.
+
+        ``checked`` is how many hashed bytes the answer covers (None: the whole plan);
+        the bar learns it together with the new upload work, before any upload starts.
+        """
         items = sorted(answer, key=lambda r: 0 if r.status == "unknown" else 1)
-        added = 0
+        work: list[_Content] = []
+        fresh_files = fresh_bytes = 0
         for req in items:
             key = (req.sha, req.size)
             with self._lock:
@@ -526,12 +565,16 @@ class Submission:
             if not sources:
                 log.warning("requirements named content %s/%d this plan does not have", *key)
                 continue
-            self._tracker.add_upload_work(1, req.size)
-            self._get_pool().put(
-                _Content(req.sha, req.size, sources, req.path, can_defer=not take_over)
-            )
-            added += 1
-        return added
+            if self._count_upload_work(key):
+                fresh_files += 1
+                fresh_bytes += req.size
+            work.append(_Content(req.sha, req.size, sources, req.path, can_defer=not take_over))
+        self._tracker.answered(checked, fresh_files, fresh_bytes)
+        if work:
+            pool = self._get_pool()
+            for item in work:
+                pool.put(item)
+        return len(work)
 
     def _get_pool(self) -> UploadPool[_Content]:
         with self._lock:
@@ -552,8 +595,9 @@ class Submission:
         while True:
             if answer is None:
                 self._tracker.set_phase(Phase.CHECKING)
-                answer = self._requirements(self._all_specs(plan))
+                answer = self._ask_all(plan)
             if not answer:
+                self._tracker.answered(None)
                 return
             if all(r.status == "uploading" for r in answer):
                 # Someone else is sending these: waiting is not failing.
@@ -565,7 +609,8 @@ class Submission:
                 if rounds > MAX_ROUNDS:
                     break
             self._tracker.set_phase(Phase.UPLOADING)
-            self._enqueue(answer, only_new=False, take_over=waits > MAX_WAIT_ROUNDS // 2)
+            self._enqueue(answer, only_new=False, checked=None,
+                          take_over=waits > MAX_WAIT_ROUNDS // 2)
             self._wait_uploads()
             answer = None
         names = sorted({r.path for r in answer})
@@ -610,9 +655,7 @@ class Submission:
             self._after_mismatch(item, exc)
             return
         if outcome == UploadResult.STORED:
-            with self._lock:
-                self._uploaded[item.key] = item.name
-            self._tracker.file_uploaded()
+            self._finish(item.key, item.name, sent_by_us=True)
         elif outcome == UploadResult.DEFERRED:
             self._tracker.uploaded_bytes(-sent)
             item.defers += 1
@@ -631,7 +674,7 @@ class Submission:
         status = self._client.file_status(item.sha, item.size)
         log.debug("%s: %s; status now %s", item.name, why, status)
         if status == "stored":
-            self._tracker.file_uploaded(item.size)
+            self._finish(item.key, item.name, sent_by_us=False)
             return
         if item.resets > MAX_RESETS_PER_FILE:
             raise ShamanError(
@@ -674,9 +717,12 @@ class Submission:
         others = [s for s in item.sources if s != source]
         if others:
             self._pool.put(_Content(item.sha, item.size, others, item.name))
+        else:  # the old content is needed by no file any more
+            self._tracker.add_upload_work(-1, -item.size)
         with self._lock:
             self._queued.add((sha, nbytes))
-        self._tracker.add_upload_work(0, nbytes - item.size)
+        if self._count_upload_work((sha, nbytes)):
+            self._tracker.add_upload_work(1, nbytes)
         self._pool.put(_Content(sha, nbytes, [source], item.name))
 
     # -- checkout -----------------------------------------------------------------------

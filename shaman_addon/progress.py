@@ -16,10 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-# Share of the whole bar given to each part; hashing and uploading move it by bytes.
-_HASH_SHARE = 0.35
-_UPLOAD_SHARE = 0.55
-_CHECKOUT_START = _HASH_SHARE + _UPLOAD_SHARE + 0.05
+# Hashing and uploading fill the bar up to here, by bytes; the checkout takes the rest.
+_CHECKOUT_START = 0.95
 
 
 class Phase(enum.StrEnum):
@@ -60,7 +58,8 @@ class ProgressEvent:
 
     ``files_done``/``files_total`` count the current phase's files (hashed files while
     hashing, uploaded files while uploading); the byte fields are kept for both phases
-    because hashing and uploading overlap.
+    because hashing and uploading overlap. ``checked_bytes`` counts the hashed bytes the
+    server has been asked about; the rest might all still need uploading.
     """
 
     phase: Phase
@@ -70,6 +69,7 @@ class ProgressEvent:
     hash_bytes_total: int = 0
     upload_bytes_done: int = 0
     upload_bytes_total: int = 0
+    checked_bytes: int = 0
     current_file: str = ""
     speed_bps: float = 0.0
     eta_s: float | None = None
@@ -77,10 +77,12 @@ class ProgressEvent:
 
     @property
     def fraction(self) -> float:
-        """0..1 over the whole submission, by bytes: hashing, then uploading, then checkout.
+        """0..1 over the whole submission, by bytes: every byte is hashed, then sent if the
+        server lacks it; the checkout takes the last 5 %.
 
-        Upload bytes only count once requirements said what is missing; a file already
-        on the server moves nothing, so an unchanged submission jumps past uploading.
+        Until the server has been asked about a byte it counts as one to upload (an upper
+        bound), so learning that the server already has it moves the bar forward, never
+        back: an unchanged resubmission jumps from half-way to the checkout.
         """
         if self.phase is Phase.DONE:
             return 1.0
@@ -88,17 +90,14 @@ class ProgressEvent:
             return _CHECKOUT_START
         if self.phase is Phase.COLLECTING:
             return 0.0
-        hashed = (
-            self.hash_bytes_done / self.hash_bytes_total if self.hash_bytes_total else 0.0
+        unasked = max(0, self.hash_bytes_total - self.checked_bytes)
+        work = self.hash_bytes_total + self.upload_bytes_total + unasked
+        if work <= 0:
+            return 0.0
+        done = min(self.hash_bytes_done, self.hash_bytes_total) + min(
+            self.upload_bytes_done, self.upload_bytes_total
         )
-        if self.phase is not Phase.HASHING and not self.hash_bytes_total:
-            hashed = 1.0
-        if self.upload_bytes_total:
-            uploaded = self.upload_bytes_done / self.upload_bytes_total
-        else:
-            uploaded = 1.0 if self.phase is Phase.UPLOADING else 0.0
-        value = _HASH_SHARE * min(hashed, 1.0) + _UPLOAD_SHARE * min(uploaded, 1.0)
-        return max(0.0, min(value, 1.0))
+        return max(0.0, min(_CHECKOUT_START * done / work, _CHECKOUT_START))
 
     def status_line(self) -> str:
         """One line for a status bar or a terminal, in plain words."""
@@ -249,6 +248,21 @@ class ProgressTracker:
             self._hash_files[0] += 1
             if current_file:
                 self._state = replace(self._state, current_file=current_file)
+            self._emit_locked(self._clock())
+
+    def answered(self, checked: int | None, files: int = 0, nbytes: int = 0) -> None:
+        """The server answered about ``checked`` more hashed bytes (None: all of them);
+        ``files``/``nbytes`` of those need uploading. One step, so the bar never moves
+        back between counting the new work and ticking off the checked bytes."""
+        with self._lock:
+            st = self._state
+            value = st.hash_bytes_total if checked is None else st.checked_bytes + checked
+            self._upload_files[1] += files
+            self._state = replace(
+                st,
+                checked_bytes=min(value, st.hash_bytes_total),
+                upload_bytes_total=st.upload_bytes_total + nbytes,
+            )
             self._emit_locked(self._clock())
 
     def add_upload_work(self, files: int, nbytes: int) -> None:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shaman_addon.progress import Phase, ProgressEvent, ProgressTracker, drain
 
@@ -157,18 +162,79 @@ def test_upload_bytes_can_be_taken_back_after_a_cut_off_upload() -> None:
 
 
 def test_fraction_moves_by_bytes_and_never_leaves_0_1() -> None:
-    e = ProgressEvent(Phase.HASHING, hash_bytes_done=50, hash_bytes_total=100)
-    f_half_hash = e.fraction
+    half_hashed = ProgressEvent(Phase.HASHING, hash_bytes_done=50, hash_bytes_total=100)
+    hashed = ProgressEvent(Phase.CHECKING, hash_bytes_done=100, hash_bytes_total=100)
     e2 = ProgressEvent(Phase.UPLOADING, hash_bytes_done=100, hash_bytes_total=100,
-                       upload_bytes_done=10, upload_bytes_total=100)
-    e3 = ProgressEvent(Phase.UPLOADING, hash_bytes_done=100, hash_bytes_total=100,
-                       upload_bytes_done=90, upload_bytes_total=100)
+                       checked_bytes=100, upload_bytes_done=10, upload_bytes_total=100)
+    e3 = replace(e2, upload_bytes_done=90)
     co = ProgressEvent(Phase.CHECKING_OUT)
     assert ProgressEvent(Phase.COLLECTING).fraction == 0.0
-    assert 0 < f_half_hash < e2.fraction < e3.fraction < co.fraction < 1.0
+    assert 0 < half_hashed.fraction < hashed.fraction < e2.fraction < e3.fraction
+    assert e3.fraction < co.fraction < 1.0
     assert ProgressEvent(Phase.DONE).fraction == 1.0
+    # Nothing to upload: hashing all of it is nearly the whole bar.
+    assert replace(hashed, checked_bytes=100).fraction == co.fraction
     weird = ProgressEvent(Phase.UPLOADING, upload_bytes_done=500, upload_bytes_total=100)
     assert 0.0 <= weird.fraction <= 1.0
+
+
+@given(
+    sizes=st.lists(st.integers(0, 10_000), min_size=1, max_size=40),
+    needed=st.lists(st.booleans(), min_size=40, max_size=40),
+    batch=st.integers(1, 10),
+    overlap=st.booleans(),
+)
+def test_fraction_never_goes_back_in_a_submission(
+    sizes: list[int], needed: list[bool], batch: int, overlap: bool
+) -> None:
+    """Hash, ask in batches (or all at the end), upload what is needed: the bar only
+    moves forward, and reaches the checkout mark."""
+    q: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
+    tracker = ProgressTracker(q, clock=FakeClock(step=1.0), min_interval_s=0.0)
+    tracker.set_hash_total(len(sizes), sum(sizes))
+    tracker.set_phase(Phase.HASHING)
+    pending: list[int] = []
+    to_upload: list[int] = []
+
+    def ask(batch_sizes: list[int]) -> None:
+        # As the pipeline does: count the upload work first, then mark the bytes checked.
+        files = nbytes = 0
+        for i, size in enumerate(batch_sizes):
+            if needed[(len(to_upload) + i) % 40]:
+                files, nbytes = files + 1, nbytes + size
+                to_upload.append(size)
+        tracker.answered(sum(batch_sizes), files, nbytes)
+
+    for size in sizes:
+        tracker.hashed_bytes(size)
+        tracker.file_hashed()
+        pending.append(size)
+        if overlap and len(pending) >= batch:
+            ask(pending)
+            pending = []
+            while to_upload:
+                tracker.uploaded_bytes(to_upload[0])
+                tracker.file_uploaded()
+                to_upload.pop(0)
+    tracker.set_phase(Phase.CHECKING)
+    ask(pending)
+    tracker.answered(None)
+    tracker.set_phase(Phase.UPLOADING)
+    for size in to_upload:
+        tracker.uploaded_bytes(size)
+        tracker.file_uploaded()
+    tracker.set_phase(Phase.CHECKING_OUT)
+    tracker.finish(Phase.DONE)
+    fractions = [e.fraction for e in drain_list(q)]
+    assert fractions == sorted(fractions)
+    assert fractions[-2] == pytest.approx(0.95) and fractions[-1] == 1.0
+
+
+def drain_list(q: queue.SimpleQueue[ProgressEvent]) -> list[ProgressEvent]:
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
 
 
 def test_status_line_words() -> None:
