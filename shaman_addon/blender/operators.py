@@ -410,9 +410,9 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
 
     @staticmethod
     def _remove_timer(context: Any, job: jobs.SubmitJob) -> None:
-        if job.timer is not None:
-            context.window_manager.event_timer_remove(job.timer)
-            job.timer = None
+        from .handlers import remove_timer
+
+        remove_timer(job)
 
 
 class SHAMAN_OT_cancel(bpy.types.Operator):  # noqa: N801 (Blender naming)
