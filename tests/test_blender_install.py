@@ -93,3 +93,54 @@ def test_install_submit_disable_uninstall_without_bat_in_the_environment(
     assert r["uninstall"] == ["FINISHED"] and not r["dir_after_uninstall"]
     assert r["wheel_after_uninstall"] == []
     assert r["threads_end"] == []
+
+
+NEIGHBOUR_MANIFEST = """schema_version = "1.0.0"
+id = "bat_neighbour"
+version = "1.0.0"
+name = "BAT Neighbour"
+tagline = "Another extension that bundles the same BAT wheel"
+maintainer = "Shaman Submitter tests"
+type = "add-on"
+blender_version_min = "4.2.0"
+license = ["SPDX:GPL-3.0-or-later"]
+wheels = ["./wheels/blender_asset_tracer-1.23-py3-none-any.whl"]
+"""
+
+NEIGHBOUR_INIT = """def register():
+    import blender_asset_tracer  # noqa: F401  (uses the shared wheel)
+
+
+def unregister():
+    pass
+"""
+
+
+def test_it_lives_beside_another_extension_bundling_bat(
+    built_zip: Path, server_process: Any, tmp_path: Path
+) -> None:
+    src = tmp_path / "neighbour"
+    (src / "wheels").mkdir(parents=True)
+    (src / "blender_manifest.toml").write_text(NEIGHBOUR_MANIFEST)
+    (src / "__init__.py").write_text(NEIGHBOUR_INIT)
+    wheel = REPO / "wheels" / "blender_asset_tracer-1.23-py3-none-any.whl"
+    (src / "wheels" / wheel.name).write_bytes(wheel.read_bytes())
+    out = tmp_path / "neighbour-dist"
+    out.mkdir()
+    proc = subprocess.run([BPY_PYTHON, str(blender_ext_tool()), "build", "--source-dir", str(src),
+                           "--output-dir", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    neighbour_zip = next(out.glob("bat_neighbour-*.zip"))
+
+    prod = make_production(tmp_path / "prod", tmp_path / "gen-user")
+    server = server_process()
+    run = run_bpy("install_extension.py", str(built_zip), prod["main"], server.url,
+                  str(neighbour_zip), user_dir=tmp_path / "blender-user")
+    assert run.returncode == 0 and run.result is not None, run.explain()
+    r = run.result
+    assert r["neighbour_install"] == ["FINISHED"] and r["install"] == ["FINISHED"]
+    assert r["submit"] == ["FINISHED"], r["submit_error"]
+    assert r["neighbour_uninstall"] == ["FINISHED"]
+    assert r["bat_dirs_after_neighbour"], "the shared BAT wheel went away with the neighbour"
+    assert r["submit_after_neighbour"] == ["FINISHED"], r["submit_after_neighbour_error"]
+    assert r["uninstall"] == ["FINISHED"] and r["wheel_after_uninstall"] == []

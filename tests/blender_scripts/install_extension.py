@@ -59,11 +59,23 @@ def bat_importable() -> str:
     return f"yes: {blender_asset_tracer.__file__}"
 
 
+def submit(out: dict, key: str) -> None:
+    try:
+        out[key] = sorted(bpy.ops.shaman.submit())
+        out[key + "_error"] = ""
+    except RuntimeError as exc:
+        out[key], out[key + "_error"] = [], str(exc)
+
+
 def main() -> int:
     zip_path, blend, server_url = sys.argv[1], sys.argv[2], sys.argv[3]
+    neighbour = sys.argv[4] if len(sys.argv) > 4 else ""
     out: dict = {"bat_before": bat_importable()}
     repos = bpy.context.preferences.extensions.repos
     repo_index = next(i for i, r in enumerate(repos) if r.module == "user_default")
+    if neighbour:  # another extension bundling the same BAT wheel, installed first
+        out["neighbour_install"] = sorted(bpy.ops.extensions.package_install_files(
+            filepath=neighbour, repo="user_default", enable_on_install=True))
     ret = bpy.ops.extensions.package_install_files(
         filepath=zip_path, repo="user_default", enable_on_install=True
     )
@@ -76,11 +88,12 @@ def main() -> int:
 
     bpy.context.preferences.addons[MODULE].preferences.server_url = server_url
     bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
-    try:
-        out["submit"] = sorted(bpy.ops.shaman.submit())
-        out["submit_error"] = ""
-    except RuntimeError as exc:
-        out["submit"], out["submit_error"] = [], str(exc)
+    submit(out, "submit")
+    if neighbour:  # the neighbour leaves: the shared wheel must stay for us
+        out["neighbour_uninstall"] = sorted(bpy.ops.extensions.package_uninstall(
+            repo_index=repo_index, pkg_id="bat_neighbour"))
+        out["bat_dirs_after_neighbour"] = bat_dirs()
+        submit(out, "submit_after_neighbour")
     st = state()
     out["checkout_path"] = st.checkout_path
     out["worker_path"] = st.worker_path
@@ -101,13 +114,19 @@ def main() -> int:
     ret = bpy.ops.extensions.package_uninstall(repo_index=repo_index, pkg_id=PKG)
     out["uninstall"] = sorted(ret)
     out["dir_after_uninstall"] = (Path(repos[repo_index].directory) / PKG).exists()
-    out["wheel_after_uninstall"] = sorted(
-        str(p.relative_to(USER)) for p in (USER / "extensions" / ".local").rglob(
-            "blender_asset_tracer*") if p.is_dir()
-    ) if (USER / "extensions" / ".local").exists() else []
+    out["wheel_after_uninstall"] = bat_dirs()
     out["threads_end"] = shaman_threads()
     emit(out)
     return 0
+
+
+def bat_dirs() -> list[str]:
+    local = USER / "extensions" / ".local"
+    if not local.exists():
+        return []
+    return sorted(
+        str(p.relative_to(USER)) for p in local.rglob("blender_asset_tracer*") if p.is_dir()
+    )
 
 
 def _raise(exc: BaseException) -> None:
