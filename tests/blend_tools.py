@@ -32,7 +32,14 @@ def run_tool(command: str, blend: Path, tmp: Path, *extra: str) -> dict[str, Any
     """Run one helper in a fresh Python with bpy and return its JSON answer."""
     out = tmp / f"{command}-{os.getpid()}-{abs(hash(str(blend)))}.json"
     proc = subprocess.run(
-        [sys.executable, str(HERE / "blend_tools.py"), command, str(blend), str(out), *extra],
+        [
+            os.environ.get("SHAMAN_BPY_PYTHON") or sys.executable,
+            str(HERE / "blend_tools.py"),
+            command,
+            str(blend),
+            str(out),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -87,7 +94,8 @@ def _file_report(bpy) -> dict[str, Any]:
     for scene in bpy.data.scenes:
         if scene.library is not None or scene.sequence_editor is None:
             continue
-        for strip in scene.sequence_editor.strips_all:
+        ed = scene.sequence_editor
+        for strip in ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all:
             if strip.type == "IMAGE":
                 d = bpy.path.abspath(strip.directory)
                 for el in strip.elements:

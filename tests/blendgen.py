@@ -63,6 +63,16 @@ HERE = Path(__file__).resolve().parent
 MAIN_NAME = "main.blend"
 
 
+def bpy_python() -> str:
+    """The Python that has bpy: ``$SHAMAN_BPY_PYTHON`` (e.g. Blender 4.2's) or this one."""
+    return os.environ.get("SHAMAN_BPY_PYTHON") or sys.executable
+
+
+def strips_of(editor):
+    """Sequencer strips: ``strips`` since Blender 4.4, ``sequences`` before."""
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
 @dataclass
 class ProductionInfo:
     """Paths of a generated production (all absolute)."""
@@ -102,7 +112,7 @@ def generate(
 ) -> ProductionInfo:
     """Build a production in ``outdir`` (runs bpy in a subprocess) and describe it."""
     cmd = [
-        sys.executable,
+        bpy_python(),
         str(HERE / "blendgen.py"),
         str(outdir),
         "--libraries",
@@ -530,14 +540,17 @@ class Builder:
         ]
         strip_wav = write(proj / "edit" / "strip sound.wav", wav_bytes(400))
         ed = scene.sequence_editor_create()
-        st = ed.strips.new_image("img strip", self.rel(main, strip_frames[0]), 1, 1)
+        st = strips_of(ed).new_image("img strip", self.rel(main, strip_frames[0]), 1, 1)
         for f in strip_frames[1:]:
             st.elements.append(f.name)
-        ed.strips.new_movie("movie strip", self.rel(main, movie), 2, 1)
-        ed.strips.new_sound("sound strip", self.rel(main, strip_wav), 3, 1)
+        strips_of(ed).new_movie("movie strip", self.rel(main, movie), 2, 1)
         self.add("strip image", *strip_frames)
         self.add("strip movie", movie)
-        self.add("strip sound", strip_wav)
+        try:
+            strips_of(ed).new_sound("sound strip", self.rel(main, strip_wav), 3, 1)
+            self.add("strip sound", strip_wav)
+        except RuntimeError:  # a bpy built without audio (the bpy 4.2 wheel)
+            strip_wav.unlink()
 
         # -- fonts: a file, <builtin>, and one inside Blender's installation
         fonts_dir = Path(bpy.utils.system_resource("DATAFILES", path="fonts"))
@@ -616,10 +629,12 @@ class Builder:
         imports.use_fake_user = True
         obj_file = write(proj / "imports" / "tri.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
         csv_file = write(proj / "imports" / "points.csv", b"x,y,z\n0,0,0\n1,1,1\n")
-        for idname, f in (("GeometryNodeImportOBJ", obj_file), ("GeometryNodeImportCSV", csv_file)):
-            node = imports.nodes.new(idname)
-            node.inputs["Path"].default_value = self.rel(main, f)
-        self.add("geometry nodes import", obj_file, csv_file)
+        if hasattr(bpy.types, "GeometryNodeImportOBJ"):  # Blender 4.3+
+            pairs = (("GeometryNodeImportOBJ", obj_file), ("GeometryNodeImportCSV", csv_file))
+            for idname, f in pairs:
+                node = imports.nodes.new(idname)
+                node.inputs["Path"].default_value = self.rel(main, f)
+            self.add("geometry nodes import", obj_file, csv_file)
 
         # -- mesh cache modifier (PC2 file)
         mc_obj = self.plane("mesh cached", bpy.data.materials.new("mc"), (0, 0, 6), hidden)
@@ -654,7 +669,8 @@ class Builder:
         group.links.new(bake.outputs[0], gout.inputs[0])
         gn = gn_obj.modifiers.new("GN", "NODES")
         gn.node_group = group
-        gn.bake_target = "DISK"
+        if hasattr(gn, "bake_target"):  # Blender 4.3+ (before, bakes always go to disk)
+            gn.bake_target = "DISK"
         gn.bake_directory = "//gn bakes/"
         bake_id = str(gn.bakes[0].bake_id) if len(gn.bakes) else "1"
         bdir = main.parent / "gn bakes" / bake_id
@@ -690,7 +706,7 @@ class Builder:
         s.frame_start = 1
         s.frame_end = len(frames)
         ed = s.sequence_editor_create()
-        st = ed.strips.new_image("frames", str(frames[0]), 1, 1)
+        st = strips_of(ed).new_image("frames", str(frames[0]), 1, 1)
         for f in frames[1:]:
             st.elements.append(f.name)
         if hasattr(s.render.image_settings, "media_type"):
@@ -890,7 +906,7 @@ class EdgeCases(Builder):
 
 def generate_edge_cases(outdir: Path) -> dict[str, str]:
     """Build the corner-case files (see ``EdgeCases``) and return their paths by name."""
-    cmd = [sys.executable, str(HERE / "blendgen.py"), str(outdir), "--edge-cases"]
+    cmd = [bpy_python(), str(HERE / "blendgen.py"), str(outdir), "--edge-cases"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(

@@ -103,9 +103,16 @@ KINDS = [
 ]
 
 
+# Kinds an older bpy cannot make (the bpy 4.2 wheel has no audio, Import nodes are 4.3+);
+# only when the tests run on another bpy ($SHAMAN_BPY_PYTHON) may they be absent.
+VERSION_DEPENDENT = {"strip sound", "geometry nodes import"}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_is_collected(production: ProductionInfo, plan, kind: str) -> None:
-    files = production.kinds[kind]
+    files = production.kinds.get(kind, [])
+    if not files and kind in VERSION_DEPENDENT and os.environ.get("SHAMAN_BPY_PYTHON"):
+        return
     assert files, f"the generator made no {kind}"
     missing = set(files) - originals(plan)
     assert not missing, f"{kind}: not collected: {sorted(missing)}"
