@@ -12,13 +12,16 @@ import hashlib
 import json
 import os
 import queue
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import shaman_addon.collect as collect_mod
 from shaman_addon.collect import collect
-from shaman_addon.errors import MissingDependencies
+from shaman_addon.errors import Cancelled, MissingDependencies
 from shaman_addon.pipeline import Submission, SubmitOptions, SubmitResult
 from shaman_addon.progress import Phase, ProgressEvent
 
@@ -68,15 +71,30 @@ def _assert_checkout_matches_plan(server: Any, result: SubmitResult,
         plan.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def own_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp folder of this test's own: other processes on the machine use /tmp too."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _pack_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("shaman-pack-*"))
+
+
 def test_cold_then_unchanged_resubmission(any_style_server: Any,
                                           production: blendgen.ProductionInfo,
                                           tmp_path: Path) -> None:
     server = any_style_server
     cache = tmp_path / "cache"
     first, events = _submit(production, server, cache)
+    assert _pack_dirs() == set()  # the rewritten temporary copies are gone
     assert first.files_uploaded > 50 and first.missing == []
     assert first.worker_blend_path == f"{{jobs}}/{first.checkout_path}/shots/main.blend"
     rewritten = _assert_checkout_matches_plan(server, first, production)
+    assert rewritten > 0  # so the temp-folder check above meant something
     assert [e.phase for e in events][-1] is Phase.DONE
     assert Phase.COLLECTING in {e.phase for e in events}
 
@@ -120,3 +138,32 @@ def test_missing_texture_is_listed_or_stops(shaman_server: Any, tmp_path: Path) 
     with pytest.raises(MissingDependencies, match=gone.name):
         _submit(info, shaman_server, tmp_path / "cache", fail_on_missing=True)
     assert "upload" not in shaman_server.counters.requests
+
+
+def test_cancel_while_collecting(shaman_server: Any, production: blendgen.ProductionInfo,
+                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancel from another thread as soon as collect reports its first step."""
+    real_collect = collect_mod.collect
+    opts = SubmitOptions(server_url=shaman_server.url, cache_dir=tmp_path / "cache")
+    sub = Submission(production.main_blend, opts)
+
+    def collect_and_cancel(*args: Any, **kw: Any) -> Any:
+        report = kw["on_progress"]
+
+        def on_progress(text: str) -> None:
+            report(text)
+            canceller = threading.Thread(target=sub.cancel)
+            canceller.start()
+            canceller.join()
+
+        kw["on_progress"] = on_progress
+        return real_collect(*args, **kw)
+
+    monkeypatch.setattr(collect_mod, "collect", collect_and_cancel)
+    with pytest.raises(Cancelled):
+        sub.run()
+    assert shaman_server.counters.requests == {}
+    assert _pack_dirs() == set()
+    monkeypatch.setattr(collect_mod, "collect", real_collect)
+    result, _ = _submit(production, shaman_server, tmp_path / "cache")
+    assert result.checkout_path and result.files_uploaded == result.files_total
