@@ -121,9 +121,10 @@ def prepare_job(
     }
     placeholder = jobs.SubmitJob(original, None, label=original.name)
     jobs.claim(placeholder)  # refuse a second submission before writing anything
+    temp_copy: Path | None = None
+    book: tempcopies.Ledger | None = None
     try:
         blend = original
-        temp_copy: Path | None = None
         book = ledger()
         in_background = bpy.app.background if background is None else background
         if ui_state.wants_temp_copy(unsaved, is_dirty=bpy.data.is_dirty, background=in_background):
@@ -159,6 +160,8 @@ def prepare_job(
             label=original.name,
         )
     except BaseException:
+        if temp_copy is not None:
+            tempcopies.remove_copy(temp_copy, book)
         jobs.release(placeholder)
         raise
     jobs.release(placeholder)
@@ -315,10 +318,15 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
                 unsaved=self.unsaved_changes,
                 background=bpy.app.background or context.window is None,
             )
-        except ShamanError as exc:
+        except (ShamanError, OSError) as exc:  # OSError: the copy or the user folder
+            message = (
+                str(exc)
+                if isinstance(exc, ShamanError)
+                else (f"Could not prepare the submission: {exc}")
+            )
             if state is not None and not isinstance(exc, jobs.Busy):
-                properties.store_error(state, str(exc))
-            self.report({"ERROR"}, str(exc))
+                properties.store_error(state, message)
+            self.report({"ERROR"}, message)
             return None
         for warning in warnings:
             self.report({"WARNING"}, warning)
