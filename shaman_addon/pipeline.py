@@ -22,7 +22,7 @@ import string
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -239,6 +239,7 @@ class Submission:
         try:
             tracker.set_phase(Phase.COLLECTING, current_file=self.blend.name)
             self._raise_if_cancelled()
+            self._make_client()  # a bad URL is reported before the slow part
             plan = self._given_plan if self._given_plan is not None else self._collect()
             self._plan = plan
             result = self._submit(plan)
@@ -300,10 +301,6 @@ class Submission:
         self._check_plan(plan)
         if opts.cache_dir is not None:
             self._cache = ChecksumCache(Path(opts.cache_dir) / CACHE_FILE_NAME)
-        with self._lock:
-            self._raise_if_cancelled()
-            self._client = ShamanClient(opts.server_url, opts.client_settings)
-
         misses = self._hash_from_cache(plan)
         if opts.dry_run:
             self._hash_all(misses, plan)
@@ -323,6 +320,19 @@ class Submission:
 
         checkout_path = self._create_checkout(plan)
         return self._result(plan, checkout_path)
+
+    def _make_client(self) -> None:
+        opts = self.options
+        settings = opts.client_settings
+        # One pooled connection per upload thread, plus the main thread's calls.
+        settings = replace(settings, pool_size=max(settings.pool_size, opts.jobs + 2))
+        client = ShamanClient(opts.server_url, settings)
+        with self._lock:
+            self._client = client
+            cancelled = self.cancel_event.is_set()
+        if cancelled:
+            client.abort()
+            self._raise_if_cancelled()
 
     def _check_plan(self, plan: PackPlan) -> None:
         seen: dict[str, Path] = {}
