@@ -28,7 +28,7 @@ from .trace_blend import CACHE_GLOB, LIBRARY, BlendTrace, trace_blend
 log = logging.getLogger(__name__)
 
 PROJECT_MARKERS = (".blender_project", ".git", ".svn")
-_TRACE_CACHE_VERSION = "1"
+_TRACE_CACHE_VERSION = "2"
 
 
 def find_project_root(blend: Path) -> Path:
@@ -169,7 +169,7 @@ class _Collector:
         found = self._expand_all(traces, missing)
         self._check_unique(found)
         rewritten = self._rewrite_all(plan, traces, found)
-        self._fill(plan, found, rewritten, missing)
+        self._fill(plan, traces, found, rewritten, missing)
 
     def _trace_all(self) -> dict[Path, BlendTrace]:
         """The main file and its libraries, breadth first (cycles end at the seen set)."""
@@ -258,6 +258,7 @@ class _Collector:
     def _fill(
         self,
         plan: PackPlan,
+        traces: dict[Path, BlendTrace],
         found: dict[str, str],
         rewritten: dict[str, Path],
         missing: dict[str, list[str]],
@@ -288,6 +289,8 @@ class _Collector:
         plan.outside_project = sorted(
             Path(a) for a, cp in found.items() if cp.startswith(paths.OUTSIDE_DIR + "/")
         )
+        for trace in traces.values():
+            plan.warnings.extend(trace.warnings)
         for group in paths.case_collisions(f.checkout_path for f in files):
             plan.warnings.append(
                 "these paths differ only in letter case and will collide on a worker with a "

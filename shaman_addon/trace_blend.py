@@ -86,13 +86,20 @@ class BlendTrace:
 
     refs: list[Ref] = field(default_factory=list)
     compression: str = "none"  # "none", "gzip" or "zstd": how the file on disk is stored
+    warnings: list[str] = field(default_factory=list)  # data-blocks that could not be read
 
     def to_json(self) -> dict[str, Any]:
-        return {"compression": self.compression, "refs": [r.to_json() for r in self.refs]}
+        return {
+            "compression": self.compression,
+            "refs": [r.to_json() for r in self.refs],
+            "warnings": self.warnings,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BlendTrace:
-        return cls([Ref.from_json(r) for r in data["refs"]], data["compression"])
+        return cls(
+            [Ref.from_json(r) for r in data["refs"]], data["compression"], list(data["warnings"])
+        )
 
 
 def _text(raw: bytes) -> str:
@@ -197,7 +204,8 @@ def trace_blend(path: Path) -> BlendTrace:
             with path.open("rb") as f:
                 if f.read(2) == b"\x1f\x8b":
                     compression = "gzip"
-        refs = list(_walk(bfile))
+        problems: list[str] = []
+        refs = list(_walk(bfile, problems))
     except BlendFileError:
         raise
     except Exception as exc:  # BAT raises many kinds on damaged files
@@ -208,10 +216,15 @@ def trace_blend(path: Path) -> BlendTrace:
         ) from exc
     finally:
         bfile.close()
-    return BlendTrace(refs, compression)
+    warnings = [f"{path}: {p}; files it uses may be missing from the checkout" for p in problems]
+    for w in warnings:
+        log.warning("%s", w)
+    return BlendTrace(refs, compression, warnings)
 
 
-def _walk(bfile: Any) -> Iterator[Ref]:
+def _walk(bfile: Any, problems: list[str]) -> Iterator[Ref]:
+    """Every path in the file. A data-block that cannot be read (an unexpected layout in a
+    newer Blender, say) is noted in ``problems`` and skipped: the rest still counts."""
     from blender_asset_tracer.trace import blocks2assets
 
     seen: set[tuple[int, str]] = set()
@@ -228,12 +241,26 @@ def _walk(bfile: Any) -> Iterator[Ref]:
         code = block.code
         if len(code) > 2 or code in _SKIP_CODES:
             continue
-        if code == b"IM" and _image_has_packed_files(block):
+        try:
+            if code == b"IM" and _image_has_packed_files(block):
+                continue
+            found = [_as_stored(bfile, ref) for ref in _extra_refs(block)]
+            found += [
+                _as_stored(bfile, _from_usage(block, usage))
+                for usage in blocks2assets.iter_assets(block)
+            ]
+        except Exception as exc:  # BAT raises many kinds on layouts it does not know
+            problems.append(f"data-block {_safe_name(block)} could not be read ({exc!r})")
             continue
-        for ref in _extra_refs(block):
-            yield from once(_as_stored(bfile, ref))
-        for usage in blocks2assets.iter_assets(block):
-            yield from once(_as_stored(bfile, _from_usage(block, usage)))
+        for ref in found:
+            yield from once(ref)
+
+
+def _safe_name(block: Any) -> str:
+    try:
+        return _name(block)
+    except Exception:
+        return repr(block.code)
 
 
 def _as_stored(bfile: Any, ref: Ref | None) -> Ref | None:

@@ -326,3 +326,54 @@ def test_rewritten_copy_keeps_gzip_or_no_compression(
     finally:
         one.cleanup()
         two.cleanup()
+
+
+def test_an_unreadable_data_block_is_a_warning_not_a_failure(
+    production: ProductionInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A layout BAT does not know (a newer Blender) costs that data-block, not the job."""
+    real = trace_module._extra_refs
+
+    def flaky(block):
+        if block.code == b"TX":
+            raise KeyError("a field this Blender renamed")
+        return real(block)
+
+    monkeypatch.setattr(trace_module, "_extra_refs", flaky)
+    plan = collect(production.main_blend)
+    try:
+        assert any("main.blend" in w and "TX rig tools.py" in w for w in plan.warnings)
+        sent = {f.original for f in plan.files}
+        assert production.kinds["text"][0] not in sent  # what that block held is lost...
+        assert set(production.kinds["udim"]) <= sent  # ...the rest is still there
+    finally:
+        plan.cleanup()
+
+
+def test_expansion_of_sequences_tiles_and_caches(tmp_path: Path) -> None:
+    from shaman_addon.collect_expand import Expander
+    from shaman_addon.trace_blend import CACHE_GLOB, DIRECTORY, SEQUENCE, UDIM, Ref
+
+    names = [
+        "f_0001.png", "f_0002.png", "f_0010.png", "f_0001.jpg", "g_0001.png",
+        "t.1001.exr", "t.1002.exr", "t.100.exr", "t.extra.exr",
+        "u.u1_v1.png", "u.u2_v1.png", "pc_000001_00.bphys", "pc_000002_00.bphys", "pd_x.bphys",
+    ]  # fmt: skip
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    (tmp_path / "cache" / "sub").mkdir(parents=True)
+    (tmp_path / "cache" / "sub" / "a.vdb").write_bytes(b"x")
+    ex = Expander()
+
+    def files(kind: str, path: str) -> list[str]:
+        out = ex.expand(Ref(kind, path, "IM x", None), tmp_path, path)
+        return sorted(Path(f).name for f in out.files) + [f"missing:{m}" for m in out.missing]
+
+    assert files(SEQUENCE, "//f_0002.png") == ["f_0001.png", "f_0002.png", "f_0010.png"]
+    assert files(UDIM, "//t.<UDIM>.exr") == ["t.1001.exr", "t.1002.exr"]
+    assert files(UDIM, "//u.<UVTILE>.png") == ["u.u1_v1.png", "u.u2_v1.png"]
+    assert files(CACHE_GLOB, "//pc_*.bphys") == ["pc_000001_00.bphys", "pc_000002_00.bphys"]
+    assert files(CACHE_GLOB, "//none_*.bphys") == []  # never baked: not missing
+    assert files(DIRECTORY, "//cache/") == ["a.vdb"]
+    assert files(DIRECTORY, "//no cache/") == []
+    assert files(SEQUENCE, "//h_0001.png") == [f"missing:{tmp_path}/h_0001.png"]
