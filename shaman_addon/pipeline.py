@@ -352,9 +352,14 @@ class Submission:
         self._tracker.set_hash_total(len(plan.files), total)
         self._tracker.set_phase(Phase.HASHING)
         misses = []
+        hit_bytes = hit_files = 0
         for i, f in enumerate(plan.files):
             if i % 256 == 0:
                 self._raise_if_cancelled()
+                if hit_files:  # report in steps: 30,000 events would be mostly noise
+                    self._tracker.hashed_bytes(hit_bytes, f.checkout_path)
+                    self._tracker.file_hashed(count=hit_files)
+                    hit_bytes = hit_files = 0
             stat = FileStat.of(f.source)
             self._stats[i] = stat
             sha = self._cache.lookup(stat)
@@ -363,8 +368,11 @@ class Submission:
                 continue
             self._cache_hits += 1
             self._set_spec(i, FileSpec(sha, stat.size, f.checkout_path))
-            self._tracker.hashed_bytes(stat.size, f.checkout_path)
-            self._tracker.file_hashed()
+            hit_bytes += stat.size
+            hit_files += 1
+        if hit_files:
+            self._tracker.hashed_bytes(hit_bytes)
+            self._tracker.file_hashed(count=hit_files)
         if misses:
             # Sizes on disk may differ from the plan's; the bar goes by what is read.
             missing_bytes = sum(self._stats[i].size for i in misses)

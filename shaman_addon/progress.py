@@ -243,9 +243,9 @@ class ProgressTracker:
             )
             self._emit_locked(self._clock())
 
-    def file_hashed(self, current_file: str = "") -> None:
+    def file_hashed(self, current_file: str = "", *, count: int = 1) -> None:
         with self._lock:
-            self._hash_files[0] += 1
+            self._hash_files[0] += count
             if current_file:
                 self._state = replace(self._state, current_file=current_file)
             self._emit_locked(self._clock())
