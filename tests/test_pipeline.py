@@ -25,6 +25,8 @@ from shaman_addon.errors import (
     Cancelled,
     ChecksumMismatch,
     MissingDependencies,
+    MissingFilesAtCheckout,
+    ShamanError,
 )
 from shaman_addon.hashing import ChecksumCache, FileStat
 from shaman_addon.pipeline import Submission, SubmitOptions, SubmitResult
@@ -481,7 +483,7 @@ def test_missing_files_twice_at_checkout_is_a_clear_failure(
     server = shaman_server
     server.faults.fail_next("create", count=2, status=500,
                             message="unexpected error: unknown files requested in checkout")
-    with pytest.raises(Exception, match="unknown files"):
+    with pytest.raises(MissingFilesAtCheckout, match="unknown files"):
         run(prod, options(server, tmp_path))
     assert server.counters.checkouts == []
 
@@ -656,7 +658,7 @@ def test_bad_checkout_path_in_plan_is_refused_before_sending(
 ) -> None:
     plan = prod.plan()
     plan.files.append(PlanFile(prod.files[0], "../escape.png", 10, prod.files[0]))
-    with pytest.raises(Exception, match="not a safe"):
+    with pytest.raises(ShamanError, match="not a safe"):
         run(prod, options(shaman_server, tmp_path), plan=plan)
     assert shaman_server.counters.requests == {}
 
