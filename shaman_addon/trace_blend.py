@@ -321,7 +321,8 @@ def _from_usage(block: Any, usage: Any) -> Ref | None:
         return _strip_ref(usage, path, referrer)
 
     fld = usage.path_full_field
-    if "*" in path:  # BAT's derived point-cache glob (no field holds it)
+    if usage.block.dna_type_name == "PointCache" and fld.name.name_only == b"name":
+        # BAT's derived //blendcache_<blend>/<name>_*.bphys: no field holds that path.
         return Ref(CACHE_GLOB, path, referrer, None)
 
     kind = FILE
