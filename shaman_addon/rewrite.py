@@ -26,6 +26,7 @@ from .trace_blend import CACHE_GLOB, DIRECTORY, LISTED, BlendTrace, Ref, Slot
 log = logging.getLogger(__name__)
 
 ZSTD_LEVEL = 3
+REWRITE_CACHE_KEEP = 64  # rewritten copies kept in cache_dir/rewritten (newest first)
 _CHUNK = 1 << 20
 
 
@@ -166,5 +167,23 @@ def write_rewritten(
             tmp = cached.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, cached)
+            _prune(cached.parent, keep=REWRITE_CACHE_KEEP)
         except OSError as exc:
             log.warning("could not write the rewrite cache %s: %s", cached, exc)
+
+
+def _prune(folder: Path, *, keep: int) -> None:
+    """Keep the newest ``keep`` cached copies: the cache must not grow without end."""
+    entries = []
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".blend"):
+            try:
+                entries.append((entry.stat().st_mtime_ns, entry.path))
+            except OSError:
+                continue
+    entries.sort(reverse=True)
+    for _mtime, path in entries[keep:]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
