@@ -662,3 +662,41 @@ def test_bad_checkout_path_in_plan_is_refused_before_sending(
         run(prod, options(shaman_server, tmp_path), plan=plan)
     assert shaman_server.counters.requests == {}
 
+
+
+@pytest.mark.local_server_only
+def test_a_stuck_other_uploader_is_taken_over(
+    shaman_server: Any, prod: Production, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server says "uploading" for one file at every requirements call: after some
+    wait rounds this client sends it without the defer header and finishes."""
+    server = shaman_server
+    monkeypatch.setattr(pipeline_mod, "DEFER_DELAYS_S", (0.001,))
+    monkeypatch.setattr(pipeline_mod, "MAX_WAIT_ROUNDS", 4)
+    stuck = _key(prod.files[9])
+    server.faults.report_uploading(*stuck, calls=1000)
+    result, _ = run(prod, options(server, tmp_path))
+    assert server.is_stored(*stuck)
+    assert server.counters.bytes_received_by_file[stuck] == stuck[1]
+    assert_checkout(server, result, prod)
+
+
+def test_a_server_that_keeps_losing_a_file_fails_naming_it(
+    shaman_server: Any, prod: Production, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads of one file "succeed" but it never shows up as stored (a server losing
+    it): bounded rounds, then an error that names the file; no checkout."""
+    lost = _key(prod.files[4])
+
+    class LosingClient(pipeline_mod.ShamanClient):
+        def upload(self, sha: str, size: int, path: Any, **kw: Any) -> Any:
+            if (sha, size) == lost:
+                return pipeline_mod.UploadResult.STORED  # claimed, never sent
+            return super().upload(sha, size, path, **kw)
+
+    monkeypatch.setattr(pipeline_mod, "ShamanClient", LosingClient)
+    with pytest.raises(ShamanError, match=r"still lacks 1 file\(s\).*tex_0004\.png"):
+        run(prod, options(shaman_server, tmp_path))
+    assert shaman_server.counters.checkouts == []
+    # MAX_ROUNDS upload rounds, each answered by a requirements call, plus the first call
+    assert len(shaman_server.counters.requirements_files) == pipeline_mod.MAX_ROUNDS + 1
