@@ -10,6 +10,7 @@ A new path that does not fit its fixed-size field is an error, never truncated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -183,7 +184,5 @@ def _prune(folder: Path, *, keep: int) -> None:
                 continue
     entries.sort(reverse=True)
     for _mtime, path in entries[keep:]:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
