@@ -901,6 +901,21 @@ class EdgeCases(Builder):
         info["packed_library"] = str(lib)
         info["packed_source"] = str(src)
 
+        # escaped.blend: names the checkout must escape ('%', ':', a backslash, a tab)
+        esc = edge / "escaped" / "escaped.blend"
+        self.new_file(esc)
+        odd = [
+            write(edge / "escaped" / "tex" / n, png_bytes(2, 2, (i, i, i)))
+            for i, n in enumerate(["50% gray.png", "a:b.png", "back\\slash.png", "tab\there.png"])
+        ]
+        seq = [write(edge / "escaped" / "seq%" / f"f%_{f:04d}.png", b"s%d" % f) for f in (1, 2)]
+        for f in odd:
+            self.image(f.name, self.rel(esc, f)).use_fake_user = True
+        self.image("seq", self.rel(esc, seq[0]), "SEQUENCE").use_fake_user = True
+        self.save(esc)
+        info["escaped"] = str(esc)
+        info["escaped_files"] = json.dumps([str(p) for p in odd + seq])
+
         (self.out / "edge.json").write_text(json.dumps(info, indent=1), "utf-8")
 
 

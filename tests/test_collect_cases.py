@@ -377,3 +377,35 @@ def test_expansion_of_sequences_tiles_and_caches(tmp_path: Path) -> None:
     assert files(DIRECTORY, "//cache/") == ["a.vdb"]
     assert files(DIRECTORY, "//no cache/") == []
     assert files(SEQUENCE, "//h_0001.png") == [f"missing:{tmp_path}/h_0001.png"]
+
+
+def test_escaped_names_still_open_in_the_checkout(edge: dict[str, str], tmp_path: Path) -> None:
+    """'%', ':' and tabs are escaped in checkout paths; the rewritten .blend points at the
+    escaped names, so Blender still finds every file in the checkout. A file name with a
+    backslash cannot be reached by Blender on Linux at all (it reads the backslash as a
+    separator): it is missing for Blender, and so for the collector."""
+    plan = collect(Path(edge["escaped"]))
+    try:
+        originals = {f.original: f for f in plan.files}
+        odd = [Path(p) for p in json.loads(edge["escaped_files"])]
+        backslashed = next(p for p in odd if "\\" in p.name)
+        assert backslashed not in originals
+        assert [m.path for m in plan.missing] == [str(backslashed.parent / "back" / "slash.png")]
+        odd.remove(backslashed)
+        cps = sorted(originals[p].checkout_path for p in odd)
+        assert cps == [
+            "escaped/seq%25/f%25_0001.png",
+            "escaped/seq%25/f%25_0002.png",
+            "escaped/tex/50%25 gray.png",
+            "escaped/tex/a%3Ab.png",
+            "escaped/tex/tab%09here.png",
+        ]
+        assert originals[Path(edge["escaped"])].rewritten
+        main = materialise(plan, tmp_path / "store", tmp_path / "checkout")
+        report = run_tool("inspect", main, tmp_path)
+        root = str(tmp_path / "checkout") + "/"
+        found = [p for p in report["paths"] if os.path.isfile(p)]
+        assert all(p.startswith(root) for p in report["paths"]), report["paths"]
+        assert len(found) == len(odd)
+    finally:
+        plan.cleanup()
