@@ -53,6 +53,7 @@ REQUIREMENT_STATUSES = ("unknown", "uploading")
 MAX_BACKOFF_S = 10.0
 MAX_FILENAME_BYTES = 255  # of the X-Shaman-Original-Filename value, before encoding
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
+_USERINFO_RE = re.compile(r"^([^/?#@]*//)?[^/?#@]*@")
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,20 @@ class ServerCheck:
     message: str
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` part replaced by ``***@``: safe to log or keep."""
+    return _USERINFO_RE.sub(lambda m: (m.group(1) or "") + "***@", (url or "").strip(), count=1)
+
+
 def normalise_base_url(url: str) -> str:
     """``http(s)://host[:port][/prefix]`` without a trailing slash, or ConfigError."""
     text = (url or "").strip()
+    if redact_url(text) != text:
+        raise ConfigError(
+            f"The Shaman server URL {redact_url(text)!r} contains a user name or password; a "
+            "Flamenco Manager asks for neither, and a password there would end up in logs and "
+            "error messages. Remove the part before '@'."
+        )
     if not text:
         raise ConfigError(
             "The Shaman server URL setting is empty; enter the Flamenco Manager's address, "
@@ -278,6 +290,13 @@ class ShamanClient:
         self._registry = ConnectionRegistry()
         self._session = make_session(self._registry, max(1, self.settings.pool_size))
         self._verify: bool | str = self.settings.ca_bundle or self.settings.verify_tls
+        # requests reads the environment (proxies, CA bundle) again on EVERY call: ~0.2 ms
+        # of CPU plus a stat() of the bundle per upload, thousands of times. Read it once.
+        self._session.trust_env = False
+        self._session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        if self._verify is True and urlsplit(self.base_url).scheme == "https":
+            self._verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                            or os.environ.get("CURL_CA_BUNDLE") or True)
         self._timeout = (self.settings.connect_timeout, self.settings.read_timeout)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -529,6 +548,8 @@ class ShamanClient:
         if self._stop_requested(cancel):
             raise _AttemptFailed(Cancelled(f"{what} cancelled"), _Phase.FINAL)
         try:
+            if body is not None:
+                return self._send_upload(method, url, kwargs["headers"], kwargs["data"])
             return self._session.request(method, url, timeout=self._timeout,
                                          verify=self._verify, allow_redirects=False, **kwargs)
         except ShamanError as exc:  # Cancelled / LocalFileChanged from the upload body
@@ -548,6 +569,25 @@ class ShamanClient:
                     f"{len(body)} bytes ({reason}); ask the server for the file's status "
                     "before sending it again", url=url), _Phase.FINAL) from exc
             raise failed from exc
+
+    def _send_upload(self, method: str, url: str, headers: dict[str, str],
+                     data: Any) -> requests.Response:
+        """An upload straight through the session's adapter (same pools, proxies, TLS and
+        exceptions as ``Session.request``): the session's per-call preparation (merging
+        settings, cookies, hooks) costs more CPU than the request on loopback, and there
+        are thousands of uploads."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = url
+        prepared.headers = requests.structures.CaseInsensitiveDict(
+            {"User-Agent": self._session.headers["User-Agent"], **headers})
+        prepared.body = data if data else None
+        prepared.hooks = {"response": []}
+        adapter = self._session.get_adapter(url)
+        response = adapter.send(prepared, stream=False, timeout=self._timeout,
+                                verify=self._verify, proxies=self._session.proxies)
+        response.content  # noqa: B018  (read the answer so the connection is free again)
+        return response
 
     def _network_failure(self, what: str, url: str,
                          exc: requests.RequestException) -> _AttemptFailed:
