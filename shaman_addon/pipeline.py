@@ -481,6 +481,8 @@ class Submission:
         last_flush = self._clock()
         first = True
         for hashed in self._iter_hashed(misses, plan):
+            if self._pool is not None:
+                self._pool.raise_if_failed()  # an upload failed: stop hashing the rest
             spec = self._specs[hashed.index]
             batch.append(spec)
             batch_bytes += spec.size

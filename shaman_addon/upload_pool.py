@@ -122,6 +122,13 @@ class UploadPool(Generic[T]):
                     return
                 self._cond.wait(poll_s)
 
+    def raise_if_failed(self) -> None:
+        """Re-raise a worker's failure now, so a caller busy elsewhere stops early."""
+        with self._cond:
+            error = self._error
+        if error is not None:
+            self.wait_idle()
+
     def stop(self) -> None:
         """Start nothing new; idle workers leave. Running items finish on their own."""
         with self._cond:

@@ -700,3 +700,32 @@ def test_a_server_that_keeps_losing_a_file_fails_naming_it(
     assert shaman_server.counters.checkouts == []
     # MAX_ROUNDS upload rounds, each answered by a requirements call, plus the first call
     assert len(shaman_server.counters.requirements_files) == pipeline_mod.MAX_ROUNDS + 1
+
+
+@pytest.mark.local_server_only
+def test_a_failed_upload_stops_the_submission_while_still_hashing(
+    shaman_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload refused for good (400) while files are still being hashed: the
+    hashing stops, the error is the server's, and no checkout is made."""
+    prod = Production(tmp_path, [30_000] * 30)
+    server = shaman_server
+    server.faults.fail_next("upload", count=1000, status=400, message="injected refusal")
+    monkeypatch.setattr(pipeline_mod, "HASH_FIRST_BYTES", 0)
+    real_hash = pipeline_mod.sha256_file
+    hashed: list[Path] = []
+    stopped: list[bool] = []
+
+    def hash_after_the_refusal(path: Path, **kw: Any) -> tuple[str, int]:
+        if hashed:  # from the 2nd file on, only once the server has refused an upload
+            wait_for(lambda: server.counters.statuses.get(("upload", 400), 0) >= 1)
+        if len(hashed) >= 2:  # the rest wait for the pipeline to call the hashing off
+            stopped.append(kw["cancel"].wait(SAFETY_S))
+        hashed.append(Path(path))
+        return real_hash(path, **kw)
+
+    monkeypatch.setattr(pipeline_mod, "sha256_file", hash_after_the_refusal)
+    with pytest.raises(ShamanError, match="injected refusal"):
+        run(prod, options(server, tmp_path, jobs=1))
+    assert server.counters.checkouts == []
+    assert stopped and all(stopped)  # hashing was stopped, not left to run to the end
