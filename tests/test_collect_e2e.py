@@ -69,7 +69,7 @@ def test_checkout_opens_with_nothing_missing_and_same_bytes(
     for path, report in gt["files"].items():
         assert report["missing_ids"] == [], path
 
-    checked = 0
+    wanted: set[str] = set()
     for p in gt["all_paths"]:
         if p == "." or os.path.isdir(p) or "/datafiles/" in p:
             continue
@@ -78,9 +78,15 @@ def test_checkout_opens_with_nothing_missing_and_same_bytes(
         assert cp in source_of, f"Blender wants {cp}, which the plan does not hold"
         assert os.path.exists(p), p
         assert sha256_file(Path(p)) == source_of[cp], cp
-        checked += 1
-    # UDIM tiles and sequence frames were among them
-    assert checked >= len(production.expected_files) - 12  # minus caches Blender does not list
+        wanted.add(cp)
+    # ...and the plan holds nothing else than what Blender wants, the main file and the
+    # caches and bakes Blender does not list (the generator's explicit list)
+    caches = {
+        f.relative_to(production.project_root).as_posix()
+        for kind in ("point cache", "fluid cache", "geometry nodes bake")
+        for f in production.kinds[kind]
+    }
+    assert set(source_of) - wanted - caches == {plan.blend_checkout_path}
     for kind in ("udim", "image sequence", "strip image", "movie clip sequence", "outside"):
         for f in production.kinds[kind]:
             cp = next(pf.checkout_path for pf in plan.files if pf.original == f)
