@@ -84,7 +84,15 @@ class Bench:
         self.server.fresh()
         self.server.reset_counts()
         run = bench_run.floor(self.python, self.server.url, prod.file_list())
-        return run, self.server.counts()
+        return run, self.counted(run)
+
+    def counted(self, run: bench_run.Run) -> Counts:
+        """The server's counts, and CPU seconds of both processes into the run's notes."""
+        counts = self.server.counts()
+        server_cpu = self.server.cpu_since_reset()
+        run.cpu_note = f"cpu: client {run.cpu_s:.2f} s" + (
+            "" if server_cpu is None else f", server {server_cpu:.2f} s")
+        return counts
 
     def cold_run(self, prod: bench_data.Production) -> tuple[bench_run.Run, Counts, Path]:
         self.server.fresh()
@@ -92,11 +100,12 @@ class Bench:
         cache = self.cache_dir()
         run = bench_run.submit(self.python, prod.main_blend, self.server.url, cache,
                                jobs=self.args.jobs)
-        return run, self.server.counts(), cache
+        return run, self.counted(run), cache
 
     def phases(self, run: bench_run.Run) -> str:
         ph = run.doc.get("phase_seconds", {})
-        return ", ".join(f"{k} {v:.2f}" for k, v in ph.items())
+        text = ", ".join(f"{k} {v:.2f}" for k, v in ph.items())
+        return f"{text}; {run.cpu_note}" if text else run.cpu_note
 
     # -- the cases
     def production(self, files: int, total: int, libraries: int | None = None,
@@ -125,7 +134,8 @@ class Bench:
             floors.append(frun.wall_s)
             d = frun.doc
             self.note(f"floor {nfiles} files run {i + 1}: wall {frun.wall_s:.2f} s (inside: "
-                      f"hash {d['hash_s']:.2f} s, upload {d['upload_s']:.2f} s)")
+                      f"hash {d['hash_s']:.2f} s, upload {d['upload_s']:.2f} s); "
+                      f"{frun.cpu_note}")
             crun, cold_counts, cache = self.cold_run(prod)
             colds.append(crun.wall_s)
             self.note(f"cold {nfiles} files run {i + 1}: wall {crun.wall_s:.2f} s, peak "
@@ -150,7 +160,7 @@ class Bench:
             self.server.reset_counts()
             run = bench_run.submit(self.python, prod.main_blend, self.server.url, cache,
                                    jobs=self.args.jobs)
-            counts = self.server.counts()
+            counts = self.counted(run)
             warm.append(run.wall_s)
             problems += self.unchanged_problems(run, counts, cache)
             self.note(f"unchanged run: wall {run.wall_s:.2f} s; phases: {self.phases(run)}")
@@ -178,7 +188,7 @@ class Bench:
                 self.server.reset_counts()
                 run = bench_run.submit(self.python, prod.main_blend, self.server.url, cache,
                                        jobs=self.args.jobs)
-                counts = self.server.counts()
+                counts = self.counted(run)
                 changed.append(run.wall_s)
                 if counts.bytes_received is not None and counts.bytes_received != len(data):
                     problems.append(f"sent {counts.bytes_received} bytes, the texture has "
@@ -224,7 +234,8 @@ class Bench:
             peaks.append(run.peak_rss_bytes)
             self.note(f"{self.args.big_gib} GiB cold: wall {run.wall_s:.2f} s, peak "
                       f"{run.peak_rss_bytes / MB:.0f} MB, floor {frun.wall_s:.2f} s (floor "
-                      f"peak {frun.peak_rss_bytes / MB:.0f} MB); phases: {self.phases(run)}")
+                      f"peak {frun.peak_rss_bytes / MB:.0f} MB, {frun.cpu_note}); phases: "
+                      f"{self.phases(run)}")
         f_s, o_s, peak = statistics.median(floors), statistics.median(ours), max(peaks)
         ok = peak < 150 * MB and o_s <= 1.5 * f_s
         self.rows.append(Row(f"{self.args.big_gib} GiB file, cold", len(prod.files), nbytes,
@@ -269,7 +280,8 @@ class Bench:
                 frun, _c = self.floor_run(prod)
                 run, counts, _cache = self.cold_run(prod)
                 cold_s, floor_s = run.wall_s, frun.wall_s
-                self.note(f"cold {nfiles} files: wall {cold_s:.2f} s, floor {floor_s:.2f} s, "
+                self.note(f"cold {nfiles} files: wall {cold_s:.2f} s, floor {floor_s:.2f} s "
+                          f"({frun.cpu_note}), "
                           f"peak {run.peak_rss_bytes / MB:.0f} MB; phases: {self.phases(run)}")
             per_file[n] = cold_s / nfiles
             self.rows.append(Row(f"cold, {n:,} files", nfiles, nbytes, cold_s, floor_s, counts,

@@ -28,11 +28,13 @@ class Run:
     """One finished process: wall seconds, peak RSS, exit code, what it printed."""
 
     wall_s: float
+    cpu_s: float  # user + system seconds of the process itself
     peak_rss_bytes: int
     returncode: int
     stdout: str
     stderr: str
     doc: dict[str, Any] = field(default_factory=dict)  # its JSON output, when it printed one
+    cpu_note: str = ""
 
 
 def run_process(cmd: list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None) -> Run:
@@ -45,7 +47,8 @@ def run_process(cmd: list[str], *, cwd: Path = REPO, env: dict[str, str] | None 
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        run = Run(wall, usage.ru_maxrss * 1024, proc.returncode, out.read(), err.read())
+        run = Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024,
+                  proc.returncode, out.read(), err.read())
     if run.stdout.strip().startswith("{"):
         with contextlib.suppress(ValueError):
             run.doc = json.loads(run.stdout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -119,9 +120,24 @@ class Server:
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system) the local server process has used so far."""
+        if self._proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset_counts(self) -> None:
+        self._cpu_mark = self.cpu_s()
         if self.has_counters:
             self._call("POST", "/test/reset")
+
+    def cpu_since_reset(self) -> float | None:
+        now, mark = self.cpu_s(), getattr(self, "_cpu_mark", None)
+        return None if now is None or mark is None else now - mark
 
     def counts(self) -> Counts:
         if not self.has_counters:
