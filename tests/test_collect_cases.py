@@ -409,3 +409,20 @@ def test_escaped_names_still_open_in_the_checkout(edge: dict[str, str], tmp_path
         assert len(found) == len(odd)
     finally:
         plan.cleanup()
+
+
+def test_rewrite_cache_keeps_only_the_newest(tmp_path: Path) -> None:
+    from shaman_addon.rewrite import _prune
+
+    for i in range(10):
+        f = tmp_path / f"{i}.blend"
+        f.write_bytes(b"x")
+        os.utime(f, ns=(i * 10**9, i * 10**9))
+    (tmp_path / "other.txt").write_text("kept")
+    _prune(tmp_path, keep=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "7.blend",
+        "8.blend",
+        "9.blend",
+        "other.txt",
+    ]

@@ -94,3 +94,17 @@ def test_usage_errors_exit_2(production: ProductionInfo, tmp_path: Path) -> None
     bad_root = deps(str(production.main_blend), "--project-root", str(tmp_path / "nope"))
     assert bad_root.returncode == 2
     assert "nope" in bad_root.stderr
+
+
+def test_verbose_progress_goes_to_stderr(production: ProductionInfo) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "shaman_addon", "-v", "deps", str(production.main_blend), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)  # stdout stays one JSON document
+    assert "reading main.blend" in proc.stderr
+    assert "rewriting main.blend" in proc.stderr
