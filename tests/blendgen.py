@@ -769,7 +769,9 @@ class EdgeCases(Builder):
     - ``asname/shot.blend`` (image + disk point cache ``//blendcache_shot/``) and its
       copy ``elsewhere/autosave copy.blend``, saved by Blender elsewhere with paths
       remapped, as the Blender layer saves an unsaved scene;
-    - ``packed.blend``: only a packed image, a packed library and a ``<builtin>`` font.
+    - ``packed.blend``: only a packed image, a packed library and a ``<builtin>`` font;
+    - ``strips.blend``: image and movie strips on files outside the project;
+    - ``escaped/escaped.blend``: file names with ``%``, ``:``, a backslash and a tab.
     """
 
     def build(self) -> None:
@@ -900,6 +902,23 @@ class EdgeCases(Builder):
         info["packed"] = str(packed)
         info["packed_library"] = str(lib)
         info["packed_source"] = str(src)
+
+        # strips.blend: sequencer strips on files outside the project (their folder
+        # fields, 768 bytes, must be rewritten)
+        strips_blend = edge / "strips.blend"
+        self.new_file(strips_blend)
+        far = self.out / "outside strips"
+        frames = [
+            write(far / "frames" / f"s_{f:04d}.png", png_bytes(4, 4, (f, 0, 0))) for f in (1, 2)
+        ]
+        movie = self.make_movie(far / "movie" / "m.mp4", frames)
+        ed = bpy.context.scene.sequence_editor_create()
+        st = strips_of(ed).new_image("img", str(frames[0]), 1, 1)
+        st.elements.append(frames[1].name)
+        strips_of(ed).new_movie("mov", str(movie), 2, 1)
+        self.save(strips_blend)
+        info["strips"] = str(strips_blend)
+        info["strips_files"] = json.dumps([str(p) for p in [*frames, movie]])
 
         # escaped.blend: names the checkout must escape ('%', ':', a backslash, a tab)
         esc = edge / "escaped" / "escaped.blend"

@@ -426,3 +426,24 @@ def test_rewrite_cache_keeps_only_the_newest(tmp_path: Path) -> None:
         "9.blend",
         "other.txt",
     ]
+
+
+def test_strip_folders_are_rewritten(edge: dict[str, str], tmp_path: Path) -> None:
+    """Sequencer strips keep their folder in a field of its own (768 bytes)."""
+    plan = collect(Path(edge["strips"]))
+    try:
+        sent = {f.original: f for f in plan.files}
+        for f in json.loads(edge["strips_files"]):
+            assert sent[Path(f)].checkout_path.startswith("_outside_project/")
+        main = sent[Path(edge["strips"])]
+        assert main.rewritten
+        dirs = sorted(r.path for r in trace_blend(main.source).refs if r.slot and r.slot.holds_dir)
+        assert len(dirs) == 2
+        assert all(d.startswith("//_outside_project/") and d.endswith("/") for d in dirs)
+        checkout = tmp_path / "checkout"
+        report = run_tool("inspect", materialise(plan, tmp_path / "store", checkout), tmp_path)
+        assert len(report["paths"]) == 3
+        for p in report["paths"]:
+            assert p.startswith(str(checkout) + "/") and os.path.isfile(p), p
+    finally:
+        plan.cleanup()
