@@ -447,3 +447,29 @@ def test_strip_folders_are_rewritten(edge: dict[str, str], tmp_path: Path) -> No
             assert p.startswith(str(checkout) + "/") and os.path.isfile(p), p
     finally:
         plan.cleanup()
+
+
+def test_library_paths_are_rewritten_when_the_main_file_moves(
+    basic_production: ProductionInfo, tmp_path: Path
+) -> None:
+    """Placed one folder deeper (as_name), every stored path of the main file, its
+    library paths included, must change; Blender then finds every library and texture."""
+    prod = basic_production
+    deeper = prod.project_root / "shots" / "seq 010" / "main.blend"
+    plan = collect(prod.main_blend, as_name=str(deeper))
+    try:
+        assert plan.blend_checkout_path == "shots/seq 010/main.blend"
+        main = next(f for f in plan.files if f.checkout_path == plan.blend_checkout_path)
+        libs = [r for r in trace_blend(main.source).refs if r.kind == "library"]
+        assert libs and all(r.path.startswith("//../../libs/") for r in libs)
+        checkout = tmp_path / "checkout"
+        opened = materialise(plan, tmp_path / "store", checkout)
+        gt = run_tool("groundtruth", opened, tmp_path)
+        assert len(gt["files"]) == 1 + len(prod.libraries)
+        for path, report in gt["files"].items():
+            assert path.startswith(str(checkout) + "/")
+            assert report["missing_ids"] == [], path
+        for p in gt["all_paths"]:
+            assert p.startswith(str(checkout) + "/") and os.path.isfile(p), p
+    finally:
+        plan.cleanup()
