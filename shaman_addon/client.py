@@ -39,6 +39,7 @@ from .errors import (
 from .http_transport import (
     DEFAULT_CHUNK_SIZE,
     ConnectionRegistry,
+    PlainUploadPool,
     UploadBody,
     file_size,
     make_session,
@@ -297,6 +298,13 @@ class ShamanClient:
         if self._verify is True and urlsplit(self.base_url).scheme == "https":
             self._verify = (os.environ.get("REQUESTS_CA_BUNDLE")
                             or os.environ.get("CURL_CA_BUNDLE") or True)
+        # Plain http with no proxy (a farm's LAN): uploads skip requests/urllib3 entirely.
+        self._plain: PlainUploadPool | None = None
+        parts = urlsplit(self.base_url)
+        if parts.scheme == "http" and parts.hostname and requests.utils.select_proxy(
+                self.base_url + "/", self._session.proxies) is None:
+            self._plain = PlainUploadPool(parts.hostname, parts.port or 80, self._registry,
+                                          self.settings.connect_timeout)
         self._timeout = (self.settings.connect_timeout, self.settings.read_timeout)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -308,6 +316,8 @@ class ShamanClient:
 
     def close(self) -> None:
         self._session.close()
+        if self._plain is not None:
+            self._plain.close()
 
     def __enter__(self) -> ShamanClient:
         return self
@@ -576,6 +586,10 @@ class ShamanClient:
         exceptions as ``Session.request``): the session's per-call preparation (merging
         settings, cookies, hooks) costs more CPU than the request on loopback, and there
         are thousands of uploads."""
+        if self._plain is not None:
+            headers = {"User-Agent": self._session.headers["User-Agent"], **headers}
+            return self._plain.send(urlsplit(url).path, url, headers, data or None,
+                                    self._timeout[1])
         prepared = requests.PreparedRequest()
         prepared.method = method
         prepared.url = url
