@@ -16,6 +16,7 @@ import logging
 import os
 import select
 import socket
+import ssl
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -209,6 +210,12 @@ class UploadBody:
         sock = self._conn.sock if self._conn is not None else None
         if sock is None:
             return False
+        if isinstance(sock, ssl.SSLSocket):
+            # A readable TLS socket proves nothing: TLS 1.3 servers send session tickets
+            # right after the handshake, which would stop every body before its first byte
+            # on a fresh connection (and stall until the read timeout). Only decrypted
+            # answer bytes count; a server that answered and closed still ends the send.
+            return sock.pending() > 0
         try:
             readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, ValueError):
