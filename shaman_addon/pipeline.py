@@ -28,7 +28,7 @@ from typing import Any
 
 from . import __version__
 from .checkout_name import DEFAULT_TEMPLATE, render_checkout_name
-from .client import ClientSettings, FileSpec, ShamanClient, UploadResult
+from .client import ClientSettings, FileSpec, ShamanClient, UploadResult, redact_url
 from .errors import (
     Cancelled,
     CheckoutExists,
@@ -842,7 +842,7 @@ class Submission:
             "tool": "shaman-submitter",
             "tool_version": __version__,
             "app": dict(self.options.app_info),
-            "server": self.options.server_url,
+            "server": redact_url(self.options.server_url),
             "blend": str(self.blend),
             "status": status,
             "error": str(error) if error is not None else None,
