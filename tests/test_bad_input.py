@@ -358,7 +358,8 @@ def test_20000_small_files(shaman_server: Any, tmp_path: Path,
               measured={"cold_s": out["seconds"],
                         "cold_rss_growth_mib": round(out["growth_kib"] / 1024, 1),
                         "resubmit_s": again["seconds"],
-                        "resubmit_rss_growth_mib": round(again["growth_kib"] / 1024, 1)})
+                        "resubmit_rss_growth_mib": round(again["growth_kib"] / 1024, 1),
+                        "cold_phases_s": result["phase_seconds"]})
 
 
 # -- server URLs ------------------------------------------------------------------------------

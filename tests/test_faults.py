@@ -16,6 +16,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import urllib.request
 from collections.abc import Callable
@@ -637,4 +639,32 @@ def test_cancel_in_every_phase(
     assert left == [], left
     fault_row(f"cancel while {phase.value}", saw=str(err),
               end_state="no checkout, create never sent; no shaman-pack-* temp copies; "
+              + end_state(shaman_server.storage, tmp_path / "cache"))
+
+
+# -- what a person at a terminal sees -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("endpoint", "status"), [("requirements", 502), ("upload", 413)])
+def test_command_line_shows_a_sentence_not_a_traceback(
+    shaman_server: Any, blend_copy: Path, tmp_path: Path, fault_row: Callable[..., Any],
+    endpoint: str, status: int,
+) -> None:
+    shaman_server.faults.html_next(endpoint, count=1000, status=status)
+    env = {k: v for k, v in os.environ.items() if k != "SHAMAN_SERVER_URL"}
+    env["TMPDIR"] = str(tmp_path / "systmp")
+    (tmp_path / "systmp").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "shaman_addon", "submit", str(blend_copy), "--server",
+         shaman_server.url, "--cache-dir", str(tmp_path / "cache")],
+        cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "<html" not in proc.stderr.lower()
+    last = proc.stderr.strip().splitlines()[-1]
+    assert str(status) in last and shaman_server.url in last
+    assert pack_leftovers(tmp_path / "systmp") == []
+    fault_row(f"command line: HTML {status} proxy page on every {endpoint}", saw=last,
+              end_state=f"exit code {proc.returncode}, no traceback on stderr; no temp copies; "
               + end_state(shaman_server.storage, tmp_path / "cache"))
