@@ -1027,9 +1027,10 @@ class _Handler(BaseHTTPRequestHandler):
         if final is None:
             return
         checkout_dir = os.path.join(store.jobs_dir, final)
+        made: set[str] = set()
         for spec in files:
             problem = _symlink(store.blob_path(spec["sha"], int(spec["size"])), checkout_dir,
-                               spec["path"])
+                               spec["path"], made)
             if problem:
                 # A real Manager removes the half-made checkout before it answers.
                 shutil.rmtree(checkout_dir, ignore_errors=True)
@@ -1126,15 +1127,22 @@ def _schema_problem(doc: Any, schema: str) -> str:
     return ""
 
 
-def _symlink(blob: Path, checkout_dir: str, rel_path: str) -> str:
-    """Link one file into the checkout, relative to the blob; an error text or ''."""
+def _symlink(blob: Path, checkout_dir: str, rel_path: str, made: set[str] | None = None) -> str:
+    """Link one file into the checkout, relative to the blob; an error text or ''.
+
+    ``made`` holds the folders this checkout already created: thousands of files share a
+    few folders, and asking the disk again for each costs a system call per file."""
     # Joined and cleaned the way Go's filepath.Join does: a leading '/' stays inside.
     link = os.path.normpath(checkout_dir + "/" + rel_path)
-    target = os.path.relpath(blob, os.path.dirname(link))
-    try:
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-    except OSError as exc:
-        return f"mkdir {os.path.dirname(link)}: {(exc.strerror or str(exc)).lower()}"
+    parent = os.path.dirname(link)
+    target = os.path.relpath(blob, parent)
+    if made is None or parent not in made:
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            return f"mkdir {parent}: {(exc.strerror or str(exc)).lower()}"
+        if made is not None:
+            made.add(parent)
     try:
         os.symlink(target, link)
     except FileExistsError:
