@@ -343,6 +343,24 @@ class Bench:
             "",
         ]
         a.results.write_text("\n".join(lines), "utf-8")
+        for readme in (HERE / "README.md", HERE.parent / "README.md"):
+            _fill_markers(readme, f"{lines[2]}\n\n{table}")
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _fill_markers(path: Path, text: str) -> None:
+    """Put the latest table between the bench markers of ``path``, if it has them."""
+    try:
+        doc = path.read_text("utf-8")
+    except OSError:
+        return
+    if START not in doc or END not in doc:
+        return
+    head, rest = doc.split(START, 1)
+    _old, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
 
     def run(self) -> int:
         t0 = time.perf_counter()
