@@ -347,21 +347,6 @@ class Bench:
             _fill_markers(readme, f"{lines[2]}\n\n{table}")
 
 
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-
-
-def _fill_markers(path: Path, text: str) -> None:
-    """Put the latest table between the bench markers of ``path``, if it has them."""
-    try:
-        doc = path.read_text("utf-8")
-    except OSError:
-        return
-    if START not in doc or END not in doc:
-        return
-    head, rest = doc.split(START, 1)
-    _old, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
-
     def run(self) -> int:
         t0 = time.perf_counter()
         self.load_start = os.getloadavg()[0]
@@ -383,6 +368,22 @@ def _fill_markers(path: Path, text: str) -> None:
             self.write_results(table, time.perf_counter() - t0)
             print(f"\nwritten to {a.results}")
         return 0 if all(r.ok is not False for r in self.rows) else 1
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _fill_markers(path: Path, text: str) -> None:
+    """Put the latest table between the bench markers of ``path``, if it has them."""
+    try:
+        doc = path.read_text("utf-8")
+    except OSError:
+        return
+    if START not in doc or END not in doc:
+        return
+    head, rest = doc.split(START, 1)
+    _old, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
