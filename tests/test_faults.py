@@ -85,7 +85,9 @@ def free_port() -> int:
 
 
 def end_state(storage: Path, cache_dir: Path, plan_temp: Path | None = None) -> str:
-    """Read the end state, assert the invariants that always hold, and describe it."""
+    """Read the end state, assert the invariants that always hold, and describe it:
+    no upload temp file left on the server, a sound cache, the plan's temp copy gone."""
+    uploading_settled(storage)
     state = disk_state(storage)
     rows, checked = cache_state(cache_dir)
     text = f"{state.describe()}; cache {rows} rows ({checked} verified against the files)"
