@@ -86,13 +86,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 def _table(rows: list[FaultRow]) -> list[str]:
     lines = [
-        "| area | case | what the user saw | end state checked | measured | test |",
-        "|---|---|---|---|---|---|",
+        "| area | case | what the user saw | end state checked | measured | result | test |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.area} | {_clean(r.case)} | {_clean(r.saw)} | {_clean(r.end_state)} | "
-            f"{_clean(r.measured)} | {r.outcome} |"
+            f"{_clean(r.measured)} | {r.outcome} | `{r.nodeid.split('::', 1)[-1]}` |"
         )
     return lines
 
@@ -118,7 +118,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         "",
         f"Written by the test run of {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: "
         f"{len(rows)} cases, {passed} passed. Every cell below was observed by the test "
-        "named in the last column (see tests/fault_report.py).",
+        "named in the last column; 'result' is that test's outcome (see tests/fault_report.py).",
         "",
     ]
     path.write_text("\n".join(head + _table(rows)) + "\n", "utf-8")
