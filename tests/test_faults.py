@@ -670,3 +670,22 @@ def test_command_line_shows_a_sentence_not_a_traceback(
     fault_row(f"command line: HTML {status} proxy page on every {endpoint}", saw=last,
               end_state=f"exit code {proc.returncode}, no traceback on stderr; no temp copies; "
               + end_state(shaman_server.storage, tmp_path / "cache"))
+
+
+def test_an_upload_error_names_the_artists_file_not_a_temporary_copy(
+    shaman_server: Any, blend_copy: Path, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any],
+) -> None:
+    # The main .blend of this production is sent as a rewritten temporary copy, and it is
+    # the first upload; every upload gets a proxy's 413 page.
+    shaman_server.faults.html_next("upload", count=1000, status=413)
+    err = error_of(lambda: Submission(blend_copy, opts(shaman_server.url, tmp_path,
+                                                       jobs=1)).run())
+    assert isinstance(err, ShamanError), repr(err)
+    text = str(err)
+    assert "shaman-pack-" not in text and str(private_tmp) not in text, text
+    assert str(blend_copy) in text
+    assert pack_leftovers(private_tmp) == []
+    fault_row("an upload of a rewritten .blend fails (413 proxy page)", saw=text,
+              end_state="the error names the artist's file, not the temporary copy (which is "
+              "gone); " + end_state(shaman_server.storage, tmp_path / "cache"))
