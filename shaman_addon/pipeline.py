@@ -674,6 +674,13 @@ class Submission:
             self._tracker.uploaded_bytes(-sent)
             self._after_mismatch(item, exc)
             return
+        except ShamanError as exc:
+            # A rewritten copy is gone by the time anyone reads this: name the artist's file.
+            assert self._plan is not None
+            original = next((f.original for f in self._plan.files if f.source == source), source)
+            if original != source and exc.args:
+                exc.args = (str(exc).replace(str(source), f"{original} (its rewritten copy)"),)
+            raise
         if outcome == UploadResult.STORED:
             self._finish(item.key, item.name, sent_by_us=True)
         elif outcome == UploadResult.DEFERRED:
