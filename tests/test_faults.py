@@ -689,3 +689,45 @@ def test_an_upload_error_names_the_artists_file_not_a_temporary_copy(
     fault_row("an upload of a rewritten .blend fails (413 proxy page)", saw=text,
               end_state="the error names the artist's file, not the temporary copy (which is "
               "gone); " + end_state(shaman_server.storage, tmp_path / "cache"))
+
+
+class _OnEvent:
+    """A progress queue that runs ``action`` once, on the thread that emitted it, for the
+    first event ``when`` accepts (with a clock that lets every event through)."""
+
+    def __init__(self, when: Callable[[Any], bool], action: Callable[[], None]) -> None:
+        self.when, self.action = when, action
+        self.fired = False
+
+    def put(self, event: Any) -> None:
+        if not self.fired and self.when(event):
+            self.fired = True
+            self.action()
+
+
+def test_dependency_changes_while_being_uploaded(
+    shaman_server: Any, tmp_path: Path, fault_row: Callable[..., Any]
+) -> None:
+    files = Files(tmp_path, [4 << 20, 1000], seed="midbody")
+    target = files.files[0]
+    ticks = iter(range(1, 10**9))
+
+    def flip_the_tail() -> None:  # same size, same mtime: only the server can tell
+        data = bytearray(target.read_bytes())
+        data[-1000:] = bytes(b ^ 0xFF for b in data[-1000:])
+        _rewrite_keep_stat(target, bytes(data))
+
+    hook = _OnEvent(lambda e: e.phase is Phase.UPLOADING and e.current_file == "tex/t000.png"
+                    and e.upload_bytes_done > 0, flip_the_tail)
+    settings = ClientSettings(backoff_s=0.01, chunk_size=256 << 10)
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1,
+                                          client_settings=settings),
+                        plan=files.plan(), events=hook, clock=lambda: float(next(ticks))).run()
+    assert hook.fired
+    st = shaman_server.counters.statuses
+    assert st.get(("upload", 417)) == 1
+    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    fault_row("dependency rewritten (same size and mtime) in the middle of its upload",
+              saw=f"done: checkout {result.checkout_path}",
+              end_state=f"417 once, re-hashed, sent again; the checkout's {n} files hold the "
+              "final bytes; " + end_state(shaman_server.storage, tmp_path / "cache"))
