@@ -731,3 +731,30 @@ def test_dependency_changes_while_being_uploaded(
               saw=f"done: checkout {result.checkout_path}",
               end_state=f"417 once, re-hashed, sent again; the checkout's {n} files hold the "
               "final bytes; " + end_state(shaman_server.storage, tmp_path / "cache"))
+
+
+def test_dependency_grows_while_being_uploaded(
+    shaman_server: Any, tmp_path: Path, fault_row: Callable[..., Any]
+) -> None:
+    """Appending leaves the first ``size`` bytes intact, so the server accepts the old
+    content; the run must still notice and send what the file holds now."""
+    files = Files(tmp_path, [4 << 20, 1000], seed="grows")
+    target = files.files[0]
+    ticks = iter(range(1, 10**9))
+
+    def append() -> None:
+        with target.open("ab") as f:
+            f.write(b"appended while uploading")
+
+    hook = _OnEvent(lambda e: e.phase is Phase.UPLOADING and e.current_file == "tex/t000.png"
+                    and e.upload_bytes_done > 0, append)
+    settings = ClientSettings(backoff_s=0.01, chunk_size=256 << 10)
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1,
+                                          client_settings=settings),
+                        plan=files.plan(), events=hook, clock=lambda: float(next(ticks))).run()
+    assert hook.fired
+    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    fault_row("dependency appended to in the middle of its upload",
+              saw=f"done: checkout {result.checkout_path}",
+              end_state=f"the checkout's {n} files hold the FINAL bytes (the grown file); "
+              + end_state(shaman_server.storage, tmp_path / "cache"))
