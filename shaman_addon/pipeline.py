@@ -682,6 +682,11 @@ class Submission:
                 exc.args = (str(exc).replace(str(source), f"{original} (its rewritten copy)"),)
             raise
         if outcome == UploadResult.STORED:
+            if self._changed_while_sent(item.key, source):
+                self._tracker.uploaded_bytes(-sent)
+                self._after_mismatch(item, LocalFileChanged(
+                    f"{source} changed while it was being uploaded", path=str(source)))
+                return
             self._finish(item.key, item.name, sent_by_us=True)
         elif outcome == UploadResult.DEFERRED:
             self._tracker.uploaded_bytes(-sent)
@@ -694,6 +699,19 @@ class Submission:
         else:  # ALREADY_KNOWN: not proof, ask
             self._tracker.uploaded_bytes(-sent)
             self._after_unclear(item, "the server already knew it")
+
+    def _changed_while_sent(self, key: Key, source: Path) -> bool:
+        """Bytes appended during an upload leave the sent ones valid (no 417); only the
+        file's size and mtime tell that the checkout would hold an old version."""
+        assert self._plan is not None
+        plan = self._plan
+        with self._lock:
+            indices = [i for i in self._by_key.get(key, ()) if plan.files[i].source == source]
+        try:
+            now = FileStat.of(source)
+        except LocalFileChanged:
+            return False  # deleted since: there is nothing newer to send
+        return any(self._stats[i] != now for i in indices)
 
     def _after_unclear(self, item: _Content, why: str) -> None:
         """After a reset or a 208: stored means done; otherwise send it again later."""
