@@ -758,3 +758,38 @@ def test_dependency_grows_while_being_uploaded(
               saw=f"done: checkout {result.checkout_path}",
               end_state=f"the checkout's {n} files hold the FINAL bytes (the grown file); "
               + end_state(shaman_server.storage, tmp_path / "cache"))
+
+
+def test_server_that_never_completes_the_connection(
+    files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+) -> None:
+    """A listener whose queue is full: the kernel drops further SYNs, so connecting hangs
+    until the connect timeout (a host that is down behind a firewall looks like this)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        for _ in range(4):  # fill the accept queue; later connects get no answer at all
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(listener.getsockname())
+            fillers.append(s)
+        settings = ClientSettings(backoff_s=0.01, max_attempts=2, connect_timeout=0.3)
+        plan = files.plan(with_temp_copy=True)
+        err = error_of(lambda: Submission(files.blend, opts(url, tmp_path,
+                                                            client_settings=settings),
+                                          plan=plan).run())
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+    assert isinstance(err, ServerTimeout), repr(err)
+    assert url in str(err) and "connect timeout" in str(err)
+    assert not plan.temp_dir.exists()
+    rows, checked = cache_state(tmp_path / "cache")
+    fault_row("server down behind a firewall: connections never complete (connect timeout "
+              "0.3 s, 2 tries)", saw=str(err),
+              end_state=f"the URL and the connect timeout setting named; temp copy removed; "
+              f"cache {rows} rows ({checked} verified)")
