@@ -78,6 +78,20 @@ def _flavour(path: PurePath | str) -> type[PurePath]:
     return PurePosixPath
 
 
+
+def _resolve_dots(parts: Iterable[str]) -> list[str]:
+    """Drop empty and ``.`` parts and let ``..`` eat the part before it (never above the root)."""
+    out: list[str] = []
+    for part in parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(part)
+    return out
+
 def _absolute_parts(path: PurePath | str) -> tuple[list[str], str]:
     """Anchor-free, lexically normalised parts of an absolute path, and its anchor label.
 
@@ -90,16 +104,7 @@ def _absolute_parts(path: PurePath | str) -> tuple[list[str], str]:
         and not path.startswith("//")
         and "\\" not in path
     ):  # the common case on POSIX: plain string work, no pathlib
-        parts: list[str] = []
-        for part in path.split("/"):
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if parts:
-                    parts.pop()
-                continue
-            parts.append(part)
-        return parts, ""
+        return _resolve_dots(path.split("/")), ""
     flavour = _flavour(path)
     p = flavour(path) if not isinstance(path, flavour) else path
     label = ""
@@ -113,16 +118,7 @@ def _absolute_parts(path: PurePath | str) -> tuple[list[str], str]:
         rest = p.parts[1:] if p.anchor else p.parts
     else:
         rest = p.parts[1:] if p.anchor else p.parts
-    parts = []
-    for part in rest:
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return parts, label
+    return _resolve_dots(rest), label
 
 
 def outside_project_path(abs_path: PurePath | str) -> str:
