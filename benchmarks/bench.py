@@ -66,7 +66,8 @@ class Bench:
         self.python = args.python or bench_run.python_default()
         self.rows: list[Row] = []
         self.details: list[str] = []
-        self.server = Server(args.server or "", args.storage, python=self.python)
+        self.server = Server(args.server or "", args.storage, python=self.python,
+                             store_parent=args.store_dir)
         self.work = Path(tempfile.mkdtemp(prefix="shaman-bench-"))
         q = args.quick
         self.n_cold = args.repeats or (1 if q else 3)
@@ -325,6 +326,7 @@ class Bench:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}, "
             f"server: {'external ' + a.server if a.server else 'local tests/shaman_server.py'}"
+            f"{f' (store in {a.store_dir})' if a.store_dir and not a.server else ''}"
             f"; run took {seconds:.0f} s; load average at the start "
             f"{self.load_start:.1f}, at the end {os.getloadavg()[0]:.1f} (other work on the "
             "machine makes single runs noisy: compare the floor of the same run).",
@@ -401,6 +403,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server", default="", help="use this Shaman server instead of ours")
     p.add_argument("--storage", type=Path, default=None,
                    help="that server's storage folder (emptied for every cold case)")
+    p.add_argument("--store-dir", type=Path, default=None,
+                   help="where the local server's fresh stores go (default: the temp "
+                   "folder); /dev/shm takes the disk, and other work's disk traffic, out")
     p.add_argument("--cache", type=Path, default=bench_data.DEFAULT_CACHE,
                    help="where generated productions are kept")
     p.add_argument("--regenerate", action="store_true", help="rebuild cached productions")

@@ -47,13 +47,15 @@ class Counts:
 class Server:
     """One Shaman server for a benchmark case; ``fresh()`` gives an empty store."""
 
-    def __init__(self, url: str = "", storage: Path | None = None, python: str = "") -> None:
+    def __init__(self, url: str = "", storage: Path | None = None, python: str = "",
+                 store_parent: Path | None = None) -> None:
         self.external = bool(url)
         self.url = url.rstrip("/")
         self.storage = storage
         self.python = python or sys.executable
         self._proc: subprocess.Popen[str] | None = None
         self._tmp: Path | None = None
+        self.store_parent = store_parent  # where fresh stores go (None: the temp folder)
         self.has_counters = False
 
     # -- lifecycle
@@ -68,7 +70,8 @@ class Server:
                             "so 'cold' cases are not cold")
         else:
             self.stop()
-            self._tmp = Path(tempfile.mkdtemp(prefix="shaman-bench-store-"))
+            self._tmp = Path(tempfile.mkdtemp(prefix="shaman-bench-store-",
+                                              dir=self.store_parent))
             self._start(self._tmp)
         self.has_counters = self._probe_counters()
         return self
