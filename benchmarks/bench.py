@@ -383,7 +383,7 @@ def _fill_markers(path: Path, text: str) -> None:
         return
     if START not in doc or END not in doc:
         return
-    head, rest = doc.split(START, 1)
+    head, rest = doc.rsplit(START, 1)  # the last pair: prose may quote the markers
     _old, tail = rest.split(END, 1)
     path.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
 
