@@ -36,6 +36,7 @@ log = logging.getLogger("bench")
 
 MB = 1e6
 GIB = 1 << 30
+DEFAULT_RESULTS = HERE / "RESULTS.md"
 
 
 @dataclass
@@ -345,8 +346,9 @@ class Bench:
             "",
         ]
         a.results.write_text("\n".join(lines), "utf-8")
-        for readme in (HERE / "README.md", HERE.parent / "README.md"):
-            _fill_markers(readme, f"{lines[2]}\n\n{table}")
+        if a.results == DEFAULT_RESULTS:  # a run written elsewhere is an experiment
+            for readme in (HERE / "README.md", HERE.parent / "README.md"):
+                _fill_markers(readme, f"{lines[2]}\n\n{table}")
 
 
     def run(self) -> int:
@@ -410,7 +412,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where generated productions are kept")
     p.add_argument("--regenerate", action="store_true", help="rebuild cached productions")
     p.add_argument("--python", default="", help="interpreter for the measured processes")
-    p.add_argument("--results", type=Path, default=HERE / "RESULTS.md",
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                    help="markdown file for the table ('' to skip)")
     args = p.parse_args(argv)
     if args.results == Path(""):
