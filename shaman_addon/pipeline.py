@@ -405,7 +405,9 @@ class Submission:
         )
 
     def _hash_workers(self) -> int:
-        return max(1, min(self.options.jobs, os.cpu_count() or 2, 8))
+        """One core is left to the upload threads (and to Blender's interface, or a local
+        server): on 2 cores a second hashing thread slowed a cold submission down."""
+        return max(1, min(self.options.jobs, (os.cpu_count() or 2) - 1, 8))
 
     def _iter_hashed(self, misses: list[int], plan: PackPlan) -> Iterator[_Hashed]:
         """Hash on a few threads, yielding results as they finish (cancel-aware).
