@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from .errors import Cancelled, LocalFileChanged
 
@@ -92,7 +92,11 @@ class FileStat:
             raise LocalFileChanged(
                 f"{path} disappeared before it could be hashed.", path=str(path)
             ) from exc
-        return cls(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+        if isinstance(path, PurePath) and path.is_absolute():
+            key = str(path)  # the same text as .absolute(), without a new Path per call
+        else:
+            key = str(Path(path).absolute())
+        return cls(key, st.st_size, st.st_mtime_ns)
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
