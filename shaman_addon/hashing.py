@@ -60,9 +60,13 @@ def sha256_file(
     """
     digest = hashlib.sha256()
     total = 0
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
+        # A buffer the size of the file (one byte more, so EOF shows in the same pass), at
+        # most a chunk: a fresh 1 MiB buffer per small file cost more in page faults and
+        # zeroing than hashing the file did.
+        size = os.fstat(fh.fileno()).st_size
+        buf = bytearray(max(1, min(chunk_size, size + 1)))
+        view = memoryview(buf)
         while True:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"Cancelled while hashing {path}.")
