@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from blend_fixtures import *  # noqa: F403  (fixtures: production, basic_production, ...)
 from fault_report import *  # noqa: F403  (fixture fault_row, the fault report hooks)
+from tls_fixtures import *  # noqa: F403  (fixture: tls_cert)
 
 from server_fixtures import *  # noqa: F403  (fixtures: shaman_server, ...)
 

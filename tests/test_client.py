@@ -16,7 +16,6 @@ import re
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -950,18 +949,6 @@ def test_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> 
         with make_client("http://manager.invalid:8080") as client:
             assert client.configuration().storage_location == "/farm/jobs"
     assert proxy.seen[0]["path"] == "http://manager.invalid:8080/api/v3/configuration"
-
-
-@pytest.fixture(scope="module")
-def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)
-    return cert, key
 
 
 def test_tls_is_verified_and_a_ca_bundle_is_used(tls_cert: tuple[Path, Path]) -> None:
