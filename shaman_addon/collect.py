@@ -308,6 +308,8 @@ class _Collector:
             plan.temp_dir = Path(tempfile.mkdtemp(prefix="shaman-pack-", dir=base))
         dest = plan.temp_dir / f"{index:04d}" / blend_path.name
         dest.parent.mkdir(parents=True, exist_ok=True)
-        write_rewritten(blend_path, trace.compression, patches, dest, cache_dir=self.cache_dir)
-        plan.temp_files.append(dest)
-        return dest
+        held = write_rewritten(blend_path, trace.compression, patches, dest,
+                               cache_dir=self.cache_dir)
+        if held == dest:  # not a cache entry: ours to remove
+            plan.temp_files.append(dest)
+        return held

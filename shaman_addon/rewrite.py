@@ -14,7 +14,8 @@ import contextlib
 import hashlib
 import logging
 import os
-import shutil
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,10 @@ from .trace_blend import CACHE_GLOB, DIRECTORY, LISTED, BlendTrace, Ref, Slot
 log = logging.getLogger(__name__)
 
 ZSTD_LEVEL = 3
-REWRITE_CACHE_KEEP = 64  # rewritten copies kept in cache_dir/rewritten (newest first)
+REWRITE_CACHE_KEEP = 64  # rewritten copies kept in cache_dir/rewritten (last used first)
+# An entry used this recently is never pruned: another submission (a second Blender, the
+# command line) may be hashing or uploading it right now, straight from the cache.
+REWRITE_CACHE_MIN_AGE_S = 12 * 3600
 _CHUNK = 1 << 20
 
 
@@ -141,8 +145,13 @@ def write_rewritten(
     dest: Path,
     *,
     cache_dir: Path | None = None,
-) -> None:
-    """Write the patched copy of ``source`` to ``dest`` (deterministic bytes)."""
+) -> Path:
+    """Make the patched copy of ``source`` (deterministic bytes); return the file holding it.
+
+    With a cache folder that file is the cache entry itself, not a copy in ``dest``: its
+    path and mtime stay the same between submissions, so its checksum comes from the
+    checksum cache too and an unchanged resubmission hashes nothing.
+    """
     cached = None
     if cache_dir is not None:
         st = source.stat()
@@ -155,34 +164,61 @@ def write_rewritten(
         for p in patches:
             h.update(f"|{p.slot.offset}:{p.slot.size}:{p.new}".encode("utf-8", "surrogateescape"))
         cached = cache_dir / "rewritten" / f"{h.hexdigest()}.blend"
-        if cached.is_file():
-            shutil.copyfile(cached, dest)
-            return
+        if _mark_used(cached):
+            return cached
     data = compress(
         apply_patches(read_uncompressed(source, compression), patches, source), compression
     )
-    dest.write_bytes(data)
     if cached is not None:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            # Written aside and renamed into place: a reader never sees a partial entry, and
+            # one already open keeps reading the (identical) bytes it opened.
+            tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, cached)
             _prune(cached.parent, keep=REWRITE_CACHE_KEEP)
+            if _mark_used(cached):
+                return cached
         except OSError as exc:
             log.warning("could not write the rewrite cache %s: %s", cached, exc)
+    dest.write_bytes(data)
+    return dest
 
 
-def _prune(folder: Path, *, keep: int) -> None:
-    """Keep the newest ``keep`` cached copies: the cache must not grow without end."""
+def _mark_used(entry: Path) -> bool:
+    """Stamp a cache entry's access time with now (its mtime untouched: the checksum cache
+    keys on it); False when the entry is not there.
+
+    The explicit stamp works whatever the disk's atime mount option; pruning goes by it, so
+    an entry a running submission took is never the one removed.
+    """
+    try:
+        st = entry.stat()
+        os.utime(entry, ns=(time.time_ns(), st.st_mtime_ns))
+    except OSError:
+        return False
+    return True
+
+
+def _prune(
+    folder: Path, *, keep: int, min_age_s: float = REWRITE_CACHE_MIN_AGE_S,
+    now: float | None = None,
+) -> None:
+    """Keep the ``keep`` most recently used cached copies: the cache must not grow without
+    end. Nothing used in the last ``min_age_s`` seconds goes, however many there are."""
+    cutoff_ns = int(((time.time() if now is None else now) - min_age_s) * 1e9)
     entries = []
     for entry in os.scandir(folder):
         if entry.name.endswith(".blend"):
             try:
-                entries.append((entry.stat().st_mtime_ns, entry.path))
+                st = entry.stat()
             except OSError:
                 continue
+            entries.append((max(st.st_atime_ns, st.st_mtime_ns), entry.path))
     entries.sort(reverse=True)
-    for _mtime, path in entries[keep:]:
+    for used_ns, path in entries[keep:]:
+        if used_ns >= cutoff_ns:
+            continue
         with contextlib.suppress(OSError):
             os.unlink(path)

@@ -428,6 +428,29 @@ def test_rewrite_cache_keeps_only_the_newest(tmp_path: Path) -> None:
     ]
 
 
+def test_rewrite_cache_never_prunes_an_entry_in_use(tmp_path: Path) -> None:
+    """A second submission must not delete the copy a running one is about to send."""
+    from shaman_addon.rewrite import _mark_used, _prune
+
+    for i in range(10):
+        f = tmp_path / f"{i}.blend"
+        f.write_bytes(b"x")
+        os.utime(f, ns=(i * 10**9, i * 10**9))
+    assert _mark_used(tmp_path / "0.blend")  # the oldest, just taken by a submission
+    assert (tmp_path / "0.blend").stat().st_mtime_ns == 0  # checksum-cache key untouched
+    assert not _mark_used(tmp_path / "gone.blend")
+    _prune(tmp_path, keep=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0.blend", "8.blend", "9.blend"]
+    # recently used entries stay even past the count; old ones go once past it
+    for i in range(5):
+        f = tmp_path / f"new{i}.blend"
+        f.write_bytes(b"x")
+    _prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0.blend", "new0.blend", "new1.blend", "new2.blend", "new3.blend", "new4.blend"]
+
+
 def test_strip_folders_are_rewritten(edge: dict[str, str], tmp_path: Path) -> None:
     """Sequencer strips keep their folder in a field of its own (768 bytes)."""
     plan = collect(Path(edge["strips"]))
