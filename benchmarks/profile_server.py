@@ -13,32 +13,17 @@ Shows where the server spends its CPU, to tell a slow client from a slow server.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-_profiles: list[cProfile.Profile] = []
-_lock = threading.Lock()
-_original_run = threading.Thread.run
-
-
-def _profiled_run(self: threading.Thread) -> None:
-    prof = cProfile.Profile(time.thread_time)
-    with _lock:
-        _profiles.append(prof)
-    prof.enable()
-    try:
-        _original_run(self)
-    finally:
-        prof.disable()
+from thread_profiling import every_thread, report  # noqa: E402
 
 
 def main() -> int:
@@ -51,8 +36,8 @@ def main() -> int:
 
     from shaman_server import ShamanServer
 
-    threading.Thread.run = _profiled_run  # type: ignore[method-assign]
-    with tempfile.TemporaryDirectory() as storage:
+    with every_thread(time.thread_time) as profiles, \
+            tempfile.TemporaryDirectory() as storage:
         server = ShamanServer(Path(storage)).start()
         try:
             t0 = time.perf_counter()
@@ -60,14 +45,7 @@ def main() -> int:
             print(f"command took {time.perf_counter() - t0:.2f} s")
         finally:
             server.stop()
-    threading.Thread.run = _original_run  # type: ignore[method-assign]
-    stats = pstats.Stats(_profiles[0])
-    for prof in _profiles[1:]:
-        stats.add(prof)
-    if args.out:
-        stats.dump_stats(str(args.out))
-    stats.sort_stats("tottime").print_stats(args.top)
-    stats.sort_stats("cumulative").print_stats(args.top)
+    report(profiles[1:], top=args.top, out=args.out)  # [0]: this thread, idle in run()
     return 0
 
 

@@ -10,31 +10,15 @@ results are merged. Prints the top functions by own time and by cumulative time.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-_profiles: list[cProfile.Profile] = []
-_timer: list[object] = []  # time.thread_time with --cpu: CPU only, no waits
-_lock = threading.Lock()
-_original_run = threading.Thread.run
-
-
-def _profiled_run(self: threading.Thread) -> None:
-    prof = cProfile.Profile(*_timer)  # type: ignore[arg-type]
-    with _lock:
-        _profiles.append(prof)
-    prof.enable()
-    try:
-        _original_run(self)
-    finally:
-        prof.disable()
+from thread_profiling import every_thread, report
 
 
 def main() -> int:
@@ -48,31 +32,18 @@ def main() -> int:
     p.add_argument("--cpu", action="store_true",
                    help="count each thread's CPU time only (no time spent waiting)")
     args = p.parse_args()
-    if args.cpu:
-        _timer.append(time.thread_time)
 
     from shaman_addon.pipeline import Submission, SubmitOptions
 
-    threading.Thread.run = _profiled_run  # type: ignore[method-assign]
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="profile-cache-"))
     options = SubmitOptions(server_url=args.server, cache_dir=cache, jobs=args.jobs)
-    main_prof = cProfile.Profile(*_timer)  # type: ignore[arg-type]
     t0 = time.perf_counter()
-    main_prof.enable()
-    result = Submission(args.blend, options).run()
-    main_prof.disable()
+    with every_thread(time.thread_time if args.cpu else None) as profiles:
+        result = Submission(args.blend, options).run()
     wall = time.perf_counter() - t0
-    threading.Thread.run = _original_run  # type: ignore[method-assign]
-
-    stats = pstats.Stats(main_prof)
-    for prof in _profiles:
-        stats.add(prof)
-    if args.out:
-        stats.dump_stats(str(args.out))
     print(f"wall {wall:.2f} s, {result.files_total} files, uploaded {result.files_uploaded}; "
           f"phases {result.phase_seconds}")
-    stats.sort_stats("tottime").print_stats(args.top)
-    stats.sort_stats("cumulative").print_stats(args.top)
+    report(profiles, top=args.top, out=args.out)
     return 0
 
 
