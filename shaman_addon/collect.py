@@ -49,12 +49,18 @@ def collect(
     cache_dir: Path | None = None,
     cancel: threading.Event | None = None,
     on_progress: Callable[[str], None] | None = None,
+    on_file: Callable[[PlanFile], None] | None = None,
 ) -> PackPlan:
     """Make the pack plan for ``blend``; see the module docstring.
 
     ``as_name`` traces and places the main file as if it were called that (a bare name:
     in the same folder; an absolute path: at that location), so a temporary copy of an
     unsaved scene finds ``//blendcache_<name>/`` and lands under its real name.
+
+    ``on_file`` is called (on this thread) with each dependency as soon as its entry is
+    final, while the libraries are still being read, so a caller can start hashing and
+    sending early; the same ``PlanFile`` objects are in the returned plan. The .blend files
+    (they may be rewritten) come only in the plan.
     """
     collector = _Collector(
         Path(os.path.abspath(blend)),
@@ -64,6 +70,7 @@ def collect(
         cache_dir=cache_dir,
         cancel=cancel,
         on_progress=on_progress,
+        on_file=on_file,
     )
     return collector.run()
 
@@ -79,6 +86,7 @@ class _Collector:
         cache_dir: Path | None,
         cancel: threading.Event | None,
         on_progress: Callable[[str], None] | None,
+        on_file: Callable[[PlanFile], None] | None = None,
     ) -> None:
         if not blend.is_file():
             raise BlendFileError(f"{blend} does not exist or is not a file", path=str(blend))
@@ -106,6 +114,9 @@ class _Collector:
         self.root_key = canon(self.root)
         self.expander = Expander()
         self._placed: dict[str, str] = {}
+        self.on_file = on_file
+        self._streamed: dict[str, PlanFile] = {}  # abs path -> entry handed to on_file
+        self._queued: set[str] = set()  # .blend files traced or waiting to be
 
     # -- placement
     def place(self, abs_path: str) -> str:
@@ -165,17 +176,24 @@ class _Collector:
 
     def _run(self, plan: PackPlan) -> None:
         missing: dict[str, list[str]] = {}  # abs path -> referrers
-        traces = self._trace_all()
-        found = self._expand_all(traces, missing)
+        found: dict[str, str] = {self.blend_key: self.main_cp}
+        skipped: set[str] = set()
+        traces = self._trace_all(found, skipped, missing)
+        if skipped:
+            log.info("not sending %d file(s) inside Blender's installation", len(skipped))
         self._check_unique(found)
         rewritten = self._rewrite_all(plan, traces, found)
         self._fill(plan, traces, found, rewritten, missing)
 
-    def _trace_all(self) -> dict[Path, BlendTrace]:
-        """The main file and its libraries, breadth first (cycles end at the seen set)."""
+    def _trace_all(
+        self, found: dict[str, str], skipped: set[str], missing: dict[str, list[str]]
+    ) -> dict[Path, BlendTrace]:
+        """The main file and its libraries, breadth first (cycles end at the seen set); the
+        files each one needs are expanded as soon as it is read, so they can be streamed."""
         traces: dict[Path, BlendTrace] = {}
         order = [self.blend]
-        queued = {self.blend_key}
+        queued = self._queued
+        queued.add(self.blend_key)
         while order:
             self.check_cancel()
             current = order.pop(0)
@@ -191,38 +209,56 @@ class _Collector:
                 if os.path.isfile(lib) and not self.expander.in_blender_install(lib):
                     queued.add(lib)
                     order.append(Path(lib))
+            self._expand(current, trace, found, skipped, missing)
         return traces
 
-    def _expand_all(
-        self, traces: dict[Path, BlendTrace], missing: dict[str, list[str]]
-    ) -> dict[str, str]:
-        """Every file each .blend needs -> its checkout path (the .blend files included)."""
-        found: dict[str, str] = {self.blend_key: self.main_cp}
-        skipped: set[str] = set()
-        for blend_path, trace in traces.items():
-            self.check_cancel()
-            if blend_path != self.blend:
-                found[canon(blend_path)] = self.place(canon(blend_path))
-            for ref in trace.refs:
-                blend_dir = blend_path.parent
-                ref_path = ref.path
-                if ref.kind == CACHE_GLOB and blend_path == self.blend:
-                    # //blendcache_<name>/ follows the name the file is submitted under.
-                    ref_path = ref_path.replace(
-                        f"//blendcache_{self.blend.stem}/", f"//blendcache_{self.virtual.stem}/", 1
-                    )
-                    blend_dir = self.virtual.parent
-                result = self.expander.expand(ref, blend_dir, ref_path)
-                for f in result.files:
-                    if self.expander.in_blender_install(f):
-                        skipped.add(f)
-                    elif f not in found:
-                        found[f] = self.place(f)
-                for m in result.missing:
-                    missing.setdefault(m, []).append(f"{blend_path}: {ref.referrer}")
-        if skipped:
-            log.info("not sending %d file(s) inside Blender's installation", len(skipped))
-        return found
+    def _stream(self, abs_path: str, cp: str) -> None:
+        """Hand a found file to ``on_file`` unless it may still change: .blend files (they
+        may need a rewritten copy) wait for the plan."""
+        if (
+            self.on_file is None
+            or abs_path in self._queued
+            or abs_path.lower().endswith(".blend")
+        ):
+            return
+        try:
+            size = os.stat(abs_path).st_size
+        except OSError:
+            return  # _fill reports it as vanished
+        entry = PlanFile(source=Path(abs_path), checkout_path=cp, size=size,
+                         original=Path(abs_path))
+        self._streamed[abs_path] = entry
+        self.on_file(entry)
+
+    def _expand(
+        self,
+        blend_path: Path,
+        trace: BlendTrace,
+        found: dict[str, str],
+        skipped: set[str],
+        missing: dict[str, list[str]],
+    ) -> None:
+        """Every file one .blend needs -> its checkout path (the .blend files included)."""
+        if blend_path != self.blend:
+            found[canon(blend_path)] = self.place(canon(blend_path))
+        for ref in trace.refs:
+            blend_dir = blend_path.parent
+            ref_path = ref.path
+            if ref.kind == CACHE_GLOB and blend_path == self.blend:
+                # //blendcache_<name>/ follows the name the file is submitted under.
+                ref_path = ref_path.replace(
+                    f"//blendcache_{self.blend.stem}/", f"//blendcache_{self.virtual.stem}/", 1
+                )
+                blend_dir = self.virtual.parent
+            result = self.expander.expand(ref, blend_dir, ref_path)
+            for f in result.files:
+                if self.expander.in_blender_install(f):
+                    skipped.add(f)
+                elif f not in found:
+                    found[f] = self.place(f)
+                    self._stream(f, found[f])
+            for m in result.missing:
+                missing.setdefault(m, []).append(f"{blend_path}: {ref.referrer}")
 
     @staticmethod
     def _check_unique(found: dict[str, str]) -> None:
@@ -266,6 +302,10 @@ class _Collector:
         files: list[PlanFile] = []
         for abs_path, cp in found.items():
             src = rewritten.get(abs_path)
+            streamed = self._streamed.get(abs_path)
+            if streamed is not None and src is None:
+                files.append(streamed)  # the very object handed out: callers match on it
+                continue
             try:
                 size = (src or Path(abs_path)).stat().st_size
             except OSError:

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .hashing import ChecksumCache, FileStat, sha256_file
 from .history import append_history
-from .plan import MissingFile, PackPlan
+from .plan import MissingFile, PackPlan, PlanFile
 from .progress import Phase, ProgressEvent, ProgressTracker
 from .upload_pool import UploadPool
 
@@ -64,6 +64,8 @@ first and ask about everything in ONE requirements call; overlapping saves nothi
 BATCH_FILES = 500
 BATCH_BYTES = 64 << 20
 BATCH_SECONDS = 0.5
+STREAM_BATCH = 64
+"""Files the collector hands over at a time while it still reads libraries."""
 
 
 @dataclass
@@ -155,6 +157,27 @@ class _Hashed:
     sha: str
 
 
+@dataclass
+class _Stream:
+    """The state of a submission that hashes (and sends) files while they are collected."""
+
+    files: list[PlanFile]
+    index_of: dict[str, int] = field(default_factory=dict)  # checkout path -> index
+    gen: dict[int, int] = field(default_factory=dict)  # bumped when an entry is replaced
+    held: list[int] = field(default_factory=list)  # checksums not asked about yet
+    batch: list[FileSpec] = field(default_factory=list)
+    batch_bytes: int = 0
+    known_bytes: int = 0
+    hit_bytes: int = 0  # from the cache, not yet told to the progress tracker
+    hit_files: int = 0
+    miss_bytes: int = 0
+    outstanding: int = 0
+    collecting: bool = True
+    overlap: bool = False
+    first: bool = True
+    last_flush: float = 0.0
+
+
 def _check_checkout_path(path: str, source: Path) -> None:
     """The server does not check file paths; a bad one could escape the checkout."""
     pure = PurePosixPath(path)
@@ -211,6 +234,8 @@ class Submission:
         self._uploaded: dict[Key, str] = {}
         self._rehashed: set[Path] = set()
         self._cache_hits = 0
+        self._collect_stop = threading.Event()
+        self._collected: PackPlan | None = None  # the collector thread's plan, to clean up
 
     # -- public -------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -222,6 +247,7 @@ class Submission:
         with self._lock:
             self.cancel_event.set()
             self._hash_stop.set()
+            self._collect_stop.set()
             client = self._client
             create_sent = self._create_sent
             pool = self._pool
@@ -240,9 +266,13 @@ class Submission:
             tracker.set_phase(Phase.COLLECTING, current_file=self.blend.name)
             self._raise_if_cancelled()
             self._make_client()  # a bad URL is reported before the slow part
-            plan = self._given_plan if self._given_plan is not None else self._collect()
-            self._plan = plan
-            result = self._submit(plan)
+            if self._given_plan is None and not self.options.dry_run:
+                result = self._submit_streaming()
+                plan = self._plan
+            else:
+                plan = self._given_plan if self._given_plan is not None else self._collect()
+                self._plan = plan
+                result = self._submit(plan)
             summary = (
                 f"Dry run: {result.files_uploaded:,} files to upload"
                 if result.dry_run
@@ -274,6 +304,9 @@ class Submission:
             self._shutdown()
             if plan is not None:
                 plan.cleanup()
+            if self._collected is not None:
+                self._collected.cleanup()
+                plan = plan or self._collected
             self._record(plan, result, error)
 
     # -- steps --------------------------------------------------------------------------
@@ -289,15 +322,18 @@ class Submission:
             on_progress=lambda text: self._tracker.set_phase(Phase.COLLECTING, text),
         )
 
-    def _submit(self, plan: PackPlan) -> SubmitResult:
-        opts = self.options
-        if plan.missing and opts.fail_on_missing:
+    def _check_missing(self, plan: PackPlan) -> None:
+        if plan.missing and self.options.fail_on_missing:
             listed = "; ".join(m.path for m in plan.missing[:10])
             more = f" and {len(plan.missing) - 10} more" if len(plan.missing) > 10 else ""
             raise MissingDependencies(
                 f"{len(plan.missing)} dependencies of {self.blend} are missing ({listed}{more}); "
                 "nothing was sent because 'fail on missing' is set."
             )
+
+    def _submit(self, plan: PackPlan) -> SubmitResult:
+        opts = self.options
+        self._check_missing(plan)
         self._check_plan(plan)
         if opts.cache_dir is not None:
             self._cache = ChecksumCache(Path(opts.cache_dir) / CACHE_FILE_NAME)
@@ -320,6 +356,262 @@ class Submission:
 
         checkout_path = self._create_checkout(plan)
         return self._result(plan, checkout_path)
+
+    # -- collecting, hashing and sending at once ----------------------------------------
+    def _submit_streaming(self) -> SubmitResult:
+        """Collect on a thread and hash each file as soon as the collector finds it; once
+        more than ``HASH_FIRST_BYTES`` need hashing, ask and upload as checksums come in.
+
+        Reading the libraries then no longer delays the first upload. The end is the same
+        as ``_submit``: a requirements call over the WHOLE list before the checkout, and
+        when (nearly) everything came from the checksum cache, that one call is the only
+        one. The bar stays in COLLECTING (fraction 0) while totals still grow, so it never
+        moves back; with 'fail on missing' nothing is asked or sent before the plan is
+        complete.
+        """
+        opts = self.options
+        if opts.cache_dir is not None:
+            self._cache = ChecksumCache(Path(opts.cache_dir) / CACHE_FILE_NAME)
+        work = PackPlan(main_blend=self.blend, project_root=self.blend.parent,
+                        blend_checkout_path="")
+        self._plan = work
+        st = _Stream(files=work.files, last_flush=self._clock())
+        inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        todo: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        workers: list[threading.Thread] = []
+
+        found: list[tuple[PlanFile, FileStat, str | None]] = []
+
+        def on_file(f: PlanFile) -> None:
+            # The stat and the cache lookup are done here, on the collector's thread, and
+            # files are handed over in small batches: a main thread that woke for each file
+            # and made system calls of its own would fight the collector for the GIL.
+            stat = FileStat.of(f.source)
+            found.append((f, stat, self._cache.lookup(stat)))
+            if len(found) >= STREAM_BATCH:
+                hand_over()
+
+        def hand_over() -> None:
+            if found:
+                inbox.put(("files", found[:]))
+                found.clear()
+
+        def on_progress(text: str) -> None:
+            hand_over()  # the collector moves on to the next .blend: send what it found
+            self._tracker.set_phase(Phase.COLLECTING, text)
+
+        def collect_thread() -> None:
+            try:
+                from .collect import collect  # imported late: it pulls in BAT
+
+                plan = collect(
+                    self.blend,
+                    project_root=opts.project_root,
+                    as_name=opts.as_name,
+                    cache_dir=opts.cache_dir,
+                    cancel=self._collect_stop,
+                    on_progress=on_progress,
+                    on_file=on_file,
+                )
+            except BaseException as exc:  # handed to the main loop
+                inbox.put(("error", exc))
+                return
+            with self._lock:
+                self._collected = plan
+            hand_over()
+            inbox.put(("plan", plan))
+
+        def hash_worker() -> None:
+            while not self._hash_stop.is_set():
+                item = todo.get()
+                if item is None:
+                    return
+                index, gen = item
+                try:
+                    inbox.put(("hashed", (gen, self._hash_one(index, work))))
+                except BaseException as exc:  # handed to the main loop
+                    inbox.put(("error", exc))
+                    return
+
+        def want_hash(index: int) -> None:
+            if not workers:
+                for n in range(self._hash_workers()):
+                    t = threading.Thread(target=hash_worker, name=f"shaman-hash-{n}",
+                                         daemon=True)
+                    t.start()
+                    workers.append(t)
+            todo.put((index, st.gen.get(index, 0)))
+
+        collector = threading.Thread(target=collect_thread, name="shaman-collect", daemon=True)
+        collector.start()
+        real: PackPlan | None = None
+        ok = False
+        try:
+            while st.collecting or st.outstanding:
+                try:
+                    kind, item = inbox.get(timeout=0.2)
+                except queue.Empty:
+                    self._raise_if_cancelled()
+                    self._flush_batch(st, force=False)
+                    continue
+                self._raise_if_cancelled()
+                if kind == "files":
+                    for f, stat, sha in item:
+                        self._arrive(st, f, want_hash, stat, sha)
+                    self._report_hits(st)
+                elif kind == "hashed":
+                    gen, hashed = item
+                    st.outstanding -= 1
+                    if gen != st.gen.get(hashed.index, 0):
+                        continue  # the entry was replaced since; its new version is queued
+                    self._set_spec(hashed.index, FileSpec(
+                        hashed.sha, hashed.stat.size, work.files[hashed.index].checkout_path))
+                    self._cache.put(hashed.stat, hashed.sha)
+                    self._tracker.file_hashed()
+                    if self._pool is not None:
+                        self._pool.raise_if_failed()  # an upload failed: stop the rest
+                    self._take(st, hashed.index)
+                elif kind == "plan":
+                    real = item
+                    self._plan_arrived(st, real, want_hash)
+                else:
+                    raise item
+                self._maybe_overlap(st)
+            ok = True
+        finally:
+            self._collect_stop.set()  # a no-op once the collector is done
+            if not ok:
+                self._hash_stop.set()
+            for _ in workers:
+                todo.put(None)
+            for t in workers:
+                t.join()
+            collector.join()
+            self._cache.flush()
+        assert real is not None
+        if st.overlap:
+            real.files = work.files  # the streaming order: upload threads hold its indices
+            self._plan = real
+            self._flush_batch(st, force=True)
+            self._tracker.set_phase(Phase.UPLOADING)
+            self._wait_uploads()
+            self._ensure_all_stored(real, None)
+        else:
+            # Nothing asked yet: number the files in the plan's order (the main file first).
+            self._reindex(work.files, real.files)
+            self._plan = real
+            self._tracker.set_phase(Phase.CHECKING)
+            self._ensure_all_stored(real, self._ask_all(real))
+        log.info("checksum cache: %d hits, %d hashed", self._cache_hits,
+                 len(real.files) - self._cache_hits)
+        checkout_path = self._create_checkout(real)
+        return self._result(real, checkout_path)
+
+    def _arrive(
+        self,
+        st: _Stream,
+        f: PlanFile,
+        want_hash: Callable[[int], None],
+        stat: FileStat | None = None,
+        sha: str | None = None,
+    ) -> None:
+        """A file the collector found: its checksum from the cache, or queue it to hash.
+
+        Its checkout path is checked with the whole plan's, before the final requirements
+        call and the checkout (a batch call only names it to the server)."""
+        index = st.index_of.get(f.checkout_path)
+        if index is None:
+            index = len(st.files)
+            st.files.append(f)
+            st.index_of[f.checkout_path] = index
+        else:  # the plan holds another entry for it (a library read after it was found)
+            st.files[index] = f
+            st.gen[index] = st.gen.get(index, 0) + 1
+        if stat is None:
+            stat = FileStat.of(f.source)
+            sha = self._cache.lookup(stat)
+        self._stats[index] = stat
+        st.known_bytes += stat.size
+        if sha is None:
+            st.outstanding += 1
+            st.miss_bytes += stat.size
+            want_hash(index)
+            return
+        self._cache_hits += 1
+        self._set_spec(index, FileSpec(sha, stat.size, f.checkout_path))
+        st.hit_bytes += stat.size
+        st.hit_files += 1
+        self._take(st, index)
+
+    def _report_hits(self, st: _Stream) -> None:
+        """Tell the bar about a batch of arrivals at once (not one event per file)."""
+        self._tracker.set_hash_total(len(st.files), st.known_bytes)
+        if st.hit_files:
+            self._tracker.hashed_bytes(st.hit_bytes)
+            self._tracker.file_hashed(count=st.hit_files)
+            st.hit_bytes = st.hit_files = 0
+
+    def _plan_arrived(
+        self, st: _Stream, plan: PackPlan, want_hash: Callable[[int], None]
+    ) -> None:
+        """The collector is done: check the plan, take in the files it held back."""
+        st.collecting = False
+        self._check_missing(plan)
+        self._check_plan(plan)
+        for f in plan.files:
+            index = st.index_of.get(f.checkout_path)
+            if index is None or st.files[index] is not f:
+                self._arrive(st, f, want_hash)
+        self._report_hits(st)
+        self._tracker.set_phase(Phase.HASHING)
+
+    def _take(self, st: _Stream, index: int) -> None:
+        """A checksum is known: hold it, or once overlapping, add it to the next batch."""
+        if not st.overlap:
+            st.held.append(index)
+            return
+        spec = self._specs[index]
+        st.batch.append(spec)
+        st.batch_bytes += spec.size
+        self._flush_batch(st, force=False)
+
+    def _maybe_overlap(self, st: _Stream) -> None:
+        """Start asking and uploading once enough is left to hash for it to pay off."""
+        if st.overlap or st.miss_bytes <= HASH_FIRST_BYTES:
+            return
+        if st.collecting and self.options.fail_on_missing:
+            return  # a missing file found later must stop the submission before any upload
+        st.overlap = True
+        st.batch = [self._specs[i] for i in st.held]
+        st.batch_bytes = sum(spec.size for spec in st.batch)
+        st.held = []
+        self._flush_batch(st, force=bool(st.batch))
+
+    def _flush_batch(self, st: _Stream, *, force: bool) -> None:
+        if not st.overlap or not st.batch:
+            return
+        now = self._clock()
+        if (
+            force
+            or st.first
+            or len(st.batch) >= BATCH_FILES
+            or st.batch_bytes >= BATCH_BYTES
+            or now - st.last_flush >= BATCH_SECONDS
+        ):
+            batch, st.batch, st.batch_bytes = st.batch, [], 0
+            st.last_flush, st.first = now, False
+            self._ask_and_enqueue(batch)
+
+    def _reindex(self, old: list[PlanFile], new: list[PlanFile]) -> None:
+        """Renumber checksums and stats from the streaming order to the plan's order."""
+        position = {id(f): i for i, f in enumerate(old)}
+        specs, stats = self._specs, self._stats
+        with self._lock:
+            self._specs, self._stats, self._by_key = {}, {}, {}
+        for i, f in enumerate(new):
+            j = position[id(f)]
+            self._stats[i] = stats[j]
+            self._set_spec(i, specs[j])
 
     def _make_client(self) -> None:
         opts = self.options

@@ -168,3 +168,85 @@ def test_cancel_while_collecting(shaman_server: Any, production: blendgen.Produc
     monkeypatch.setattr(collect_mod, "collect", real_collect)
     result, _ = _submit(production, shaman_server, tmp_path / "cache")
     assert result.checkout_path and result.files_uploaded == result.files_total
+
+
+def _hold_libraries_until(monkeypatch: pytest.MonkeyPatch, production: blendgen.ProductionInfo,
+                          ready: Any, then: Any = None) -> list[bool]:
+    """Make the collector wait, before it reads each library, until ``ready()`` holds (then
+    run ``then``); returns one flag per wait: True if it held."""
+    import shaman_addon.pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "HASH_FIRST_BYTES", 0)  # overlap even on small data
+    real_trace = collect_mod._Collector.trace
+    held: list[bool] = []
+
+    def trace(self: Any, path: Path) -> Any:
+        if path != production.main_blend and not held:
+            done = threading.Event()
+            for _ in range(600):
+                if ready():
+                    done.set()
+                    break
+                done.wait(0.05)
+            held.append(done.is_set())
+            if then is not None:
+                then()
+        return real_trace(self, path)
+
+    monkeypatch.setattr(collect_mod._Collector, "trace", trace)
+    return held
+
+
+def test_uploads_start_while_the_libraries_are_still_read(
+        shaman_server: Any, production: blendgen.ProductionInfo, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main file's own dependencies are hashed, asked about and sent before the
+    collector reads the first library; the end is the same as ever: one whole-list
+    requirements call before the checkout, every file in place."""
+    server = shaman_server
+    held = _hold_libraries_until(
+        monkeypatch, production, lambda: server.counters.requests.get("upload", 0) > 0)
+    result, events = _submit(production, server, tmp_path / "cache")
+    assert held == [True]  # an upload was stored while the collector waited
+    counters = server.counters
+    assert counters.requests["requirements"] >= 2
+    assert counters.requirements_files[-1] == result.files_total  # the whole list, last
+    assert result.files_uploaded == result.files_total and result.missing == []
+    _assert_checkout_matches_plan(server, result, production)
+    assert _pack_dirs() == set()
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions)  # totals grew while collecting: never backwards
+    assert [e.phase for e in events][-1] is Phase.DONE
+
+
+def test_cancel_while_uploading_and_still_collecting(
+        shaman_server: Any, production: blendgen.ProductionInfo, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server = shaman_server
+    opts = SubmitOptions(server_url=server.url, cache_dir=tmp_path / "cache")
+    sub = Submission(production.main_blend, opts)
+    held = _hold_libraries_until(
+        monkeypatch, production, lambda: server.counters.requests.get("upload", 0) > 0,
+        then=sub.cancel)
+    with pytest.raises(Cancelled):
+        sub.run()
+    assert held == [True]
+    assert "create" not in server.counters.requests
+    assert list((server.storage / "jobs").glob("*")) == []
+    assert _pack_dirs() == set()
+
+
+def test_fail_on_missing_sends_nothing_even_when_overlapping(
+        shaman_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shaman_addon.pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "HASH_FIRST_BYTES", 0)
+    info = blendgen.generate(tmp_path / "prod", libraries=1, files=20, total_bytes=400_000,
+                             kinds="basic")
+    gone = info.kinds["library texture"][0]
+    gone.unlink()
+    with pytest.raises(MissingDependencies, match=gone.name):
+        _submit(info, shaman_server, tmp_path / "cache", fail_on_missing=True)
+    assert "upload" not in shaman_server.counters.requests
+    assert "requirements" not in shaman_server.counters.requests
+    assert _pack_dirs() == set()
