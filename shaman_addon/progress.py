@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 # Hashing and uploading fill the bar up to here, by bytes; the checkout takes the rest.
 _CHECKOUT_START = 0.95
@@ -184,6 +184,31 @@ class _Rate:
         return self.speed
 
 
+class _Counts:
+    """The tracker's running state (mutable; an event is a frozen copy of it)."""
+
+    __slots__ = (
+        "checked_bytes",
+        "current_file",
+        "hash_bytes_done",
+        "hash_bytes_total",
+        "message",
+        "phase",
+        "upload_bytes_done",
+        "upload_bytes_total",
+    )
+
+    def __init__(self) -> None:
+        self.phase = Phase.COLLECTING
+        self.message = ""
+        self.current_file = ""
+        self.hash_bytes_done = 0
+        self.hash_bytes_total = 0
+        self.upload_bytes_done = 0
+        self.upload_bytes_total = 0
+        self.checked_bytes = 0
+
+
 class ProgressTracker:
     """Collects counts from any thread and puts throttled snapshots on the queue.
 
@@ -203,7 +228,9 @@ class ProgressTracker:
         self._clock = clock
         self._min_interval = min_interval_s
         self._lock = threading.Lock()
-        self._state = ProgressEvent(Phase.COLLECTING)
+        # Plain counters, turned into an event only when one is emitted: byte reports
+        # come several times per file, thousands of files per submission.
+        self._state = _Counts()
         self._hash_files = [0, 0]
         self._upload_files = [0, 0]
         self._last_emit: float | None = None
@@ -223,31 +250,28 @@ class ProgressTracker:
                 spent = now - self._phase_started
                 self._phase_seconds[old.value] = self._phase_seconds.get(old.value, 0.0) + spent
                 self._phase_started = now
-            self._state = replace(
-                self._state, phase=phase, message=message, current_file=current_file
-            )
+            st = self._state
+            st.phase, st.message, st.current_file = phase, message, current_file
             self._emit_locked(now, force=True)
 
     def set_hash_total(self, files: int, nbytes: int) -> None:
         with self._lock:
             self._hash_files[1] = files
-            self._state = replace(self._state, hash_bytes_total=nbytes)
+            self._state.hash_bytes_total = nbytes
 
     def hashed_bytes(self, nbytes: int, current_file: str = "") -> None:
         with self._lock:
             st = self._state
-            self._state = replace(
-                st,
-                hash_bytes_done=st.hash_bytes_done + nbytes,
-                current_file=current_file or st.current_file,
-            )
+            st.hash_bytes_done += nbytes
+            if current_file:
+                st.current_file = current_file
             self._emit_locked(self._clock())
 
     def file_hashed(self, current_file: str = "", *, count: int = 1) -> None:
         with self._lock:
             self._hash_files[0] += count
             if current_file:
-                self._state = replace(self._state, current_file=current_file)
+                self._state.current_file = current_file
             self._emit_locked(self._clock())
 
     def answered(self, checked: int | None, files: int = 0, nbytes: int = 0) -> None:
@@ -258,30 +282,24 @@ class ProgressTracker:
             st = self._state
             value = st.hash_bytes_total if checked is None else st.checked_bytes + checked
             self._upload_files[1] += files
-            self._state = replace(
-                st,
-                checked_bytes=min(value, st.hash_bytes_total),
-                upload_bytes_total=st.upload_bytes_total + nbytes,
-            )
+            st.checked_bytes = min(value, st.hash_bytes_total)
+            st.upload_bytes_total += nbytes
             self._emit_locked(self._clock())
 
     def add_upload_work(self, files: int, nbytes: int) -> None:
         """More content turned out to be missing on the server."""
         with self._lock:
             self._upload_files[1] += files
-            st = self._state
-            self._state = replace(st, upload_bytes_total=st.upload_bytes_total + nbytes)
+            self._state.upload_bytes_total += nbytes
             self._emit_locked(self._clock())
 
     def uploaded_bytes(self, nbytes: int, current_file: str = "") -> None:
         """Bytes sent; negative to take back the bytes of an upload that was cut off."""
         with self._lock:
             st = self._state
-            self._state = replace(
-                st,
-                upload_bytes_done=max(0, st.upload_bytes_done + nbytes),
-                current_file=current_file or st.current_file,
-            )
+            st.upload_bytes_done = max(0, st.upload_bytes_done + nbytes)
+            if current_file:
+                st.current_file = current_file
             self._emit_locked(self._clock())
 
     def file_uploaded(self, nbytes_not_sent: int = 0) -> None:
@@ -289,8 +307,7 @@ class ProgressTracker:
         (someone else stored it while we waited)."""
         with self._lock:
             self._upload_files[0] += 1
-            st = self._state
-            self._state = replace(st, upload_bytes_done=st.upload_bytes_done + nbytes_not_sent)
+            self._state.upload_bytes_done += nbytes_not_sent
             self._emit_locked(self._clock())
 
     def finish(self, phase: Phase, message: str = "") -> ProgressEvent:
@@ -334,8 +351,19 @@ class ProgressTracker:
                 files = (0, 0)
         if speed > 0 and st.phase in (Phase.HASHING, Phase.UPLOADING):
             eta = max(0.0, remaining / speed)
-        return replace(
-            st, files_done=files[0], files_total=files[1], speed_bps=speed, eta_s=eta
+        return ProgressEvent(
+            phase=st.phase,
+            files_done=files[0],
+            files_total=files[1],
+            hash_bytes_done=st.hash_bytes_done,
+            hash_bytes_total=st.hash_bytes_total,
+            upload_bytes_done=st.upload_bytes_done,
+            upload_bytes_total=st.upload_bytes_total,
+            checked_bytes=st.checked_bytes,
+            current_file=st.current_file,
+            speed_bps=speed,
+            eta_s=eta,
+            message=st.message,
         )
 
     def _emit_locked(self, now: float, force: bool = False) -> None:
