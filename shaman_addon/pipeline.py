@@ -10,6 +10,9 @@ network calls is chosen for the common cases:
   a few threads and asked about in batches as they come in, so uploads start long before
   the last file is hashed; then a requirements call over the WHOLE list confirms,
   repeated (bounded) until it comes back empty, and only then is the checkout created.
+
+Without a ready plan, collecting runs on a thread of its own and feeds files in as it
+places them, so all of the above starts while the libraries are still being read.
 """
 
 from __future__ import annotations
