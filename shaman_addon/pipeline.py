@@ -68,6 +68,7 @@ BATCH_FILES = 500
 BATCH_BYTES = 64 << 20
 BATCH_SECONDS = 0.5
 STREAM_BATCH = 64
+HASHED_BATCH = 64  # most checksums handed from a hashing thread to the main one at once
 """Files the collector hands over at a time while it still reads libraries."""
 
 
@@ -425,16 +426,25 @@ class Submission:
             inbox.put(("plan", plan))
 
         def hash_worker() -> None:
+            # Results go to the main thread in batches: waking it for every small file
+            # costs a GIL hand-off each. A batch is handed over before this thread would
+            # wait for more work, so no checksum is held back while there is nothing to do.
+            done: list[tuple[int, _Hashed]] = []
             while not self._hash_stop.is_set():
+                if done and (todo.empty() or len(done) >= HASHED_BATCH):
+                    inbox.put(("hashed", done))
+                    done = []
                 item = todo.get()
                 if item is None:
-                    return
+                    break
                 index, gen = item
                 try:
-                    inbox.put(("hashed", (gen, self._hash_one(index, work))))
+                    done.append((gen, self._hash_one(index, work)))
                 except BaseException as exc:  # handed to the main loop
                     inbox.put(("error", exc))
                     return
+            if done:
+                inbox.put(("hashed", done))
 
         def want_hash(index: int) -> None:
             if not workers:
@@ -463,17 +473,21 @@ class Submission:
                         self._arrive(st, f, want_hash, stat, sha)
                     self._report_hits(st)
                 elif kind == "hashed":
-                    gen, hashed = item
-                    st.outstanding -= 1
-                    if gen != st.gen.get(hashed.index, 0):
-                        continue  # the entry was replaced since; its new version is queued
-                    self._set_spec(hashed.index, FileSpec(
-                        hashed.sha, hashed.stat.size, work.files[hashed.index].checkout_path))
-                    self._cache.put(hashed.stat, hashed.sha)
-                    self._tracker.file_hashed()
                     if self._pool is not None:
                         self._pool.raise_if_failed()  # an upload failed: stop the rest
-                    self._take(st, hashed.index)
+                    current: list[int] = []
+                    for gen, hashed in item:
+                        st.outstanding -= 1
+                        if gen != st.gen.get(hashed.index, 0):
+                            continue  # the entry was replaced since; its new one is queued
+                        self._set_spec(hashed.index, FileSpec(
+                            hashed.sha, hashed.stat.size, work.files[hashed.index].checkout_path))
+                        self._cache.put(hashed.stat, hashed.sha)
+                        current.append(hashed.index)
+                    if current:
+                        self._tracker.file_hashed(count=len(current))
+                    for index in current:
+                        self._take(st, index)
                 elif kind == "plan":
                     real = item
                     self._plan_arrived(st, real, want_hash)
