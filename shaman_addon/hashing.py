@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
 SCHEMA_VERSION = 1
+_LOOKUP_CHUNK = 500  # paths per query (sqlite allows at least 999 parameters)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checksums (
     path TEXT PRIMARY KEY,
@@ -210,6 +212,42 @@ class ChecksumCache:
             return None
         self.hits += 1
         return str(row[0])
+
+    def lookup_many(self, stats: list[FileStat]) -> list[str | None]:
+        """``lookup`` for many files in one query per few hundred: each query lets go of
+        the GIL, and the collector asks for thousands of files."""
+        out: list[str | None] = [None] * len(stats)
+        with self._lock:
+            ask: list[int] = []
+            for i, stat in enumerate(stats):
+                pending = self._pending.get(stat.path)
+                if pending is not None and pending[:2] == (stat.size, stat.mtime_ns):
+                    out[i] = pending[2]
+                else:
+                    ask.append(i)
+            if self._conn is not None and ask:
+                rows: dict[str, tuple[int, int, str]] = {}
+                try:
+                    for start in range(0, len(ask), _LOOKUP_CHUNK):
+                        chunk = [stats[i].path for i in ask[start:start + _LOOKUP_CHUNK]]
+                        marks = ",".join("?" * len(chunk))
+                        for path, size, mtime_ns, sha in self._conn.execute(
+                            "SELECT path, size, mtime_ns, sha256 FROM checksums "
+                            f"WHERE path IN ({marks})", chunk,
+                        ):
+                            rows[path] = (size, mtime_ns, sha)
+                except sqlite3.Error as exc:
+                    log.warning("checksum cache read failed (%s); going without it", exc)
+                    self._drop_connection()
+                    rows = {}
+                for i in ask:
+                    row = rows.get(stats[i].path)
+                    if row is not None and row[:2] == (stats[i].size, stats[i].mtime_ns):
+                        out[i] = str(row[2])
+        found = sum(sha is not None for sha in out)
+        self.hits += found
+        self.misses += len(out) - found
+        return out
 
     def put(self, stat: FileStat, sha256: str) -> None:
         """Remember a checksum; written to disk at the next ``flush()``."""

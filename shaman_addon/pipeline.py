@@ -384,20 +384,22 @@ class Submission:
         todo: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
         workers: list[threading.Thread] = []
 
-        found: list[tuple[PlanFile, FileStat, str | None]] = []
+        found: list[tuple[PlanFile, FileStat]] = []
 
         def on_file(f: PlanFile) -> None:
             # The stat and the cache lookup are done here, on the collector's thread, and
             # files are handed over in small batches: a main thread that woke for each file
             # and made system calls of its own would fight the collector for the GIL.
-            stat = FileStat.of(f.source)
-            found.append((f, stat, self._cache.lookup(stat)))
+            found.append((f, FileStat.of(f.source)))
             if len(found) >= STREAM_BATCH:
                 hand_over()
 
         def hand_over() -> None:
             if found:
-                inbox.put(("files", found[:]))
+                # One cache query per batch, not per file.
+                shas = self._cache.lookup_many([stat for _, stat in found])
+                inbox.put(("files", [(f, stat, sha)
+                                     for (f, stat), sha in zip(found, shas, strict=True)]))
                 found.clear()
 
         def on_progress(text: str) -> None:
