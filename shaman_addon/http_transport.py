@@ -224,8 +224,10 @@ class UploadBody:
 
     def __iter__(self) -> Iterator[memoryview]:
         sock = self._conn.sock if self._conn is not None else None
-        if sock is not None and self._send_timeout is not None:
+        if (sock is not None and self._send_timeout is not None
+                and sock.gettimeout() != self._send_timeout):
             # urllib3 leaves the connect timeout on the socket while sending the body.
+            # (Only when it differs: settimeout is a system call that lets go of the GIL.)
             sock.settimeout(self._send_timeout)
         buffer = bytearray(min(self._chunk_size, max(self._size, 1)))
         view = memoryview(buffer)
@@ -323,7 +325,8 @@ class PlainUploadPool:
         try:
             if conn.sock is None:
                 self._connect(conn, url)
-            conn.sock.settimeout(read_timeout)
+            if conn.sock.gettimeout() != read_timeout:  # a system call: only when needed
+                conn.sock.settimeout(read_timeout)
             try:
                 conn.putrequest("POST", path, skip_host=False, skip_accept_encoding=True)
                 for name, value in headers.items():

@@ -179,8 +179,16 @@ def blend_relative(target: str, blend_checkout_path: str) -> str:
 
     Both are checkout paths; the result may contain ``../`` (only inside .blend files).
     """
-    start = posixpath.dirname(blend_checkout_path) or "."
-    rel = posixpath.relpath(target, start)
+    # Computed on the parts: both are normalised relative paths, and posixpath.relpath
+    # would ask the OS for the working directory twice per call (thousands of files).
+    start = [p for p in posixpath.dirname(blend_checkout_path).split("/") if p not in ("", ".")]
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    common = 0
+    for a, b in zip(start, parts, strict=False):
+        if a != b:
+            break
+        common += 1
+    rel = "/".join([".."] * (len(start) - common) + parts[common:]) or "."
     return "//" + rel
 
 
