@@ -79,6 +79,11 @@ def sha256_file(
             total += n
             if on_bytes is not None:
                 on_bytes(n)
+            if n < len(buf):
+                # A short read of a regular file is its end: asking again only to hear
+                # "0 bytes" is one more system call per file. Bytes appended meanwhile
+                # change the size, which the callers compare after hashing.
+                break
     return digest.hexdigest(), total
 
 
