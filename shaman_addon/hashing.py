@@ -53,6 +53,7 @@ def sha256_file(
     on_bytes: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
     chunk_size: int = CHUNK_SIZE,
+    size_hint: int | None = None,
 ) -> tuple[str, int]:
     """Return ``(lowercase hex SHA-256, bytes read)`` of ``path``, read in 1 MiB chunks.
 
@@ -66,7 +67,9 @@ def sha256_file(
         # A buffer the size of the file (one byte more, so EOF shows in the same pass), at
         # most a chunk: a fresh 1 MiB buffer per small file cost more in page faults and
         # zeroing than hashing the file did.
-        size = os.fstat(fh.fileno()).st_size
+        # ``size_hint`` (a size the caller just took) saves an fstat; a wrong one only
+        # changes the buffer's size, never what is read.
+        size = size_hint if size_hint is not None else os.fstat(fh.fileno()).st_size
         buf = bytearray(max(1, min(chunk_size, size + 1)))
         view = memoryview(buf)
         while True:

@@ -701,6 +701,7 @@ class Submission:
                 f.source,
                 on_bytes=lambda n: self._tracker.hashed_bytes(n, f.checkout_path),
                 cancel=self._hash_stop,
+                size_hint=before.size,
             )
             after = FileStat.of(f.source)
             if after == before and nbytes == before.size:
