@@ -20,9 +20,10 @@ MAX_MISSING_SHOWN = 50
 
 
 def _wrapped(layout: Any, text: str, icon: str = "NONE") -> None:
-    """Labels do not wrap: split long sentences over several rows."""
+    """Labels do not wrap: split long sentences over several rows (never inside a
+    hyphenated file name, so a path stays whole and can be read or searched)."""
     col = layout.column(align=True)
-    for i, line in enumerate(textwrap.wrap(text, WRAP) or [""]):
+    for i, line in enumerate(textwrap.wrap(text, WRAP, break_on_hyphens=False) or [""]):
         col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
