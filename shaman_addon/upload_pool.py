@@ -32,9 +32,13 @@ class UploadPool(Generic[T]):
 
     def __init__(self, jobs: int, work: Callable[[T], None], *, name: str = "upload") -> None:
         self._jobs = max(1, int(jobs))
-        self._work = work
+        self._do = work
         self._name = name
+        # One lock, two conditions: workers wait for work, ``wait_idle`` waits for the
+        # end. A single condition woke every idle worker after every finished upload
+        # (``notify_all``), thousands of needless GIL hand-offs in a cold submission.
         self._cond = threading.Condition()
+        self._work = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
         self._ready: deque[T] = deque()
         self._delayed: list[tuple[float, int, T]] = []
         self._seq = itertools.count()
@@ -53,7 +57,7 @@ class UploadPool(Generic[T]):
             else:
                 self._ready.append(item)
             self._start_threads_locked()
-            self._cond.notify()
+            self._work.notify()
 
     def _start_threads_locked(self) -> None:
         while len(self._threads) < self._jobs:
@@ -62,6 +66,10 @@ class UploadPool(Generic[T]):
             )
             self._threads.append(t)
             t.start()
+
+    def _wake_all_locked(self) -> None:
+        self._cond.notify_all()
+        self._work.notify_all()
 
     def _pending_locked(self) -> bool:
         return bool(self._ready or self._delayed or self._busy)
@@ -77,7 +85,7 @@ class UploadPool(Generic[T]):
             if self._ready:
                 return True, self._ready.popleft()
             timeout = self._delayed[0][0] - now if self._delayed else None
-            self._cond.wait(timeout)
+            self._work.wait(timeout)
 
     def _loop(self) -> None:
         while True:
@@ -87,16 +95,17 @@ class UploadPool(Generic[T]):
                     return
                 self._busy += 1
             try:
-                self._work(item)  # type: ignore[arg-type]
+                self._do(item)  # type: ignore[arg-type]
             except BaseException as exc:  # handed to wait_idle's caller
                 with self._cond:
                     if self._error is None:
                         self._error = exc
-                    self._cond.notify_all()
+                    self._wake_all_locked()
             finally:
                 with self._cond:
                     self._busy -= 1
-                    self._cond.notify_all()
+                    if not self._busy:
+                        self._cond.notify_all()  # wait_idle: maybe everything is done
 
     def wait_idle(self, poll_s: float = 0.2, should_stop: Callable[[], bool] | None = None) -> None:
         """Block until every item (and every item put back) is done; re-raise a failure.
@@ -108,7 +117,7 @@ class UploadPool(Generic[T]):
             while True:
                 if self._error is not None:
                     self._stopped = True
-                    self._cond.notify_all()
+                    self._wake_all_locked()
                     while self._busy:
                         self._cond.wait(poll_s)
                     raise self._error
@@ -116,11 +125,16 @@ class UploadPool(Generic[T]):
                     return
                 if should_stop is not None and should_stop():
                     self._stopped = True
-                    self._cond.notify_all()
+                    self._wake_all_locked()
                     while self._busy:
                         self._cond.wait(poll_s)
                     return
                 self._cond.wait(poll_s)
+
+    def backlog(self) -> int:
+        """Items queued, waiting out a delay or running: how much work is left in hand."""
+        with self._cond:
+            return len(self._ready) + len(self._delayed) + self._busy
 
     def raise_if_failed(self) -> None:
         """Re-raise a worker's failure now, so a caller busy elsewhere stops early."""
@@ -135,7 +149,7 @@ class UploadPool(Generic[T]):
             self._stopped = True
             self._ready.clear()
             self._delayed.clear()
-            self._cond.notify_all()
+            self._wake_all_locked()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker threads to leave (after ``stop``)."""
