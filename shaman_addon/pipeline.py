@@ -67,6 +67,13 @@ first and ask about everything in ONE requirements call; overlapping saves nothi
 BATCH_FILES = 500
 BATCH_BYTES = 64 << 20
 BATCH_SECONDS = 0.5
+LOW_WATER_PER_JOB = 2
+"""Ask about the checksums gathered so far as soon as the upload threads have fewer
+than this many files each left: waiting for a full batch left them idle (measured: no
+upload between the first batch at 0.09 s and the second at 0.47 s of a cold run)."""
+LOW_WATER_MIN_FILES = 32
+LOW_WATER_MIN_SECONDS = 0.05
+"""A batch asked about early holds at least this many files or waited this long."""
 STREAM_BATCH = 64
 HASHED_BATCH = 64  # most checksums handed from a hashing thread to the main one at once
 """Files the collector hands over at a time while it still reads libraries."""
@@ -616,10 +623,19 @@ class Submission:
             or len(st.batch) >= BATCH_FILES
             or st.batch_bytes >= BATCH_BYTES
             or now - st.last_flush >= BATCH_SECONDS
+            or self._uploads_running_low(len(st.batch), now - st.last_flush)
         ):
             batch, st.batch, st.batch_bytes = st.batch, [], 0
             st.last_flush, st.first = now, False
             self._ask_and_enqueue(batch)
+
+    def _uploads_running_low(self, batched: int, since_last: float) -> bool:
+        """True when the upload threads are about to run out of work and the batch is
+        worth a requirements call (each costs a round trip and the server's time)."""
+        if batched < LOW_WATER_MIN_FILES and since_last < LOW_WATER_MIN_SECONDS:
+            return False
+        pool = self._pool
+        return pool is None or pool.backlog() < LOW_WATER_PER_JOB * self.options.jobs
 
     def _reindex(self, old: list[PlanFile], new: list[PlanFile]) -> None:
         """Renumber checksums and stats from the streaming order to the plan's order."""
@@ -806,6 +822,7 @@ class Submission:
                 or len(batch) >= BATCH_FILES
                 or batch_bytes >= BATCH_BYTES
                 or now - last_flush >= BATCH_SECONDS
+                or self._uploads_running_low(len(batch), now - last_flush)
             ):
                 self._ask_and_enqueue(batch)
                 batch, batch_bytes, last_flush, first = [], 0, now, False
