@@ -39,11 +39,11 @@ from .errors import (
 from .http_transport import (
     DEFAULT_CHUNK_SIZE,
     ConnectionRegistry,
-    PlainUploadPool,
     UploadBody,
     file_size,
     make_session,
 )
+from .plain_uploads import PlainUploadPool
 from .server_errors import error_from_response, read_error_body
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class ClientSettings:
     ca_bundle: str | None = None
     pool_size: int = 8  # >= parallel uploads
     chunk_size: int = DEFAULT_CHUNK_SIZE  # upload chunk: progress/cancel granularity
+    # Plain-http connections that small uploads share, pipelined (plain_uploads.py).
+    upload_connections: int = 1
 
 
 @dataclass(frozen=True)
@@ -304,8 +306,12 @@ class ShamanClient:
         if parts.scheme == "http" and parts.hostname and requests.utils.select_proxy(
                 self.base_url + "/", self._session.proxies) is None:
             self._plain = PlainUploadPool(parts.hostname, parts.port or 80, self._registry,
-                                          self.settings.connect_timeout)
+                                          self.settings.connect_timeout,
+                                          connections=self.settings.upload_connections)
         self._timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        self._user_agent = str(self._session.headers["User-Agent"])
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._base_path = parts.path.rstrip("/")
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -435,7 +441,8 @@ class ShamanClient:
         """
         fspath = os.fspath(path)
         check_file_spec(FileSpec(sha, size, "upload"))
-        url = f"{self.base_url}{API}/shaman/files/{sha}/{size}"
+        path = f"{self._base_path}{API}/shaman/files/{sha}/{size}"
+        url = f"{self._origin}{path}"
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         if can_defer:
             headers["X-Shaman-Can-Defer-Upload"] = "true"
@@ -446,13 +453,17 @@ class ShamanClient:
 
         def attempt() -> UploadResult:
             try:
-                fileobj = open(fspath, "rb")  # noqa: SIM115  (closed in finally)
+                # Unbuffered: a body read in one piece is then one read() system call.
+                fileobj = open(fspath, "rb", buffering=0)  # noqa: SIM115  (closed in finally)
             except OSError as exc:
                 raise _AttemptFailed(LocalFileChanged(
                     f"Cannot read {fspath} for upload: {exc.strerror or exc}", path=fspath),
                     _Phase.FINAL) from exc
             try:
-                actual = file_size(fileobj)
+                # A small body sent in one piece over plain http tells a size change by
+                # itself (http_transport.UploadBody.in_one_piece): no fstat for it.
+                one_piece = self._plain is not None and size <= self.settings.chunk_size
+                actual = size if one_piece else file_size(fileobj)
                 if actual != size:
                     raise _AttemptFailed(LocalFileChanged(
                         f"{fspath} is {actual} bytes now but was {size} bytes when it was "
@@ -464,7 +475,7 @@ class ShamanClient:
                     should_stop=lambda: self._stop_requested(cancel),
                     cancel_message=f"Upload of {fspath} cancelled",
                 )
-                response = self._send(what, "POST", url, cancel, headers=headers,
+                response = self._send(what, "POST", url, cancel, headers=headers, path=path,
                                       data=body if size else b"", body=body)
             finally:
                 fileobj.close()
@@ -553,13 +564,18 @@ class ShamanClient:
         return self._with_retries(what, url, attempt, retryable)
 
     def _send(self, what: str, method: str, url: str, cancel: threading.Event | None, *,
-              body: UploadBody | None = None, **kwargs: Any) -> requests.Response:
-        """One HTTP exchange; network failures become ``_AttemptFailed`` with a phase."""
+              body: UploadBody | None = None, **kwargs: Any) -> Any:
+        """One HTTP exchange; network failures become ``_AttemptFailed`` with a phase.
+
+        Returns a ``requests.Response`` for calls through the session, and for uploads
+        any object with ``status_code``, ``reason``, ``headers`` and ``content`` (the
+        plain-http path's ``http_answer.Answer``)."""
         if self._stop_requested(cancel):
             raise _AttemptFailed(Cancelled(f"{what} cancelled"), _Phase.FINAL)
         try:
             if body is not None:
-                return self._send_upload(method, url, kwargs["headers"], kwargs["data"])
+                return self._send_upload(method, url, kwargs["headers"], kwargs["data"],
+                                         kwargs["path"])
             return self._session.request(method, url, timeout=self._timeout,
                                          verify=self._verify, allow_redirects=False, **kwargs)
         except ShamanError as exc:  # Cancelled / LocalFileChanged from the upload body
@@ -581,20 +597,19 @@ class ShamanClient:
             raise failed from exc
 
     def _send_upload(self, method: str, url: str, headers: dict[str, str],
-                     data: Any) -> requests.Response:
+                     data: Any, path: str) -> Any:
         """An upload straight through the session's adapter (same pools, proxies, TLS and
         exceptions as ``Session.request``): the session's per-call preparation (merging
         settings, cookies, hooks) costs more CPU than the request on loopback, and there
-        are thousands of uploads."""
+        are thousands of uploads. ``path`` is ``url``'s path (no parsing per upload)."""
         if self._plain is not None:
-            headers = {"User-Agent": self._session.headers["User-Agent"], **headers}
-            return self._plain.send(urlsplit(url).path, url, headers, data or None,
-                                    self._timeout[1])
+            headers = {"User-Agent": self._user_agent, **headers}
+            return self._plain.send(path, url, headers, data or None, self._timeout[1])
         prepared = requests.PreparedRequest()
         prepared.method = method
         prepared.url = url
         prepared.headers = requests.structures.CaseInsensitiveDict(
-            {"User-Agent": self._session.headers["User-Agent"], **headers})
+            {"User-Agent": self._user_agent, **headers})
         prepared.body = data if data else None
         prepared.hooks = {"response": []}
         adapter = self._session.get_adapter(url)
@@ -643,7 +658,8 @@ class ShamanClient:
             f"{what}: the connection to {url} dropped before an answer came "
             f"({_short(exc)})", url=url), _Phase.SENT)
 
-    def _raise_for_status(self, what: str, url: str, response: requests.Response) -> NoReturn:
+    def _raise_for_status(self, what: str, url: str, response: Any) -> NoReturn:
+        """``response``: a ``requests.Response`` or an ``http_answer.Answer``."""
         body = read_error_body(response.content, response.headers.get("Content-Type", ""))
         error = error_from_response(what, url, response.status_code, response.reason or "",
                                     body)

@@ -11,7 +11,6 @@ sending when the server has already answered (an early 208), so the answer can b
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
 import select
@@ -188,8 +187,8 @@ class UploadBody:
         self._chunk_size = max(1, chunk_size)
         self._send_timeout = send_timeout
         self._on_bytes = on_bytes
-        self._should_stop = should_stop
-        self._cancel_message = cancel_message
+        self.should_stop = should_stop
+        self.cancel_message = cancel_message
         self._conn: HTTPConnection | None = None
         self.started = False  # at least one chunk was handed to the socket
         self.sent = 0  # bytes whose sendall() returned
@@ -222,6 +221,48 @@ class UploadBody:
             return True  # socket gone: stop sending, the response read will tell
         return bool(readable)
 
+    def in_one_piece(self, head: bytes) -> memoryview | None:
+        """``head`` and then the whole body in one buffer, for a body that fits one chunk;
+        None for a larger one.
+
+        Why: thousands of small uploads. On loopback each ``send`` also runs the receiving
+        side's TCP work, so one system call for the request head and the file instead of
+        two is a large part of what a small upload costs the client. Reading ``size + 1``
+        bytes at once tells a file that grew since it was hashed (no ``fstat``); one read
+        is also one instant, so the bytes sent are those of a single moment.
+        """
+        if self._size > self._chunk_size:
+            return None
+        start = len(head)
+        buffer = bytearray(start + self._size + 1)
+        buffer[:start] = head
+        view = memoryview(buffer)
+        read = cast(Any, self._file).readinto
+        got = read(view[start:])
+        while got < self._size:  # a short read: the file shrank (or an unusual file system)
+            more = read(view[start + got:])
+            if not more:
+                raise LocalFileChanged(
+                    f"{self._path} became shorter since it was hashed (expected "
+                    f"{self._size} bytes, read {got}); it will be hashed again",
+                    path=self._path,
+                )
+            got += more
+        if got > self._size:
+            raise LocalFileChanged(
+                f"{self._path} is larger than the {self._size} bytes it had when it was "
+                "hashed; it changed on disk, so it will be hashed again",
+                path=self._path,
+            )
+        return view[:start + self._size]
+
+    def sent_in_one_piece(self) -> None:
+        """The buffer from ``in_one_piece`` went out: count the body as sent."""
+        self.started = True
+        self.sent = self._size
+        if self._on_bytes is not None and self._size:
+            self._on_bytes(self._size)
+
     def __iter__(self) -> Iterator[memoryview]:
         sock = self._conn.sock if self._conn is not None else None
         if (sock is not None and self._send_timeout is not None
@@ -232,8 +273,8 @@ class UploadBody:
         buffer = bytearray(min(self._chunk_size, max(self._size, 1)))
         view = memoryview(buffer)
         while self.sent < self._size:
-            if self._should_stop():
-                raise Cancelled(f"{self._cancel_message} ({self.sent} of {self._size} bytes sent)")
+            if self.should_stop():
+                raise Cancelled(f"{self.cancel_message} ({self.sent} of {self._size} bytes sent)")
             if self._answer_waiting():
                 self.early_answer = True
                 log.debug("server answered after %d of %d bytes; stop sending", self.sent,
@@ -258,109 +299,3 @@ class UploadBody:
 def file_size(fileobj: BinaryIO) -> int:
     """Size of an open file, from the descriptor (not the path, which could be swapped)."""
     return os.fstat(fileobj.fileno()).st_size
-
-
-class PlainUploadPool:
-    """Keep-alive ``http.client`` connections for uploads to a plain-http server reached
-    without a proxy: the common farm case, and thousands of small uploads.
-
-    ``requests`` + ``urllib3`` cost about 0.7 ms of CPU per request on top of what
-    ``http.client`` costs; on a loaded machine that CPU is taken from the server. Failures
-    are raised as the same ``requests`` exceptions the session would raise (with the same
-    ``urllib3`` causes), so callers treat both paths alike. Connections register with the
-    client's ``ConnectionRegistry``, so ``abort()`` cuts them too.
-    """
-
-    def __init__(self, host: str, port: int, registry: ConnectionRegistry,
-                 connect_timeout: float | None) -> None:
-        self._host = host
-        self._port = port
-        self._registry = registry
-        self._connect_timeout = connect_timeout
-        self._lock = threading.Lock()
-        self._idle: list[http.client.HTTPConnection] = []
-
-    def _take(self) -> http.client.HTTPConnection:
-        with self._lock:
-            while self._idle:
-                conn = self._idle.pop()
-                sock = conn.sock
-                # Readable while idle means the server closed it (or sent junk): drop it.
-                if sock is not None and not select.select([sock], [], [], 0)[0]:
-                    return conn
-                self._discard(conn)
-        return http.client.HTTPConnection(self._host, self._port,
-                                          timeout=self._connect_timeout)
-
-    def _discard(self, conn: http.client.HTTPConnection) -> None:
-        self._registry.discard(conn)  # type: ignore[arg-type]
-        conn.close()
-
-    def _connect(self, conn: http.client.HTTPConnection, url: str) -> None:
-        from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-        try:
-            conn.connect()
-        except socket.gaierror as exc:
-            unresolved = NameResolutionError(self._host, cast(Any, conn), exc)
-            raise requests.exceptions.ConnectionError(unresolved) from unresolved
-        except TimeoutError as exc:
-            raise requests.exceptions.ConnectTimeout(
-                f"connecting to {url} timed out") from exc
-        except OSError as exc:
-            cause = NewConnectionError(cast(Any, conn), f"Failed to establish a new "
-                                       f"connection: {exc}")
-            cause.__cause__ = exc
-            raise requests.exceptions.ConnectionError(cause) from cause
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._registry.add(conn)  # type: ignore[arg-type]
-
-    def send(self, path: str, url: str, headers: dict[str, str], body: UploadBody | None,
-             read_timeout: float | None) -> requests.Response:
-        """POST ``body`` to ``path``; the answer is read in full before this returns."""
-        from urllib3.exceptions import ProtocolError, ReadTimeoutError
-
-        conn = self._take()
-        reuse = False
-        try:
-            if conn.sock is None:
-                self._connect(conn, url)
-            if conn.sock.gettimeout() != read_timeout:  # a system call: only when needed
-                conn.sock.settimeout(read_timeout)
-            try:
-                conn.putrequest("POST", path, skip_host=False, skip_accept_encoding=True)
-                for name, value in headers.items():
-                    conn.putheader(name, value)
-                conn.endheaders()
-                if body is not None:
-                    body.attach(cast(Any, conn))
-                    for chunk in body:
-                        conn.sock.sendall(chunk)
-                answer = conn.getresponse()
-                content = answer.read()
-            except TimeoutError as exc:
-                timed_out = ReadTimeoutError(cast(Any, None), url, f"Read timed out. ({exc})")
-                raise requests.exceptions.ReadTimeout(timed_out) from exc
-            except (OSError, http.client.HTTPException) as exc:
-                cause = ProtocolError("Connection aborted.", exc)
-                raise requests.exceptions.ConnectionError(cause) from exc
-            reuse = not answer.will_close and (body is None or body.complete)
-        finally:
-            if reuse:
-                with self._lock:
-                    self._idle.append(conn)
-            else:
-                self._discard(conn)
-        response = requests.Response()
-        response.status_code = answer.status
-        response.reason = answer.reason
-        response.headers = requests.structures.CaseInsensitiveDict(answer.getheaders())
-        response._content = content
-        response.url = url
-        return response
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            self._discard(conn)
