@@ -204,11 +204,13 @@ def blend_relative(target: str, blend_checkout_path: str) -> str:
 def case_collisions(paths: Iterable[str]) -> list[tuple[str, ...]]:
     """Groups of checkout paths that differ only in letter case (trouble on macOS/Windows)."""
     groups: dict[str, set[str]] = {}
+    folders: set[str] = set()  # a folder seen once was entered with all its parents
     for p in paths:
         groups.setdefault(p.casefold(), set()).add(p)
         # Folders can collide too: a/X.png and A/y.png end up in one folder on such disks.
         parent = posixpath.dirname(p)
-        while parent:
+        while parent and parent not in folders:
+            folders.add(parent)
             groups.setdefault(parent.casefold() + "/", set()).add(parent + "/")
             parent = posixpath.dirname(parent)
     return sorted(tuple(sorted(v)) for v in groups.values() if len(v) > 1)
