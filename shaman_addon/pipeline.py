@@ -10,6 +10,9 @@ network calls is chosen for the common cases:
   a few threads and asked about in batches as they come in, so uploads start long before
   the last file is hashed; then a requirements call over the WHOLE list confirms,
   repeated (bounded) until it comes back empty, and only then is the checkout created.
+  When every file was in a batch and every content asked for was stored by our own
+  uploads, that confirming call is skipped: the checkout request checks the store
+  itself, and a file it reports missing is sent again.
 
 Without a ready plan, collecting runs on a thread of its own and feeds files in as it
 places them, so all of the above starts while the libraries are still being read.
@@ -75,8 +78,8 @@ LOW_WATER_MIN_FILES = 32
 LOW_WATER_MIN_SECONDS = 0.05
 """A batch asked about early holds at least this many files or waited this long."""
 STREAM_BATCH = 64
-HASHED_BATCH = 64  # most checksums handed from a hashing thread to the main one at once
 """Files the collector hands over at a time while it still reads libraries."""
+HASHED_BATCH = 64  # most checksums handed from a hashing thread to the main one at once
 
 
 @dataclass
@@ -242,6 +245,7 @@ class Submission:
         self._queued: set[Key] = set()
         self._counted: set[Key] = set()
         self._finished: set[Key] = set()
+        self._asked: set[Key] = set()  # contents named in a requirements call this run
         self._uploaded: dict[Key, str] = {}
         self._rehashed: set[Path] = set()
         self._cache_hits = 0
@@ -374,9 +378,10 @@ class Submission:
         more than ``HASH_FIRST_BYTES`` need hashing, ask and upload as checksums come in.
 
         Reading the libraries then no longer delays the first upload. The end is the same
-        as ``_submit``: a requirements call over the WHOLE list before the checkout, and
-        when (nearly) everything came from the checksum cache, that one call is the only
-        one. The bar stays in COLLECTING (fraction 0) while totals still grow, so it never
+        as ``_submit``: a requirements call over the WHOLE list before the checkout (unless
+        the batches already covered every file and our uploads stored all they asked
+        for), and when (nearly) everything came from the checksum cache, that one call is
+        the only one. The bar stays in COLLECTING (fraction 0) while totals still grow, so it never
         moves back; with 'fail on missing' nothing is asked or sent before the plan is
         complete.
         """
@@ -521,7 +526,7 @@ class Submission:
             self._flush_batch(st, force=True)
             self._tracker.set_phase(Phase.UPLOADING)
             self._wait_uploads()
-            self._ensure_all_stored(real, None)
+            self._ensure_all_stored(real, [] if self._all_confirmed() else None)
         else:
             # Nothing asked yet: number the files in the plan's order (the main file first).
             self._reindex(work.files, real.files)
@@ -628,6 +633,15 @@ class Submission:
             batch, st.batch, st.batch_bytes = st.batch, [], 0
             st.last_flush, st.first = now, False
             self._ask_and_enqueue(batch)
+
+    def _all_confirmed(self) -> bool:
+        """Every file was in a requirements batch, and every content the server asked for
+        is stored (our upload answered 200, or its status said so): asking about the
+        whole list once more would only repeat that. The checkout still checks, and a
+        blob lost in between is sent again (``MissingFilesAtCheckout``)."""
+        with self._lock:
+            held = {key for key, holders in self._by_key.items() if holders}
+            return held <= self._asked and self._queued <= self._finished
 
     def _uploads_running_low(self, batched: int, since_last: float) -> bool:
         """True when the upload threads are about to run out of work and the batch is
@@ -888,6 +902,8 @@ class Submission:
 
     def _ask_and_enqueue(self, specs: list[FileSpec]) -> None:
         answer = self._requirements(specs)
+        with self._lock:
+            self._asked.update((spec.sha, spec.size) for spec in specs)
         self._enqueue(answer, only_new=True, checked=sum(spec.size for spec in specs))
 
     def _enqueue(
