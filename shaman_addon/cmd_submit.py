@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from .checkout_name import DEFAULT_TEMPLATE, PLACEHOLDERS, template_fields
 from .cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_MISSING, EXIT_OK, EXIT_USAGE
+from .client import ClientSettings
 from .errors import Cancelled, ConfigError, MissingDependencies, ShamanError
 from .progress import Phase, ProgressEvent, drain
 from .user_paths import default_cache_dir
@@ -47,6 +48,9 @@ def register(subparsers: Any) -> None:
                    help="the project's top folder (default: found from the .blend)")
     p.add_argument("--jobs", type=int, default=4, metavar="N",
                    help="parallel uploads (default 4)")
+    p.add_argument("--connections", type=int, default=1, metavar="N",
+                   help="plain-http connections the small uploads share, each carrying "
+                   "several requests at once (default 1)")
     p.add_argument("--dry-run", action="store_true",
                    help="collect, hash and ask the server, print what would be uploaded, "
                    "create nothing")
@@ -129,12 +133,15 @@ def _options(args: argparse.Namespace) -> Any:
         raise ConfigError(f"{blend} is not a file; give the .blend file to submit.")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1 (got {args.jobs}).")
+    if args.connections < 1:
+        raise ConfigError(f"--connections must be at least 1 (got {args.connections}).")
     template_fields(args.checkout_path)
     return SubmitOptions(
         server_url=server.strip(),
         checkout_template=args.checkout_path,
         project_root=args.project_root,
         jobs=args.jobs,
+        client_settings=ClientSettings(upload_connections=args.connections),
         dry_run=args.dry_run,
         fail_on_missing=args.fail_on_missing,
         cache_dir=args.cache_dir if args.cache_dir is not None else default_cache_dir(),
