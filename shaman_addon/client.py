@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import http.client
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ from .errors import (
     ShamanError,
     UploadReset,
 )
+from .http_answer import Answer
 from .http_transport import (
     DEFAULT_CHUNK_SIZE,
     ConnectionRegistry,
@@ -43,7 +45,7 @@ from .http_transport import (
     file_size,
     make_session,
 )
-from .plain_uploads import PlainUploadPool
+from .plain_uploads import PlainUploadPool, UploadPipe, as_requests_error
 from .server_errors import error_from_response, read_error_body
 
 log = logging.getLogger(__name__)
@@ -432,23 +434,22 @@ class ShamanClient:
         can_defer: bool = True,
         on_bytes: Callable[[int], None] | None = None,
         cancel: threading.Event | None = None,
+        replay: Any = None,
     ) -> UploadResult:
         """Stream ``path`` to the server as content ``(sha, size)``.
+
+        ``replay``: what a first attempt made elsewhere got (the fast lane's answer, or
+        the ``requests`` exception for its broken connection). It is taken as this
+        call's first attempt, so retries, back-offs and errors are exactly those of an
+        upload made here.
 
         Raises UploadReset when the connection drops once the body is on its way (the
         caller asks ``file_status`` and decides), LocalFileChanged when the file's size
         is not ``size``, Cancelled when ``cancel`` is set or the client was aborted.
         """
         fspath = os.fspath(path)
-        check_file_spec(FileSpec(sha, size, "upload"))
-        path = f"{self._base_path}{API}/shaman/files/{sha}/{size}"
+        path, headers = self._upload_request(sha, size, fspath, original_filename, can_defer)
         url = f"{self._origin}{path}"
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        if can_defer:
-            headers["X-Shaman-Can-Defer-Upload"] = "true"
-        headers["X-Shaman-Original-Filename"] = original_filename_header(
-            original_filename if original_filename is not None else os.path.basename(fspath)
-        )
         what = f"Uploading {fspath}"
 
         def attempt() -> UploadResult:
@@ -462,8 +463,7 @@ class ShamanClient:
             try:
                 # A small body sent in one piece over plain http tells a size change by
                 # itself (http_transport.UploadBody.in_one_piece): no fstat for it.
-                one_piece = self._plain is not None and size <= self.settings.chunk_size
-                actual = size if one_piece else file_size(fileobj)
+                actual = size if self.sends_in_one_piece(size) else file_size(fileobj)
                 if actual != size:
                     raise _AttemptFailed(LocalFileChanged(
                         f"{fspath} is {actual} bytes now but was {size} bytes when it was "
@@ -475,8 +475,12 @@ class ShamanClient:
                     should_stop=lambda: self._stop_requested(cancel),
                     cancel_message=f"Upload of {fspath} cancelled",
                 )
+                nonlocal replay
+                first, replay = replay, None  # only the first attempt is replayed
+                if first is not None:
+                    body.sent = size  # that attempt sent the whole body
                 response = self._send(what, "POST", url, cancel, headers=headers, path=path,
-                                      data=body if size else b"", body=body)
+                                      data=body if size else b"", body=body, replay=first)
             finally:
                 fileobj.close()
             status = response.status_code
@@ -490,6 +494,33 @@ class ShamanClient:
             raise AssertionError("unreachable")
 
         return self._with_retries(what, url, attempt, _retry_upload)
+
+    def _upload_request(self, sha: str, size: int, fspath: str, original_filename: str | None,
+                        can_defer: bool) -> tuple[str, dict[str, str]]:
+        """The path and headers of an upload (both ways of sending use them)."""
+        if size < 0 or not _SHA_RE.fullmatch(sha):
+            check_file_spec(FileSpec(sha, size, "upload"))  # raises, naming the fault
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        if can_defer:
+            headers["X-Shaman-Can-Defer-Upload"] = "true"
+        headers["X-Shaman-Original-Filename"] = original_filename_header(
+            original_filename if original_filename is not None else os.path.basename(fspath)
+        )
+        return f"{self._base_path}{API}/shaman/files/{sha}/{size}", headers
+
+    def upload_pipe(self) -> PipedUploads | None:
+        """Small uploads written ahead on one connection by one thread, for a plain-http
+        server (None otherwise); see ``PipedUploads``."""
+        if self._plain is None:
+            return None
+        url = f"{self.base_url}{API}/shaman/files"
+        return PipedUploads(self, UploadPipe(self._plain, url, self._timeout[1]))
+
+    def sends_in_one_piece(self, size: int) -> bool:
+        """True when an upload of ``size`` bytes reads the file once, whole, and sends it
+        with its request head: the bytes sent are those of one instant, and a file that
+        grew or shrank since it was hashed is refused before anything is sent."""
+        return self._plain is not None and size <= self.settings.chunk_size
 
     def create_checkout(self, files: Sequence[FileSpec], checkout_path: str) -> str:
         """Ask for the checkout; returns the path the SERVER chose (it may add a suffix)."""
@@ -572,7 +603,12 @@ class ShamanClient:
         plain-http path's ``http_answer.Answer``)."""
         if self._stop_requested(cancel):
             raise _AttemptFailed(Cancelled(f"{what} cancelled"), _Phase.FINAL)
+        replay = kwargs.pop("replay", None)
         try:
+            if isinstance(replay, BaseException):
+                raise replay
+            if replay is not None:
+                return replay
             if body is not None:
                 return self._send_upload(method, url, kwargs["headers"], kwargs["data"],
                                          kwargs["path"])
@@ -682,6 +718,45 @@ class ShamanClient:
 
 
 _EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+class PipedUploads:
+    """Uploads pipelined by one thread (``plain_uploads.UploadPipe``) with the client's
+    headers. ``start`` writes one; ``finish`` reads the oldest answer and says whether it
+    was stored. Every failure is for the caller to send again through ``upload``, which
+    has the retries, the status checks and the error messages; so nothing here raises
+    but ``start`` and ``finish`` themselves (the caller catches all)."""
+
+    def __init__(self, client: ShamanClient, pipe: UploadPipe) -> None:
+        self._client = client
+        self._pipe = pipe
+
+    def fits(self, size: int) -> bool:
+        """Whether an upload of ``size`` bytes can go through the pipe."""
+        return self._client.sends_in_one_piece(size)
+
+    def start(self, sha: str, size: int, path: str | os.PathLike[str], *,
+              original_filename: str | None = None, can_defer: bool = True) -> None:
+        fspath = os.fspath(path)
+        if not self.fits(size) or self._client.aborted:
+            raise ValueError(f"{fspath}: not for the pipe")
+        request_path, headers = self._client._upload_request(
+            sha, size, fspath, original_filename, can_defer)
+        with open(fspath, "rb", buffering=0) as fileobj:
+            body = UploadBody(fileobj, size, path=fspath,
+                              chunk_size=self._client.settings.chunk_size)
+            self._pipe.write(request_path, headers, body)
+
+    def finish(self) -> Answer:
+        """The answer to the oldest upload written; a broken connection raises the
+        ``requests`` exception an upload made by ``upload`` would have met."""
+        try:
+            return self._pipe.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise as_requests_error(exc, f"{self._client.base_url}{API}/shaman/files") from exc
+
+    def reset(self) -> None:
+        self._pipe.reset()
 
 
 def _shaman_off(base_url: str) -> str:

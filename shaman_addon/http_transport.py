@@ -33,6 +33,19 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 
 
+def readable_now(sock: socket.socket) -> bool:
+    """True when reading ``sock`` would not block (data, or the peer closed).
+
+    ``poll`` where there is one: ``select`` refuses descriptors numbered 1024 or more,
+    which a long Blender session with many files open reaches. (Windows has no ``poll``;
+    its ``select`` takes any socket.)"""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 class ConnectionRegistry:
     """Every open connection of one client, so all of them can be shut down at once."""
 
@@ -216,10 +229,9 @@ class UploadBody:
             # answer bytes count; a server that answered and closed still ends the send.
             return sock.pending() > 0
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            return readable_now(sock)
         except (OSError, ValueError):
             return True  # socket gone: stop sending, the response read will tell
-        return bool(readable)
 
     def in_one_piece(self, head: bytes) -> memoryview | None:
         """``head`` and then the whole body in one buffer, for a body that fits one chunk;

@@ -27,14 +27,23 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import requests
+
 from . import __version__
 from .checkout_name import DEFAULT_TEMPLATE, render_checkout_name
-from .client import ClientSettings, FileSpec, ShamanClient, UploadResult, redact_url
+from .client import (
+    ClientSettings,
+    FileSpec,
+    PipedUploads,
+    ShamanClient,
+    UploadResult,
+    redact_url,
+)
 from .errors import (
     Cancelled,
     CheckoutExists,
@@ -158,6 +167,7 @@ class _Content:
     defers: int = 0
     resets: int = 0
     can_defer: bool = True
+    replay: Any = None  # the fast lane's attempt: an answer, or what broke its connection
 
     @property
     def key(self) -> Key:
@@ -190,6 +200,45 @@ class _Stream:
     overlap: bool = False
     first: bool = True
     last_flush: float = 0.0
+
+
+class _PipedLane:
+    """The upload pool's fast lane (``upload_pool.FastLane``): first attempts of small
+    files, pipelined by one thread; what it does not store goes through ``_upload``."""
+
+    depth = 8
+
+    def __init__(self, piped: PipedUploads, on_stored: Callable[[_Content], None]) -> None:
+        self._piped = piped
+        self._on_stored = on_stored
+        self._broken: requests.RequestException | None = None
+
+    def accepts(self, item: _Content) -> bool:
+        return item.defers == 0 and item.resets == 0 and self._piped.fits(item.size)
+
+    def start(self, item: _Content) -> None:
+        self._piped.start(item.sha, item.size, item.sources[0], original_filename=item.name,
+                          can_defer=item.can_defer)
+
+    def finish(self, item: _Content) -> bool:
+        try:
+            answer = self._piped.finish()
+        except requests.RequestException as exc:
+            self._broken = exc
+            raise
+        if answer.status_code in (200, 204):
+            self._on_stored(item)
+            return True
+        item.replay = answer  # _upload takes it as its first attempt's answer
+        return False
+
+    def reset(self) -> None:
+        self._piped.reset()
+
+    def broken(self, items: Sequence[_Content]) -> None:
+        error = self._broken or requests.exceptions.ConnectionError("connection lost")
+        for item in items:
+            item.replay = error  # as if _upload's own first attempt had met it
 
 
 def _check_checkout_path(path: str, source: Path) -> None:
@@ -947,8 +996,16 @@ class Submission:
         with self._lock:
             self._raise_if_cancelled()
             if self._pool is None:
-                self._pool = UploadPool(self.options.jobs, self._upload, name="shaman-upload")
+                assert self._client is not None
+                piped = self._client.upload_pipe()
+                lane = _PipedLane(piped, self._stored_by_lane) if piped is not None else None
+                self._pool = UploadPool(self.options.jobs, self._upload, name="shaman-upload",
+                                        fast=lane)
             return self._pool
+
+    def _stored_by_lane(self, item: _Content) -> None:
+        self._tracker.uploaded_bytes(item.size, item.name)
+        self._finish(item.key, item.name, sent_by_us=True)
 
     def _wait_uploads(self) -> None:
         if self._pool is not None:
@@ -995,6 +1052,12 @@ class Submission:
         assert client is not None and self._pool is not None
         source = item.sources[0]
         sent = 0
+        replay, item.replay = item.replay, None
+        if replay is not None:
+            # The fast lane sent the body and reported nothing: this call takes its
+            # answer as its first attempt; count the bytes as sent for now.
+            sent = item.size
+            self._tracker.uploaded_bytes(item.size, item.name)
 
         def on_bytes(n: int) -> None:
             nonlocal sent
@@ -1010,6 +1073,7 @@ class Submission:
                 can_defer=item.can_defer,
                 on_bytes=on_bytes,
                 cancel=self.cancel_event,
+                replay=replay,
             )
         except UploadReset:
             self._tracker.uploaded_bytes(-sent)
@@ -1029,7 +1093,10 @@ class Submission:
                 exc.args = (str(exc).replace(str(source), f"{original} (its rewritten copy)"),)
             raise
         if outcome == UploadResult.STORED:
-            if self._changed_while_sent(item.key, source):
+            # A body read whole in one go is a snapshot checked against the hashed size:
+            # a change after that read is a change after the upload, as for any file.
+            if not client.sends_in_one_piece(item.size) and self._changed_while_sent(
+                    item.key, source):
                 self._tracker.uploaded_bytes(-sent)
                 self._after_mismatch(item, LocalFileChanged(
                     f"{source} changed while it was being uploaded", path=str(source)))

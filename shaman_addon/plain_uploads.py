@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import select
 import socket
 import threading
 from typing import Any, cast
@@ -38,11 +37,25 @@ import requests
 
 from .errors import Cancelled
 from .http_answer import Answer, AnswerReader, read_answer
-from .http_transport import ConnectionRegistry, UploadBody
+from .http_transport import ConnectionRegistry, UploadBody, readable_now
 
 log = logging.getLogger(__name__)
 
 MAX_RESENDS = 3  # a request behind a 'Connection: close' answer, sent again on a new one
+
+
+def as_requests_error(exc: BaseException, url: str) -> requests.RequestException:
+    """The ``requests`` exception (with its ``urllib3`` cause) that the session would have
+    raised for this network failure, so the client reads both paths' failures alike."""
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+    if isinstance(exc, TimeoutError):
+        timed_out = ReadTimeoutError(cast(Any, None), url, f"Read timed out. ({exc})")
+        error: requests.RequestException = requests.exceptions.ReadTimeout(timed_out)
+    else:
+        error = requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", exc))
+    error.__cause__ = exc
+    return error
 
 
 class _NeverRead(Exception):
@@ -119,17 +132,24 @@ class PlainUploadPool:
         conn.close()
 
     @staticmethod
-    def _closed_while_idle(conn: http.client.HTTPConnection) -> bool:
-        """Readable with no request out means the server closed it (or sent junk)."""
+    def _closed_while_idle(conn: http.client.HTTPConnection,
+                           reader: AnswerReader | None = None) -> bool:
+        """Readable (or bytes already read) with no request out means the server closed
+        it or sent something nobody asked for: either way it cannot be trusted."""
         sock = conn.sock
-        return sock is None or bool(select.select([sock], [], [], 0)[0])
+        if sock is None or (reader is not None and reader.leftover):
+            return True
+        try:
+            return readable_now(sock)
+        except (OSError, ValueError):
+            return True
 
     def _reserve(self, url: str, read_timeout: float | None) -> _Pipe:
         """The usable connection with the fewest requests in flight, or a new one while
         fewer than ``connections`` are open."""
         with self._lock:
             for pipe in [p for p in self._pipes if p.in_flight == 0]:
-                if not pipe.usable or self._closed_while_idle(pipe.conn):
+                if not pipe.usable or self._closed_while_idle(pipe.conn, pipe.reader):
                     self._pipes.remove(pipe)
                     self._discard(pipe.conn)
             usable = [p for p in self._pipes if p.usable]
@@ -240,8 +260,6 @@ class PlainUploadPool:
         """POST ``body`` to ``path``; the answer is read in full before this returns.
         (An ``Answer`` reads like a ``requests.Response``: building one per upload cost
         3.5% of the submitting process's interpreter time.)"""
-        from urllib3.exceptions import ProtocolError, ReadTimeoutError
-
         head = self._head(path, headers)
         whole: memoryview | bytes | None = head if body is None else None
         if body is not None:
@@ -256,12 +274,8 @@ class PlainUploadPool:
                 answer = self._send_pipelined(url, whole, read_timeout)
                 if body is not None:
                     body.sent_in_one_piece()
-        except TimeoutError as exc:
-            timed_out = ReadTimeoutError(cast(Any, None), url, f"Read timed out. ({exc})")
-            raise requests.exceptions.ReadTimeout(timed_out) from exc
         except (OSError, http.client.HTTPException) as exc:
-            cause = ProtocolError("Connection aborted.", exc)
-            raise requests.exceptions.ConnectionError(cause) from exc
+            raise as_requests_error(exc, url) from exc
         return answer
 
     def _send_pipelined(self, url: str, data: memoryview | bytes,
@@ -293,3 +307,54 @@ class PlainUploadPool:
             idle, self._idle = self._idle, []
         for conn in [p.conn for p in pipes] + idle:
             self._discard(conn)
+
+
+class UploadPipe:
+    """One connection driven by ONE thread: requests are written ahead and the answers
+    read back in the same order, with no lock and no hand-off between threads.
+
+    Why: a cold submission sends thousands of small files. Shared by upload threads, a
+    pipelined connection still woke a thread per answer; one thread writing and reading
+    costs about half the client CPU per upload (0.10-0.12 ms against 0.2 ms, 3,091
+    files). Anything this pipe cannot settle (any answer but 200/204, a dropped
+    connection, a file that changed) is the caller's to send again the ordinary way.
+    """
+
+    def __init__(self, pool: PlainUploadPool, url: str, read_timeout: float | None) -> None:
+        self._pool = pool
+        self._url = url
+        self._read_timeout = read_timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._reader: AnswerReader | None = None
+        self.waiting = 0  # requests written whose answers are not read yet
+
+    def write(self, path: str, headers: dict[str, str], body: UploadBody) -> None:
+        """Send one request whose body fits one chunk (``UploadBody.in_one_piece``)."""
+        whole = body.in_one_piece(self._pool._head(path, headers))
+        if whole is None:
+            raise ValueError("only bodies that fit one chunk are pipelined")
+        if self._conn is not None and not self.waiting and self._pool._closed_while_idle(
+                self._conn, self._reader):
+            self.reset()  # closed by the server (keep-alive timeout) while idle
+        if self._conn is None:
+            self._conn = self._pool._new_connection(self._url, self._read_timeout)
+            self._reader = AnswerReader(self._conn.sock)
+        self._conn.sock.sendall(whole)
+        self.waiting += 1
+
+    def read(self) -> Answer:
+        """The answer to the oldest request written; after ``Connection: close`` the
+        requests behind it were never read by the server, and the pipe starts afresh."""
+        assert self._reader is not None and self.waiting > 0
+        answer = self._reader.read()
+        self.waiting -= 1
+        if answer.will_close:
+            self.reset()
+        return answer
+
+    def reset(self) -> None:
+        """Drop the connection (after a failure, or to stop): unread answers are lost."""
+        conn, self._conn, self._reader = self._conn, None, None
+        self.waiting = 0
+        if conn is not None:
+            self._pool._discard(conn)

@@ -5,6 +5,12 @@ queue differs from ``concurrent.futures`` in what Shaman needs: a deferred file 
 goes to the BACK of the queue after a short delay while other files go ahead, items can
 be added while the pool runs (requirements answers arrive as hashes come in), and
 ``wait_idle`` means "everything put so far, and everything it put back, is finished".
+
+An optional *fast lane* takes the items it accepts (small files to a plain-http server)
+on ONE extra thread that writes several requests ahead on one connection and reads the
+answers in order; whatever it cannot settle goes to the ordinary workers, which send it
+again with all their retries and checks. One thread doing both halves of thousands of
+small uploads has no hand-off per upload between threads.
 """
 
 from __future__ import annotations
@@ -15,12 +21,34 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class FastLane(Protocol[T_contra]):
+    """Pipelined sending for some items; see the module docstring."""
+
+    depth: int  # requests written ahead of the answers read
+
+    def accepts(self, item: T_contra) -> bool: ...
+
+    def start(self, item: T_contra) -> None:
+        """Write the item's request; raising sends it the ordinary way."""
+
+    def finish(self, item: T_contra) -> bool:
+        """Read the oldest answer (it is ``item``'s); False or raising: the ordinary way."""
+
+    def reset(self) -> None:
+        """Forget the connection and any answers still due (after a failure or stop)."""
+
+    def broken(self, items: Sequence[T_contra]) -> None:
+        """``items`` were written to a connection that broke before their answers came:
+        whether the server stored them is unknown (called before they fall back)."""
 
 
 class UploadPool(Generic[T]):
@@ -30,7 +58,8 @@ class UploadPool(Generic[T]):
     raised again by ``wait_idle``. ``stop`` (cancel) makes idle workers leave at once.
     """
 
-    def __init__(self, jobs: int, work: Callable[[T], None], *, name: str = "upload") -> None:
+    def __init__(self, jobs: int, work: Callable[[T], None], *, name: str = "upload",
+                 fast: FastLane[T] | None = None) -> None:
         self._jobs = max(1, int(jobs))
         self._do = work
         self._name = name
@@ -46,10 +75,24 @@ class UploadPool(Generic[T]):
         self._error: BaseException | None = None
         self._stopped = False
         self._threads: list[threading.Thread] = []
+        self._fast = fast
+        self._fast_ready: deque[T] = deque()
+        self._fast_busy = 0  # taken by the fast lane and not settled yet
+        self._fast_wake = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
+        self._fast_thread: threading.Thread | None = None
 
     def put(self, item: T, *, delay_s: float = 0.0) -> None:
         """Queue ``item`` at the back; with ``delay_s`` it is not started before then."""
+        fast = self._fast is not None and delay_s <= 0 and self._fast.accepts(item)
         with self._cond:
+            if fast:
+                self._fast_ready.append(item)
+                if self._fast_thread is None:
+                    self._fast_thread = threading.Thread(
+                        target=self._fast_loop, name=f"{self._name}-fast", daemon=True)
+                    self._fast_thread.start()
+                self._fast_wake.notify()
+                return
             if delay_s > 0:
                 heapq.heappush(
                     self._delayed, (time.monotonic() + delay_s, next(self._seq), item)
@@ -70,9 +113,79 @@ class UploadPool(Generic[T]):
     def _wake_all_locked(self) -> None:
         self._cond.notify_all()
         self._work.notify_all()
+        self._fast_wake.notify_all()
 
     def _pending_locked(self) -> bool:
-        return bool(self._ready or self._delayed or self._busy)
+        return bool(self._ready or self._delayed or self._busy or self._fast_ready
+                    or self._fast_busy)
+
+    # -- the fast lane ------------------------------------------------------------------
+
+    def _fast_loop(self) -> None:
+        fast = self._fast
+        assert fast is not None
+        written: deque[T] = deque()  # in the order their answers will come
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopped or self._error is not None:
+                        item, leave = None, True
+                        break
+                    if self._fast_ready and len(written) < fast.depth:
+                        item, leave = self._fast_ready.popleft(), False
+                        self._fast_busy += 1
+                        break
+                    if written:
+                        item, leave = None, False
+                        break
+                    self._fast_wake.wait()
+            if leave:
+                fast.reset()
+                self._fall_back(list(written))
+                return
+            if item is not None:
+                try:
+                    fast.start(item)
+                except BaseException as exc:  # the ordinary way tells what is wrong
+                    log.debug("fast lane: not sent (%s); the ordinary way", exc)
+                    self._fall_back([item])
+                else:
+                    written.append(item)
+                continue
+            oldest = written.popleft()
+            try:
+                stored = fast.finish(oldest)
+            except BaseException as exc:  # the connection is gone: all of them again
+                log.debug("fast lane: %s; %d upload(s) go the ordinary way", exc,
+                          len(written) + 1)
+                fast.reset()
+                fast.broken([oldest, *written])
+                self._fall_back([oldest, *written])
+                written.clear()
+                continue
+            if stored:
+                self._settled(1)
+            else:
+                self._fall_back([oldest])
+
+    def _fall_back(self, items: list[T]) -> None:
+        """Items the fast lane took but did not settle: the ordinary workers send them."""
+        if not items:
+            return
+        with self._cond:
+            self._fast_busy -= len(items)
+            if not self._stopped:
+                self._ready.extend(items)
+                self._start_threads_locked()
+                self._work.notify(len(items))
+            if not self._fast_busy:
+                self._cond.notify_all()
+
+    def _settled(self, count: int) -> None:
+        with self._cond:
+            self._fast_busy -= count
+            if not self._fast_busy:
+                self._cond.notify_all()  # wait_idle: maybe everything is done
 
     def _next_locked(self) -> tuple[bool, T | None]:
         """(True, item) when there is work now; (False, None) to leave; else waits."""
@@ -118,7 +231,7 @@ class UploadPool(Generic[T]):
                 if self._error is not None:
                     self._stopped = True
                     self._wake_all_locked()
-                    while self._busy:
+                    while self._busy or self._fast_busy:
                         self._cond.wait(poll_s)
                     raise self._error
                 if not self._pending_locked():
@@ -126,7 +239,7 @@ class UploadPool(Generic[T]):
                 if should_stop is not None and should_stop():
                     self._stopped = True
                     self._wake_all_locked()
-                    while self._busy:
+                    while self._busy or self._fast_busy:
                         self._cond.wait(poll_s)
                     return
                 self._cond.wait(poll_s)
@@ -134,7 +247,8 @@ class UploadPool(Generic[T]):
     def backlog(self) -> int:
         """Items queued, waiting out a delay or running: how much work is left in hand."""
         with self._cond:
-            return len(self._ready) + len(self._delayed) + self._busy
+            return (len(self._ready) + len(self._delayed) + self._busy + len(self._fast_ready)
+                    + self._fast_busy)
 
     def raise_if_failed(self) -> None:
         """Re-raise a worker's failure now, so a caller busy elsewhere stops early."""
@@ -149,9 +263,10 @@ class UploadPool(Generic[T]):
             self._stopped = True
             self._ready.clear()
             self._delayed.clear()
+            self._fast_ready.clear()
             self._wake_all_locked()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker threads to leave (after ``stop``)."""
-        for t in self._threads:
+        for t in [*self._threads, *([self._fast_thread] if self._fast_thread else [])]:
             t.join(timeout)
