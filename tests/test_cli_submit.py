@@ -94,6 +94,8 @@ def test_bad_template_and_bad_jobs_are_usage_errors(shaman_server: Any,
     assert out.returncode == 2 and "{shot}" in out.stderr
     out = cli("submit", str(production.main_blend), "--jobs", "0", env=env)
     assert out.returncode == 2 and "--jobs" in out.stderr
+    out = cli("submit", str(production.main_blend), "--connections", "0", env=env)
+    assert out.returncode == 2 and "--connections must be at least 1" in out.stderr
     out = cli("submit", str(production.main_blend), "--server", "ftp://farm", env=env)
     assert out.returncode == 2 and "ftp://farm" in out.stderr and "Traceback" not in out.stderr
     assert shaman_server.counters.requests == {}

@@ -502,3 +502,28 @@ def test_one_thread_pipe_writes_ahead_and_reads_in_order(
     fresh.answer(200, b"")
     assert pipe.read().status_code == 200
     pipe.reset()
+
+
+def test_two_connections_when_asked_for(
+    server: ScriptedServer, registry: ConnectionRegistry, make_body: MakeBody,
+) -> None:
+    """Why: ``--connections 2`` is for servers that handle connections in parallel (a
+    multi-core Manager). With two allowed, two uploads at once each get a connection of
+    their own instead of sharing one."""
+    pool = PlainUploadPool(HOST, server.port, registry, IO_TIMEOUT, connections=2)
+    runner = Uploads(pool)
+    try:
+        futures = [runner.start(f"/two/{i}", make_body(f"two{i}", b"x" * (i + 1)))
+                   for i in range(2)]
+        peers = [server.accept(), server.accept()]
+        for peer in peers:
+            request = peer.read_request()
+            peer.answer(200, request.path.encode())
+        answers = sorted(f.result(IO_TIMEOUT).content for f in futures)
+        assert answers == [b"/two/0", b"/two/1"]
+        assert [len(p.requests) for p in peers] == [1, 1]
+    finally:
+        registry.abort()
+        for thread in runner.threads:
+            thread.join(IO_TIMEOUT)
+        pool.close()
