@@ -217,8 +217,12 @@ class _PipedLane:
         return item.defers == 0 and item.resets == 0 and self._piped.fits(item.size)
 
     def start(self, item: _Content) -> None:
-        self._piped.start(item.sha, item.size, item.sources[0], original_filename=item.name,
-                          can_defer=item.can_defer)
+        try:
+            self._piped.start(item.sha, item.size, item.sources[0],
+                              original_filename=item.name, can_defer=item.can_defer)
+        except requests.RequestException as exc:  # could not connect
+            item.replay = exc  # counts as _upload's first attempt: no extra connect wait
+            raise
 
     def finish(self, item: _Content) -> bool:
         try:
