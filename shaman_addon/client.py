@@ -736,7 +736,8 @@ class PipedUploads:
         return self._client.sends_in_one_piece(size)
 
     def start(self, sha: str, size: int, path: str | os.PathLike[str], *,
-              original_filename: str | None = None, can_defer: bool = True) -> None:
+              original_filename: str | None = None, can_defer: bool = True) -> int:
+        """Write one upload; returns the connection generation to give to ``finish``."""
         fspath = os.fspath(path)
         if not self.fits(size) or self._client.aborted:
             raise ValueError(f"{fspath}: not for the pipe")
@@ -745,13 +746,13 @@ class PipedUploads:
         with open(fspath, "rb", buffering=0) as fileobj:
             body = UploadBody(fileobj, size, path=fspath,
                               chunk_size=self._client.settings.chunk_size)
-            self._pipe.write(request_path, headers, body)
+            return self._pipe.write(request_path, headers, body)
 
-    def finish(self) -> Answer:
+    def finish(self, generation: int) -> Answer:
         """The answer to the oldest upload written; a broken connection raises the
         ``requests`` exception an upload made by ``upload`` would have met."""
         try:
-            return self._pipe.read()
+            return self._pipe.read(generation)
         except (OSError, http.client.HTTPException) as exc:
             raise as_requests_error(exc, f"{self._client.base_url}{API}/shaman/files") from exc
 

@@ -168,6 +168,7 @@ class _Content:
     resets: int = 0
     can_defer: bool = True
     replay: Any = None  # the fast lane's attempt: an answer, or what broke its connection
+    lane_generation: int = -1  # the fast lane's connection it was written on
 
     @property
     def key(self) -> Key:
@@ -218,15 +219,16 @@ class _PipedLane:
 
     def start(self, item: _Content) -> None:
         try:
-            self._piped.start(item.sha, item.size, item.sources[0],
-                              original_filename=item.name, can_defer=item.can_defer)
+            item.lane_generation = self._piped.start(
+                item.sha, item.size, item.sources[0], original_filename=item.name,
+                can_defer=item.can_defer)
         except requests.RequestException as exc:  # could not connect
             item.replay = exc  # counts as _upload's first attempt: no extra connect wait
             raise
 
     def finish(self, item: _Content) -> bool:
         try:
-            answer = self._piped.finish()
+            answer = self._piped.finish(item.lane_generation)
         except requests.RequestException as exc:
             self._broken = exc
             raise

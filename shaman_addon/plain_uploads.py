@@ -327,9 +327,11 @@ class UploadPipe:
         self._conn: http.client.HTTPConnection | None = None
         self._reader: AnswerReader | None = None
         self.waiting = 0  # requests written whose answers are not read yet
+        self.generation = 0  # which connection: a request's answer is only read on its own
 
-    def write(self, path: str, headers: dict[str, str], body: UploadBody) -> None:
-        """Send one request whose body fits one chunk (``UploadBody.in_one_piece``)."""
+    def write(self, path: str, headers: dict[str, str], body: UploadBody) -> int:
+        """Send one request whose body fits one chunk (``UploadBody.in_one_piece``);
+        returns the connection's generation, to give to ``read``."""
         whole = body.in_one_piece(self._pool._head(path, headers))
         if whole is None:
             raise ValueError("only bodies that fit one chunk are pipelined")
@@ -339,13 +341,22 @@ class UploadPipe:
         if self._conn is None:
             self._conn = self._pool._new_connection(self._url, self._read_timeout)
             self._reader = AnswerReader(self._conn.sock)
-        self._conn.sock.sendall(whole)
+        try:
+            self._conn.sock.sendall(whole)
+        except BaseException:
+            # Part of a request may be on the wire: nothing more can follow it there.
+            self.reset()
+            raise
         self.waiting += 1
+        return self.generation
 
-    def read(self) -> Answer:
-        """The answer to the oldest request written; after ``Connection: close`` the
-        requests behind it were never read by the server, and the pipe starts afresh."""
-        assert self._reader is not None and self.waiting > 0
+    def read(self, generation: int) -> Answer:
+        """The answer to the oldest request written (on connection ``generation``); after
+        ``Connection: close`` the requests behind it were never read by the server, and
+        the pipe starts afresh. Raises ConnectionResetError when the request's connection
+        was dropped before its answer came (an answer on a newer one is never its)."""
+        if generation != self.generation or self._reader is None or self.waiting <= 0:
+            raise ConnectionResetError("the connection was dropped before this answer came")
         answer = self._reader.read()
         self.waiting -= 1
         if answer.will_close:
@@ -356,5 +367,6 @@ class UploadPipe:
         """Drop the connection (after a failure, or to stop): unread answers are lost."""
         conn, self._conn, self._reader = self._conn, None, None
         self.waiting = 0
+        self.generation += 1
         if conn is not None:
             self._pool._discard(conn)

@@ -483,24 +483,47 @@ def test_one_thread_pipe_writes_ahead_and_reads_in_order(
     pipe starts a new connection for what comes next."""
     pipe = UploadPipe(pool, f"http://{HOST}/", IO_TIMEOUT)
     bodies = [make_body(f"f{i}", bytes([65 + i]) * (i + 1)) for i in range(3)]
-    for i, body in enumerate(bodies):
-        pipe.write(f"/files/{i}", _headers(len(body)), body)
-    assert pipe.waiting == 3
+    generations = [pipe.write(f"/files/{i}", _headers(len(body)), body)
+                   for i, body in enumerate(bodies)]
+    assert pipe.waiting == 3 and len(set(generations)) == 1
     peer = server.accept()
     got = [peer.read_request() for _ in range(3)]
     assert [r.body for r in got] == [b"A", b"BB", b"CCC"]
     for i, status in enumerate((200, 425, 208)):
         peer.answer(status, f"answer {i}".encode(), close=(i == 2))
-    answers = [pipe.read() for _ in range(3)]
+    answers = [pipe.read(g) for g in generations]
     assert [(a.status_code, a.content) for a in answers] == [
         (200, b"answer 0"), (425, b"answer 1"), (208, b"answer 2")]
     assert pipe.waiting == 0
 
-    pipe.write("/files/next", _headers(1), make_body("next", b"n"))
+    generation = pipe.write("/files/next", _headers(1), make_body("next", b"n"))
+    assert generation != generations[0]
     fresh = server.accept()  # the closed connection is not used again
     assert fresh.read_request().body == b"n"
     fresh.answer(200, b"")
-    assert pipe.read().status_code == 200
+    assert pipe.read(generation).status_code == 200
+    pipe.reset()
+
+
+def test_one_thread_pipe_never_reads_an_answer_from_a_newer_connection(
+    server: ScriptedServer, pool: PlainUploadPool, make_body: MakeBody,
+) -> None:
+    """Why: when a write fails (the server closed while requests were written ahead)
+    the pipe starts a new connection; requests written on the old one must then fail as
+    unanswered, never take the answer meant for a request on the new one (that would
+    count a file as stored that the server never got)."""
+    pipe = UploadPipe(pool, f"http://{HOST}/", IO_TIMEOUT)
+    old = pipe.write("/files/old", _headers(1), make_body("old", b"o"))
+    first = server.accept()
+    first.read_request()
+    pipe.reset()  # what a failed write does
+    new = pipe.write("/files/new", _headers(1), make_body("new", b"n"))
+    second = server.accept()
+    second.read_request()
+    second.answer(200, b"for new")
+    with pytest.raises(ConnectionResetError):
+        pipe.read(old)
+    assert pipe.read(new).content == b"for new"
     pipe.reset()
 
 
