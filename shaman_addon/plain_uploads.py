@@ -226,8 +226,8 @@ class PlainUploadPool:
         return answer
 
     def _send_streamed(self, url: str, head: bytes, body: UploadBody | None,
-                       read_timeout: float | None) -> tuple[Answer, bool]:
-        """A large body on a connection of its own; (answer, whether to keep it)."""
+                       read_timeout: float | None) -> Answer:
+        """A large body on a connection of its own, kept for the next one if it can be."""
         conn = None
         with self._lock:
             while self._idle and conn is None:
@@ -247,7 +247,7 @@ class PlainUploadPool:
                 conn.sock.sendall(chunk)
             answer = read_answer(conn.sock)
             reuse = not answer.will_close and (body is None or body.complete)
-            return answer, reuse
+            return answer
         finally:
             if reuse:
                 with self._lock:
@@ -269,7 +269,7 @@ class PlainUploadPool:
             whole = body.in_one_piece(head)
         try:
             if whole is None:
-                answer, _ = self._send_streamed(url, head, body, read_timeout)
+                answer = self._send_streamed(url, head, body, read_timeout)
             else:
                 answer = self._send_pipelined(url, whole, read_timeout)
                 if body is not None:
