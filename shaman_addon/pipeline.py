@@ -243,6 +243,7 @@ class _PipedLane:
 
     def broken(self, items: Sequence[_Content]) -> None:
         error = self._broken or requests.exceptions.ConnectionError("connection lost")
+        self._broken = None  # one failure's error is never handed to the next
         for item in items:
             item.replay = error  # as if _upload's own first attempt had met it
 
@@ -380,7 +381,15 @@ class Submission:
             self._record(plan, result, error)
 
     # -- steps --------------------------------------------------------------------------
-    def _collect(self) -> PackPlan:
+    def _collect(
+        self,
+        *,
+        cancel: threading.Event | None = None,
+        on_progress: Callable[[str], None] | None = None,
+        on_file: Callable[[PlanFile], None] | None = None,
+    ) -> PackPlan:
+        """Collect the plan (both ways of submitting call this); by default cancelled
+        with the submission and reporting to the progress bar."""
         from .collect import collect  # imported late: it pulls in BAT
 
         return collect(
@@ -388,8 +397,10 @@ class Submission:
             project_root=self.options.project_root,
             as_name=self.options.as_name,
             cache_dir=self.options.cache_dir,
-            cancel=self.cancel_event,
-            on_progress=lambda text: self._tracker.set_phase(Phase.COLLECTING, text),
+            cancel=cancel if cancel is not None else self.cancel_event,
+            on_progress=on_progress or (
+                lambda text: self._tracker.set_phase(Phase.COLLECTING, text)),
+            on_file=on_file,
         )
 
     def _check_missing(self, plan: PackPlan) -> None:
@@ -475,17 +486,8 @@ class Submission:
 
         def collect_thread() -> None:
             try:
-                from .collect import collect  # imported late: it pulls in BAT
-
-                plan = collect(
-                    self.blend,
-                    project_root=opts.project_root,
-                    as_name=opts.as_name,
-                    cache_dir=opts.cache_dir,
-                    cancel=self._collect_stop,
-                    on_progress=on_progress,
-                    on_file=on_file,
-                )
+                plan = self._collect(cancel=self._collect_stop, on_progress=on_progress,
+                                     on_file=on_file)
             except BaseException as exc:  # handed to the main loop
                 inbox.put(("error", exc))
                 return
