@@ -500,7 +500,8 @@ class ShamanClient:
         """The path and headers of an upload (both ways of sending use them)."""
         if size < 0 or not _SHA_RE.fullmatch(sha):
             check_file_spec(FileSpec(sha, size, "upload"))  # raises, naming the fault
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        headers = {"User-Agent": self._user_agent, "Content-Type": "application/octet-stream",
+                   "Content-Length": str(size)}
         if can_defer:
             headers["X-Shaman-Can-Defer-Upload"] = "true"
         headers["X-Shaman-Original-Filename"] = original_filename_header(
@@ -639,13 +640,11 @@ class ShamanClient:
         settings, cookies, hooks) costs more CPU than the request on loopback, and there
         are thousands of uploads. ``path`` is ``url``'s path (no parsing per upload)."""
         if self._plain is not None:
-            headers = {"User-Agent": self._user_agent, **headers}
             return self._plain.send(path, url, headers, data or None, self._timeout[1])
         prepared = requests.PreparedRequest()
         prepared.method = method
         prepared.url = url
-        prepared.headers = requests.structures.CaseInsensitiveDict(
-            {"User-Agent": self._user_agent, **headers})
+        prepared.headers = requests.structures.CaseInsensitiveDict(headers)
         prepared.body = data if data else None
         prepared.hooks = {"response": []}
         adapter = self._session.get_adapter(url)

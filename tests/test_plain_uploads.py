@@ -12,6 +12,7 @@ timeout, so a regression fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import resource
@@ -550,3 +551,32 @@ def test_two_connections_when_asked_for(
         for thread in runner.threads:
             thread.join(IO_TIMEOUT)
         pool.close()
+
+
+def test_fast_lane_requests_carry_the_same_headers_as_ordinary_uploads(
+    server: ScriptedServer, tmp_path: Path,
+) -> None:
+    """Why: the fast lane and the ordinary upload path build their requests apart; a
+    Manager (and its logs) must see the same request either way, User-Agent included."""
+    from shaman_addon.client import ShamanClient
+
+    path = tmp_path / "tex.png"
+    path.write_bytes(b"pixels")
+    sha = hashlib.sha256(b"pixels").hexdigest()
+    with ShamanClient(f"http://{HOST}:{server.port}") as client:
+        piped = client.upload_pipe()
+        assert piped is not None
+        generation = piped.start(sha, 6, path, original_filename="tex.png")
+        lane = server.accept().read_request()
+        piped.reset()
+        done: Future[object] = Future()
+        thread = threading.Thread(target=lambda: done.set_result(client.upload(sha, 6, path)))
+        thread.start()
+        peer = server.accept()
+        ordinary = peer.read_request()
+        peer.answer(200, b"")
+        thread.join(IO_TIMEOUT)
+        assert done.result(IO_TIMEOUT) is not None and generation == 0
+    assert lane.line == ordinary.line == f"POST /api/v3/shaman/files/{sha}/6 HTTP/1.1"
+    assert lane.headers == ordinary.headers
+    assert lane.headers["User-Agent"] and lane.body == ordinary.body == b"pixels"
