@@ -214,7 +214,7 @@ class Bench:
             out.append(f"{counts.requirements_calls} requirements calls")
         if counts.by_endpoint.get("upload"):
             out.append(f"{counts.by_endpoint['upload']} upload requests")
-        from shaman_addon.history import read_history
+        from shaman_addon.submit.history import read_history
 
         last = list(read_history(cache))[-1]
         if last.get("cache_hits") != last.get("files_total"):
@@ -326,7 +326,7 @@ class Bench:
             f"Written by `bash scripts/bench.sh{' --quick' if a.quick else ''}` on "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}, "
-            f"server: {'external ' + a.server if a.server else 'local tests/shaman_server.py'}"
+            f"server: {'external ' + a.server if a.server else 'local test server'}"
             f"{f' (store in {a.store_dir})' if a.store_dir and not a.server else ''}"
             f"; run took {seconds:.0f} s; load average at the start "
             f"{self.load_start:.1f}, at the end {os.getloadavg()[0]:.1f} (other work on the "

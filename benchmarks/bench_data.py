@@ -25,7 +25,7 @@ from pathlib import Path
 log = logging.getLogger("bench.data")
 
 REPO = Path(__file__).resolve().parent.parent
-GENERATOR = REPO / "tests" / "blendgen.py"
+GENERATOR = REPO / "tests" / "support" / "blendgen.py"
 DEFAULT_CACHE = REPO / ".bench-cache"
 CHUNK = 1 << 20
 

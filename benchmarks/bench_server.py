@@ -26,7 +26,7 @@ from typing import Any
 log = logging.getLogger("bench.server")
 
 REPO = Path(__file__).resolve().parent.parent
-SERVER_SCRIPT = REPO / "tests" / "shaman_server.py"
+SERVER_SCRIPT = REPO / "tests" / "support" / "shaman_server.py"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The README's main job, end to end on a built-in default (no Flamenco install needed).
 
-1. start the local Shaman server (tests/shaman_server.py) on a free loopback port;
+1. start the local Shaman server (tests/support/shaman_server.py) on a free loopback port;
 2. build a small demo production with real Blender (textures, a UDIM set, an image
    sequence, a linked library with its own texture, a file outside the project);
 3. submit it with ``python -m shaman_addon submit``;
@@ -31,7 +31,8 @@ def step(title: str) -> None:
 
 def start_server(storage: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [PY, str(REPO / "tests" / "shaman_server.py"), "--host", "127.0.0.1", "--port", "0",
+        [PY, str(REPO / "tests" / "support" / "shaman_server.py"), "--host", "127.0.0.1",
+         "--port", "0",
          "--storage", str(storage)],
         stdout=subprocess.PIPE, text=True,
     )
@@ -82,7 +83,8 @@ def print_tree(root: Path, limit: int = 25) -> None:
 
 
 def main() -> int:
-    sys.path.insert(0, str(REPO / "tests"))  # the test helpers: generator, Blender tools
+    # the test helpers: generator, Blender tools
+    sys.path.insert(0, str(REPO / "tests" / "support"))
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
     storage, cache = DEMO / "shaman-storage", DEMO / "cache"

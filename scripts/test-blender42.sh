@@ -28,4 +28,4 @@ fi
   2>/dev/null | grep '^test-blender42:' >&2
 export SHAMAN_BPY_PYTHON="$repo/$venv/bin/python"
 exec .venv/bin/python -m pytest -p no:cacheprovider -rsxX \
-  tests/test_blender_layer.py tests/test_blender_install.py "$@"
+  tests/blender/test_blender_layer.py tests/blender/test_blender_install.py "$@"

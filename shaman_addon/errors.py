@@ -7,9 +7,20 @@ as is, the Blender layer shows it in a report, so no traceback reaches the artis
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class ShamanError(Exception):
     """Base of every error the core raises on purpose."""
+
+    def reworded(self, message: str) -> Self:
+        """The same error (same class, same attributes) saying ``message``: for adding
+        what only the caller knows, as ``raise err.reworded(...) from err``, so the
+        original stays as it was, as the cause."""
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__.update(self.__dict__)
+        new.args = (message,)
+        return new
 
 
 class ConfigError(ShamanError):
@@ -115,3 +126,50 @@ class MissingDependencies(ShamanError):
 
 class Cancelled(ShamanError):
     """The submission was cancelled; what was fully uploaded stays on the server."""
+
+
+class Busy(ShamanError):
+    """A submission is already running in this Blender session."""
+
+
+class OnlineAccessRefused(ConfigError):
+    """The server is not on the local network and Blender's online access is off."""
+
+
+class BatVersionMismatch(ShamanError):
+    """The installed BAT is not the version whose private hooks the tracer overrides."""
+
+
+# -- transport failures: internal signals, never shown to a person as they are --------
+
+
+class TransportFailure(Exception):
+    """A request got no usable HTTP answer.
+
+    Both ways of sending (``requests``, and the pipelined plain-http lane) raise these
+    and nothing else for network trouble; the Shaman client turns them into
+    ``ServerUnreachable``, ``ServerTimeout`` or ``UploadReset`` with the URL and the
+    setting at fault, and decides from the class whether trying again is safe.
+    """
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.timed_out = timed_out
+
+
+class ConnectFailed(TransportFailure):
+    """No connection was made, so nothing was sent: always safe to try again.
+
+    ``kind`` says why: ``"refused"``, ``"unresolved"``, ``"timeout"``, ``"proxy"``,
+    ``"tls"`` or ``"other"``.
+    """
+
+    def __init__(self, reason: str, *, kind: str = "other") -> None:
+        super().__init__(reason, timed_out=kind == "timeout")
+        self.kind = kind
+
+
+class ExchangeFailed(TransportFailure):
+    """The request (or part of it) went out and no complete answer came back: the
+    connection dropped, or the server stopped answering for the read timeout."""

@@ -7,11 +7,11 @@ Fixtures live in their own modules and are re-exported here.
 from __future__ import annotations
 
 import pytest
+
 from blend_fixtures import *  # noqa: F403  (fixtures: production, basic_production, ...)
 from fault_report import *  # noqa: F403  (fixture fault_row, the fault report hooks)
-from tls_fixtures import *  # noqa: F403  (fixture: tls_cert)
-
 from server_fixtures import *  # noqa: F403  (fixtures: shaman_server, ...)
+from tls_fixtures import *  # noqa: F403  (fixture: tls_cert)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -14,18 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import Cancelled, ShamanError
-from ..ui_state import SubmissionOutcome, error_text
+from ..app.ui_state import SubmissionOutcome, error_text
+from ..errors import Busy, Cancelled, ShamanError
 from . import tempcopies
 
 log = logging.getLogger(__name__)
 
 _active_lock = threading.Lock()
 _active: SubmitJob | None = None
-
-
-class Busy(ShamanError):
-    """A submission is already running in this Blender session."""
 
 
 class SubmitJob:
@@ -88,7 +84,7 @@ class SubmitJob:
             return self._factory(
                 self.blend, self.options, events=self.events, cancel=self.cancel_event
             )
-        from ..pipeline import Submission
+        from ..submit.pipeline import Submission
 
         return Submission(self.blend, self.options, events=self.events, cancel=self.cancel_event)
 

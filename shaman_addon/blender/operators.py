@@ -17,8 +17,9 @@ from typing import Any, Literal
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from .. import __version__, netpolicy, ui_state
-from ..errors import ConfigError, ShamanError
+from .. import __version__
+from ..app import netpolicy, ui_state
+from ..errors import ConfigError, OnlineAccessRefused, ShamanError
 from . import job as jobs
 from . import preferences, properties, tempcopies
 from .userdirs import user_dir
@@ -38,10 +39,6 @@ CHECK_TIMEOUT_S = 5.0
 OpResult = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
-class OnlineAccessRefused(ConfigError):
-    """The server is not local and Blender's online access is off."""
-
-
 # -- preparing a submission (main thread) -------------------------------------------------
 
 
@@ -51,7 +48,7 @@ def ledger() -> tempcopies.Ledger:
 
 def resolve_server_url(override: str, settings: preferences.Settings) -> str:
     """The URL to use, normalised and allowed by Blender's online-access setting."""
-    from ..client import normalise_base_url
+    from ..shaman.client import normalise_base_url
 
     raw = override.strip() or settings.server_url
     if not raw:
@@ -67,7 +64,7 @@ def resolve_server_url(override: str, settings: preferences.Settings) -> str:
 
 
 def client_settings(settings: preferences.Settings, *, read_timeout: float | None = None) -> Any:
-    from ..client import ClientSettings
+    from ..shaman.client import ClientSettings
 
     timeout = read_timeout if read_timeout is not None else settings.request_timeout
     return ClientSettings(
@@ -91,7 +88,7 @@ def prepare_job(
     ``unsaved`` and ``background`` decide about a temporary copy (see
     ``ui_state.wants_temp_copy``); ``background`` defaults to ``bpy.app.background``.
     """
-    from ..pipeline import SubmitOptions
+    from ..submit.pipeline import SubmitOptions
 
     settings = preferences.read(context)
     url = resolve_server_url(server_url, settings)
@@ -448,7 +445,7 @@ class SHAMAN_OT_cancel(bpy.types.Operator):  # noqa: N801 (Blender naming)
 
 def check_server(url: str, settings: preferences.Settings, timeout: float) -> tuple[bool, str]:
     """Ask the server what it is; (ok, sentence). Plain Python: runs on a worker thread."""
-    from ..client import ShamanClient
+    from ..shaman.client import ShamanClient
 
     try:
         answer = ShamanClient(url, client_settings(settings, read_timeout=timeout)).check()

@@ -11,7 +11,7 @@ from typing import Any
 
 import bpy
 
-from .. import ui_state
+from ..app import ui_state
 from . import job as jobs
 from . import preferences, properties
 

@@ -15,7 +15,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from ..checkout_name import DEFAULT_TEMPLATE, PLACEHOLDERS
+from ..submit.checkout_name import DEFAULT_TEMPLATE, PLACEHOLDERS
 
 ENV_SERVER_URL = "SHAMAN_SERVER_URL"
 

@@ -19,7 +19,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..ui_state import ProgressView
+from ..app.ui_state import ProgressView
 
 
 class SHAMAN_PG_missing(bpy.types.PropertyGroup):  # noqa: N801 (Blender naming)

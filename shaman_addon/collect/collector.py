@@ -1,0 +1,355 @@
+"""From a .blend to a pack plan: every file it needs, where each lands, rewritten copies.
+
+Steps: trace the main .blend and, recursively, every library it links (``trace_blend``);
+expand each stored path to files on disk (``collect_expand``); give every file its
+checkout path (``paths.to_checkout_path``, the only place paths are made); rewrite the
+.blend files whose stored paths no longer lead to the right place in the checkout
+(``rewrite``). The artist's files are only read, never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import BlendFileError, Cancelled, ConfigError, ShamanError
+from . import paths
+from .expand import Expander, canon, resolve
+from .plan import MissingFile, PackPlan, PlanFile
+from .rewrite import Patch, patches_for, write_rewritten
+from .trace import CACHE_GLOB, LIBRARY, BlendTrace, trace_blend
+
+log = logging.getLogger(__name__)
+
+PROJECT_MARKERS = (".blender_project", ".git", ".svn")
+_TRACE_CACHE_VERSION = "2"
+
+
+def find_project_root(blend: Path) -> Path:
+    """The nearest folder above ``blend`` holding a project marker, else its own folder."""
+    start = Path(os.path.abspath(blend)).parent
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return start
+
+
+def collect(
+    blend: Path,
+    *,
+    project_root: Path | None = None,
+    as_name: str | None = None,
+    temp_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    on_file: Callable[[PlanFile], None] | None = None,
+) -> PackPlan:
+    """Make the pack plan for ``blend``; see the module docstring.
+
+    ``as_name`` traces and places the main file as if it were called that (a bare name:
+    in the same folder; an absolute path: at that location), so a temporary copy of an
+    unsaved scene finds ``//blendcache_<name>/`` and lands under its real name.
+
+    ``on_file`` is called (on this thread) with each dependency as soon as its entry is
+    final, while the libraries are still being read, so a caller can start hashing and
+    sending early; the same ``PlanFile`` objects are in the returned plan. The .blend files
+    (they may be rewritten) come only in the plan.
+    """
+    collector = _Collector(
+        Path(os.path.abspath(blend)),
+        project_root=project_root,
+        as_name=as_name,
+        temp_dir=temp_dir,
+        cache_dir=cache_dir,
+        cancel=cancel,
+        on_progress=on_progress,
+        on_file=on_file,
+    )
+    return collector.run()
+
+
+class _Collector:
+    def __init__(
+        self,
+        blend: Path,
+        *,
+        project_root: Path | None,
+        as_name: str | None,
+        temp_dir: Path | None,
+        cache_dir: Path | None,
+        cancel: threading.Event | None,
+        on_progress: Callable[[str], None] | None,
+        on_file: Callable[[PlanFile], None] | None = None,
+    ) -> None:
+        if not blend.is_file():
+            raise BlendFileError(f"{blend} does not exist or is not a file", path=str(blend))
+        self.blend = blend
+        if as_name:
+            named = Path(as_name)
+            self.virtual = Path(
+                os.path.abspath(named if named.is_absolute() else blend.parent / named)
+            )
+        else:
+            self.virtual = blend
+        if project_root is not None:
+            root = Path(os.path.abspath(project_root))
+            if not root.is_dir():
+                raise ConfigError(f"the project root {root} (--project-root) is not a folder")
+            self.root = root
+        else:
+            self.root = find_project_root(self.virtual)
+        self.temp_base = temp_dir
+        self.cache_dir = cache_dir
+        self.cancel = cancel
+        self.progress = on_progress or (lambda _msg: None)
+        self.main_cp = paths.to_checkout_path(canon(self.virtual), canon(self.root))
+        self.blend_key = canon(self.blend)
+        self.root_key = canon(self.root)
+        self.expander = Expander()
+        self._placed: dict[str, str] = {}
+        self.on_file = on_file
+        self._streamed: dict[str, PlanFile] = {}  # abs path -> entry handed to on_file
+        self._queued: set[str] = set()  # .blend files traced or waiting to be
+
+    # -- placement
+    def place(self, abs_path: str) -> str:
+        """Checkout path of a file or folder (the project root itself is ``"."``)."""
+        try:
+            return self._placed[abs_path]
+        except KeyError:
+            pass
+        if abs_path == self.blend_key:
+            cp = self.main_cp
+        elif abs_path == self.root_key:
+            cp = "."
+        else:
+            cp = paths.to_checkout_path(abs_path, self.root_key)
+        self._placed[abs_path] = cp
+        return cp
+
+    def check_cancel(self, plan: PackPlan | None = None) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            if plan is not None:
+                plan.cleanup()
+            raise Cancelled(f"collecting the dependencies of {self.blend} was cancelled")
+
+    # -- tracing, with an optional cache keyed by the file's identity
+    def trace(self, path: Path) -> BlendTrace:
+        st = path.stat()
+        cache_file = None
+        if self.cache_dir is not None:
+            key = f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}"
+            digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+            cache_file = self.cache_dir / "traces" / f"{digest}.json"
+            try:
+                return BlendTrace.from_json(json.loads(cache_file.read_text("utf-8")))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        result = trace_blend(path)
+        if cache_file is not None:
+            try:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(result.to_json()), "utf-8")
+                os.replace(tmp, cache_file)
+            except OSError as exc:
+                log.warning("could not write the trace cache %s: %s", cache_file, exc)
+        return result
+
+    def run(self) -> PackPlan:
+        plan = PackPlan(
+            main_blend=self.blend, project_root=self.root, blend_checkout_path=self.main_cp
+        )
+        try:
+            self._run(plan)
+        except BaseException:
+            plan.cleanup()
+            raise
+        return plan
+
+    def _run(self, plan: PackPlan) -> None:
+        missing: dict[str, list[str]] = {}  # abs path -> referrers
+        found: dict[str, str] = {self.blend_key: self.main_cp}
+        skipped: set[str] = set()
+        traces = self._trace_all(found, skipped, missing)
+        if skipped:
+            log.info("not sending %d file(s) inside Blender's installation", len(skipped))
+        self._check_unique(found)
+        rewritten = self._rewrite_all(plan, traces, found)
+        self._fill(plan, traces, found, rewritten, missing)
+
+    def _trace_all(
+        self, found: dict[str, str], skipped: set[str], missing: dict[str, list[str]]
+    ) -> dict[Path, BlendTrace]:
+        """The main file and its libraries, breadth first (cycles end at the seen set); the
+        files each one needs are expanded as soon as it is read, so they can be streamed."""
+        traces: dict[Path, BlendTrace] = {}
+        order = [self.blend]
+        queued = self._queued
+        queued.add(self.blend_key)
+        while order:
+            self.check_cancel()
+            current = order.pop(0)
+            self.progress(f"reading {current.name}")
+            trace = self.trace(current)
+            traces[current] = trace
+            for ref in trace.refs:
+                if ref.kind != LIBRARY:
+                    continue
+                lib = resolve(current.parent, ref.path)
+                if lib in queued:
+                    continue
+                if os.path.isfile(lib) and not self.expander.in_blender_install(lib):
+                    queued.add(lib)
+                    order.append(Path(lib))
+            self._expand(current, trace, found, skipped, missing)
+        return traces
+
+    def _stream(self, abs_path: str, cp: str) -> None:
+        """Hand a found file to ``on_file`` unless it may still change: .blend files (they
+        may need a rewritten copy) wait for the plan."""
+        if (
+            self.on_file is None
+            or abs_path in self._queued
+            or abs_path.lower().endswith(".blend")
+        ):
+            return
+        try:
+            size = os.stat(abs_path).st_size
+        except OSError:
+            return  # _fill reports it as vanished
+        entry = PlanFile(source=Path(abs_path), checkout_path=cp, size=size,
+                         original=Path(abs_path))
+        self._streamed[abs_path] = entry
+        self.on_file(entry)
+
+    def _expand(
+        self,
+        blend_path: Path,
+        trace: BlendTrace,
+        found: dict[str, str],
+        skipped: set[str],
+        missing: dict[str, list[str]],
+    ) -> None:
+        """Every file one .blend needs -> its checkout path (the .blend files included)."""
+        if blend_path != self.blend:
+            found[canon(blend_path)] = self.place(canon(blend_path))
+        for ref in trace.refs:
+            blend_dir = blend_path.parent
+            ref_path = ref.path
+            if ref.kind == CACHE_GLOB and blend_path == self.blend:
+                # //blendcache_<name>/ follows the name the file is submitted under.
+                ref_path = ref_path.replace(
+                    f"//blendcache_{self.blend.stem}/", f"//blendcache_{self.virtual.stem}/", 1
+                )
+                blend_dir = self.virtual.parent
+            result = self.expander.expand(ref, blend_dir, ref_path)
+            for f in result.files:
+                if self.expander.in_blender_install(f):
+                    skipped.add(f)
+                elif f not in found:
+                    found[f] = self.place(f)
+                    self._stream(f, found[f])
+            for m in result.missing:
+                missing.setdefault(m, []).append(f"{blend_path}: {ref.referrer}")
+
+    @staticmethod
+    def _check_unique(found: dict[str, str]) -> None:
+        """Checkout paths are unique by construction; a clash would lose a file, so check."""
+        by_cp: dict[str, str] = {}
+        for abs_path, cp in found.items():
+            other = by_cp.setdefault(cp, abs_path)
+            if other != abs_path:
+                raise ShamanError(
+                    f"{other} and {abs_path} would both land at {cp!r} in the checkout"
+                )
+
+    def _rewrite_all(
+        self, plan: PackPlan, traces: dict[Path, BlendTrace], found: dict[str, str]
+    ) -> dict[str, Path]:
+        """Rewritten copies of the .blend files whose stored paths must change."""
+        rewritten: dict[str, Path] = {}
+        for i, (blend_path, trace) in enumerate(traces.items()):
+            self.check_cancel(plan)
+            patches = patches_for(
+                blend_path,
+                trace,
+                found[canon(blend_path)],
+                blend_dir=blend_path.parent,
+                place=self.place,
+                skip=self.expander.in_blender_install,
+            )
+            if patches:
+                self.progress(f"rewriting {blend_path.name}")
+                rewritten[canon(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
+        return rewritten
+
+    def _fill(
+        self,
+        plan: PackPlan,
+        traces: dict[Path, BlendTrace],
+        found: dict[str, str],
+        rewritten: dict[str, Path],
+        missing: dict[str, list[str]],
+    ) -> None:
+        files: list[PlanFile] = []
+        for abs_path, cp in found.items():
+            src = rewritten.get(abs_path)
+            streamed = self._streamed.get(abs_path)
+            if streamed is not None and src is None:
+                files.append(streamed)  # the very object handed out: callers match on it
+                continue
+            try:
+                size = (src or Path(abs_path)).stat().st_size
+            except OSError:
+                missing.setdefault(abs_path, []).append("(vanished while collecting)")
+                continue
+            files.append(
+                PlanFile(
+                    source=src or Path(abs_path),
+                    checkout_path=cp,
+                    size=size,
+                    original=Path(abs_path),
+                    rewritten=src is not None,
+                )
+            )
+        files.sort(key=lambda f: (f.checkout_path != self.main_cp, f.checkout_path))
+        plan.files = files
+        plan.missing = [
+            MissingFile(path=p, referenced_by=tuple(sorted(set(refs))))
+            for p, refs in sorted(missing.items())
+        ]
+        plan.outside_project = sorted(
+            Path(a) for a, cp in found.items() if cp.startswith(paths.OUTSIDE_DIR + "/")
+        )
+        for trace in traces.values():
+            plan.warnings.extend(trace.warnings)
+        for group in paths.case_collisions(f.checkout_path for f in files):
+            plan.warnings.append(
+                "these paths differ only in letter case and will collide on a worker with a "
+                "case-insensitive disk (Windows, macOS): " + ", ".join(group)
+            )
+        self.progress(f"{len(files)} files, {len(plan.missing)} missing")
+
+    def _rewrite(
+        self, plan: PackPlan, index: int, blend_path: Path, trace: BlendTrace, patches: list[Patch]
+    ) -> Path:
+        if plan.temp_dir is None:
+            base = self.temp_base
+            if base is not None:
+                base.mkdir(parents=True, exist_ok=True)
+            plan.temp_dir = Path(tempfile.mkdtemp(prefix="shaman-pack-", dir=base))
+        dest = plan.temp_dir / f"{index:04d}" / blend_path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        held = write_rewritten(blend_path, trace.compression, patches, dest,
+                               cache_dir=self.cache_dir)
+        if held == dest:  # not a cache entry: ours to remove
+            plan.temp_files.append(dest)
+        return held

@@ -1,0 +1,159 @@
+"""Turn one stored path into the files it stands for on disk.
+
+A stored path can mean one file, the frames of a sequence, the tiles of a UDIM set, a
+whole cache folder, or a point-cache pattern. Folder listings are cached, so thousands of
+files in a few folders cost a few ``listdir`` calls, not thousands of ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .trace import CACHE_GLOB, DIRECTORY, LISTED, SEQUENCE, UDIM, Ref
+
+log = logging.getLogger(__name__)
+
+_WIN_ABS = re.compile(r"^[A-Za-z]:[\\/]")
+_VERSION_DIR = re.compile(r"^\d+\.\d+$")
+_TILE_TOKENS = {"<UDIM>": r"\d{4}", "<UVTILE>": r"u\d+_v\d+"}
+
+
+def canon(path: Path | str) -> str:
+    """The one string form of an absolute path used as a key: ``/``-separated everywhere
+    (Windows accepts forward slashes), so paths from .blend files and from the OS match."""
+    text = os.path.abspath(path)
+    return text.replace("\\", "/") if os.sep == "\\" else text
+
+
+def resolve(blend_dir: Path | str, stored: str) -> str:
+    """Absolute, lexically normalised path of a path stored in a .blend in ``blend_dir``.
+
+    Like Blender: ``//`` means the .blend's folder, backslashes are separators, and
+    ``..`` is resolved on the text (symlinks are not followed). The result is in
+    ``canon`` form.
+    """
+    p = stored.replace("\\", "/")
+    base = str(blend_dir).replace("\\", "/") if os.sep == "\\" else str(blend_dir)
+    if p.startswith("//"):
+        p = base.rstrip("/") + "/" + p[2:]
+    elif not (p.startswith("/") or _WIN_ABS.match(p)):
+        p = base.rstrip("/") + "/" + p
+    out = posixpath.normpath(p)
+    if os.sep == "/" and out.startswith("//"):
+        out = "/" + out.lstrip("/")  # POSIX: '//x' is just '/x' (on Windows: a UNC path)
+    return out
+
+
+@dataclass
+class Expanded:
+    files: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+class Expander:
+    """Expands references; remembers folder listings and install-folder checks."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, list[str] | None] = {}
+        self._install_dirs: dict[str, bool] = {}
+
+    def listdir(self, folder: str) -> list[str] | None:
+        try:
+            return self._listings[folder]
+        except KeyError:
+            pass
+        try:
+            names: list[str] | None = sorted(os.listdir(folder))
+        except OSError:
+            names = None
+        self._listings[folder] = names
+        return names
+
+    def isfile(self, path: str) -> bool:
+        # A plain stat: a listing would miss "Tex/A.png" found as "tex/a.png" on
+        # case-insensitive disks, where Blender does find it.
+        return os.path.isfile(path)
+
+    def expand(self, ref: Ref, blend_dir: Path, stored: str) -> Expanded:
+        out = Expanded()
+        path = resolve(blend_dir, stored)
+        kind = ref.kind
+        if kind == LISTED:
+            for name in ref.members:
+                f = resolve(blend_dir, posixpath.join(stored.replace("\\", "/"), name))
+                (out.files if self.isfile(f) else out.missing).append(f)
+            return out
+        if kind == DIRECTORY:
+            if os.path.isdir(path):
+                out.files.extend(_walk_files(path))
+            else:
+                log.debug("cache folder %s (%s) does not exist", path, ref.referrer)
+            return out
+        if kind in (SEQUENCE, UDIM, CACHE_GLOB):
+            folder, name = posixpath.split(path)
+            rx = _pattern(kind, name)
+            names = self.listdir(folder) or []
+            matches = [posixpath.join(folder, n) for n in names if rx is not None and rx.match(n)]
+            matches = [m for m in matches if os.path.isfile(m)]
+            if matches:
+                out.files.extend(matches)
+            elif kind != CACHE_GLOB:  # a cache that was never baked is not missing
+                if kind == SEQUENCE and self.isfile(path):
+                    out.files.append(path)
+                else:
+                    out.missing.append(path)
+            return out
+        # FILE, LIBRARY
+        (out.files if self.isfile(path) else out.missing).append(path)
+        return out
+
+    def in_blender_install(self, path: str) -> bool:
+        """True for files inside a Blender installation (``<X.Y>/datafiles``, ``scripts``).
+
+        Every worker has its own; they are not project files.
+        """
+        folder = posixpath.dirname(path)
+        while folder and posixpath.dirname(folder) != folder:
+            cached = self._install_dirs.get(folder)
+            if cached is not None:
+                return cached
+            name = posixpath.basename(folder)
+            if _VERSION_DIR.match(name) and (
+                os.path.isdir(posixpath.join(folder, "datafiles"))
+                and os.path.isdir(posixpath.join(folder, "scripts"))
+            ):
+                self._install_dirs[folder] = True
+                return True
+            folder = posixpath.dirname(folder)
+        self._install_dirs[posixpath.dirname(path)] = False
+        return False
+
+
+def _pattern(kind: str, name: str) -> re.Pattern[str] | None:
+    if kind == CACHE_GLOB:
+        return re.compile(fnmatch.translate(name))
+    if kind == UDIM:
+        for token, rx in _TILE_TOKENS.items():
+            if token in name:
+                pre, post = name.split(token, 1)
+                return re.compile(re.escape(pre) + rx + re.escape(post) + r"\Z")
+        return re.compile(re.escape(name) + r"\Z")
+    # SEQUENCE: the last run of digits in the name is the frame number.
+    m = re.match(r"^(.*?)(\d+)(\D*)$", name)
+    if not m:
+        return re.compile(re.escape(name) + r"\Z")
+    return re.compile(re.escape(m.group(1)) + r"\d+" + re.escape(m.group(3)) + r"\Z")
+
+
+def _walk_files(folder: str) -> list[str]:
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        out.extend(posixpath.join(dirpath, n) for n in sorted(filenames))
+    return out

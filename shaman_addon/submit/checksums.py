@@ -1,0 +1,327 @@
+"""Streamed SHA-256 and the persistent checksum cache.
+
+Shaman addresses content by SHA-256 and size, so every file must be hashed before the
+server can be asked what it lacks. Hashing 500 MB takes seconds; the cache makes an
+unchanged file free on the next submission. It is keyed by absolute path, size and
+modification time in nanoseconds: a file saved again gets a new mtime and misses.
+
+The cache is one sqlite file shared by every Blender and command line of the user, so it
+must never make a submission wait or fail:
+- a corrupt file is moved aside and rebuilt;
+- a file locked by another process (another Blender in the middle of writing) makes this
+  run go without the cache: no busy wait (timeout 0), and nothing is deleted;
+- writes are batched in one transaction per flush, so 30,000 new entries cost one commit.
+The default rollback journal is used (not WAL): no ``-wal``/``-shm`` files are left next
+to the cache, and a writer holding the lock shows up at once as ``database is locked``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from ..errors import Cancelled, LocalFileChanged
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 20
+SCHEMA_VERSION = 1
+_LOOKUP_CHUNK = 500  # paths per query (sqlite allows at least 999 parameters)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checksums (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    used_at REAL NOT NULL
+)
+"""
+
+
+def sha256_file(
+    path: Path,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    size_hint: int | None = None,
+) -> tuple[str, int]:
+    """Return ``(lowercase hex SHA-256, bytes read)`` of ``path``, read in 1 MiB chunks.
+
+    Memory stays constant whatever the file size. ``on_bytes`` gets each chunk's length
+    (for a smooth progress bar on a 2 GB texture); ``cancel`` is checked per chunk.
+    The byte count is returned because it, not an earlier ``stat``, matches the digest.
+    """
+    digest = hashlib.sha256()
+    total = 0
+    with open(path, "rb", buffering=0) as fh:
+        # A buffer the size of the file (one byte more, so EOF shows in the same pass), at
+        # most a chunk: a fresh 1 MiB buffer per small file cost more in page faults and
+        # zeroing than hashing the file did.
+        # ``size_hint`` (a size the caller just took) saves an fstat; a wrong one only
+        # changes the buffer's size, never what is read.
+        size = size_hint if size_hint is not None else os.fstat(fh.fileno()).st_size
+        buf = bytearray(max(1, min(chunk_size, size + 1)))
+        view = memoryview(buf)
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"Cancelled while hashing {path}.")
+            n = fh.readinto(buf)
+            if not n:
+                break
+            digest.update(view[:n])
+            total += n
+            if on_bytes is not None:
+                on_bytes(n)
+            if n < len(buf):
+                # A short read of a regular file is its end: asking again only to hear
+                # "0 bytes" is one more system call per file. Bytes appended meanwhile
+                # change the size, which the callers compare after hashing.
+                break
+    return digest.hexdigest(), total
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What the cache key is made of, taken once per file."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileStat:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError as exc:
+            raise LocalFileChanged(
+                f"{path} disappeared before it could be hashed.", path=str(path)
+            ) from exc
+        if isinstance(path, PurePath) and path.is_absolute():
+            key = str(path)  # the same text as .absolute(), without a new Path per call
+        else:
+            key = str(Path(path).absolute())
+        return cls(key, st.st_size, st.st_mtime_ns)
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class ChecksumCache:
+    """The sqlite checksum cache; every method is safe to call from any thread.
+
+    ``ChecksumCache(None)`` is a cache that remembers nothing (no cache folder given).
+    ``enabled`` is False when the file could not be used this run; ``status`` says why
+    in plain words (``"ok"``, ``"off"``, ``"rebuilt"``, ``"locked"``, ``"unusable"``).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.status = "off"
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[int, int, str]] = {}
+        self._conn: sqlite3.Connection | None = None
+        if path is not None:
+            self._open(path)
+
+    @property
+    def enabled(self) -> bool:
+        return self._conn is not None
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        # timeout=0: a lock held elsewhere fails at once instead of waiting.
+        conn = sqlite3.connect(str(path), timeout=0, check_same_thread=False)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"unknown cache schema version {version}")
+            conn.execute(_SCHEMA)
+            if version == 0:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.commit()
+            # Reading the table proves the file is a sound database, not just a header.
+            conn.execute("SELECT count(*) FROM checksums").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect(path)
+            self.status = "ok"
+            return
+        except sqlite3.Error as exc:
+            if _is_locked(exc):
+                log.warning(
+                    "checksum cache %s is locked by another process; hashing without it "
+                    "this time", path,
+                )
+                self.status = "locked"
+                return
+            log.warning("checksum cache %s is unreadable (%s); rebuilding it", path, exc)
+        except OSError as exc:
+            log.warning("checksum cache %s cannot be opened (%s); going without", path, exc)
+            self.status = "unusable"
+            return
+        self._rebuild(path)
+
+    def _rebuild(self, path: Path) -> None:
+        """Move the damaged file aside (kept for a person to look at) and start afresh."""
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            os.replace(path, aside)
+            for suffix in ("-journal", "-wal", "-shm"):
+                extra = path.with_name(path.name + suffix)
+                if extra.exists():
+                    os.replace(extra, aside.with_name(aside.name + suffix))
+            self._conn = self._connect(path)
+            self.status = "rebuilt"
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("could not rebuild checksum cache %s (%s); going without", path, exc)
+            self._conn = None
+            self.status = "unusable"
+
+    def lookup(self, stat: FileStat) -> str | None:
+        """The cached SHA-256 for exactly this path, size and mtime, else None."""
+        with self._lock:
+            pending = self._pending.get(stat.path)
+            if pending is not None and pending[:2] == (stat.size, stat.mtime_ns):
+                self.hits += 1
+                return pending[2]
+            if self._conn is None:
+                self.misses += 1
+                return None
+            try:
+                row = self._conn.execute(
+                    "SELECT sha256 FROM checksums WHERE path = ? AND size = ? AND mtime_ns = ?",
+                    (stat.path, stat.size, stat.mtime_ns),
+                ).fetchone()
+            except sqlite3.Error as exc:
+                log.warning("checksum cache read failed (%s); going without it", exc)
+                self._drop_connection()
+                row = None
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return str(row[0])
+
+    def lookup_many(self, stats: list[FileStat]) -> list[str | None]:
+        """``lookup`` for many files in one query per few hundred: each query lets go of
+        the GIL, and the collector asks for thousands of files."""
+        out: list[str | None] = [None] * len(stats)
+        with self._lock:
+            ask: list[int] = []
+            for i, stat in enumerate(stats):
+                pending = self._pending.get(stat.path)
+                if pending is not None and pending[:2] == (stat.size, stat.mtime_ns):
+                    out[i] = pending[2]
+                else:
+                    ask.append(i)
+            if self._conn is not None and ask:
+                rows: dict[str, tuple[int, int, str]] = {}
+                try:
+                    for start in range(0, len(ask), _LOOKUP_CHUNK):
+                        chunk = [stats[i].path for i in ask[start:start + _LOOKUP_CHUNK]]
+                        marks = ",".join("?" * len(chunk))
+                        for path, size, mtime_ns, sha in self._conn.execute(
+                            "SELECT path, size, mtime_ns, sha256 FROM checksums "
+                            f"WHERE path IN ({marks})", chunk,
+                        ):
+                            rows[path] = (size, mtime_ns, sha)
+                except sqlite3.Error as exc:
+                    log.warning("checksum cache read failed (%s); going without it", exc)
+                    self._drop_connection()
+                    rows = {}
+                for i in ask:
+                    row = rows.get(stats[i].path)
+                    if row is not None and row[:2] == (stats[i].size, stats[i].mtime_ns):
+                        out[i] = str(row[2])
+        found = sum(sha is not None for sha in out)
+        self.hits += found
+        self.misses += len(out) - found
+        return out
+
+    def put(self, stat: FileStat, sha256: str) -> None:
+        """Remember a checksum; written to disk at the next ``flush()``."""
+        with self._lock:
+            self._pending[stat.path] = (stat.size, stat.mtime_ns, sha256)
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop entries that proved wrong (a 417 from the server)."""
+        with self._lock:
+            paths = list(paths)
+            for p in paths:
+                self._pending.pop(p, None)
+            if self._conn is None:
+                return
+            try:
+                with self._conn:
+                    self._conn.executemany(
+                        "DELETE FROM checksums WHERE path = ?", [(p,) for p in paths]
+                    )
+            except sqlite3.Error as exc:
+                log.warning("could not drop stale checksum cache entries (%s)", exc)
+
+    def flush(self) -> int:
+        """Write pending entries in ONE transaction; returns how many were written.
+
+        A lock held by another process means they are not written this time (never a
+        wait); the file itself is left alone.
+        """
+        with self._lock:
+            if not self._pending or self._conn is None:
+                return 0
+            now = time.time()
+            rows = [(p, s, m, h, now) for p, (s, m, h) in self._pending.items()]
+            try:
+                with self._conn:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO checksums (path, size, mtime_ns, sha256, "
+                        "used_at) VALUES (?, ?, ?, ?, ?)",
+                        rows,
+                    )
+            except sqlite3.Error as exc:
+                if _is_locked(exc):
+                    log.warning(
+                        "checksum cache %s is locked by another process; %d new "
+                        "checksums not saved this time", self.path, len(rows),
+                    )
+                else:
+                    log.warning("checksum cache write failed (%s)", exc)
+                return 0
+            self._pending.clear()
+            return len(rows)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        """Flush what is pending and close the file."""
+        self.flush()
+        with self._lock:
+            self._drop_connection()
+
+    def __enter__(self) -> ChecksumCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,93 @@
+"""Fixtures with real .blend productions (made by bpy in a subprocess, once a session).
+
+``production`` is the every-kind production of ``blendgen`` (2 libraries + a chain);
+``materialise`` lays out a pack plan the way a Shaman server does: each file's bytes in
+a content store named by SHA-256 and size, and the checkout as relative symlinks into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from blendgen import ProductionInfo, generate, generate_edge_cases
+
+__all__ = [
+    "basic_production",
+    "edge",
+    "materialise",
+    "production",
+    "production_dir",
+    "sha256_file",
+    "tree_hashes",
+]
+
+
+@pytest.fixture(scope="session")
+def production_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine every-kind production; copy it (``production``) before changing it."""
+    out = tmp_path_factory.mktemp("production")
+    generate(out, libraries=2, files=12, total_bytes=12 * 100, kinds="all", seed=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def production(production_dir: Path) -> ProductionInfo:
+    """The every-kind production (shared: tests must not modify it)."""
+    return ProductionInfo.load(production_dir)
+
+
+@pytest.fixture(scope="session")
+def basic_production(tmp_path_factory: pytest.TempPathFactory) -> ProductionInfo:
+    """A small production without the exotic kinds (fast to copy around)."""
+    out = tmp_path_factory.mktemp("basic")
+    return generate(out, libraries=2, files=4, total_bytes=400, kinds="basic", seed=2)
+
+
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The corner-case files of ``blendgen.EdgeCases`` (paths by name)."""
+    return generate_edge_cases(tmp_path_factory.mktemp("edge"))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """Hash of every regular file below ``root`` (to prove nothing was written)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            out[str(p)] = sha256_file(p)
+    return out
+
+
+def materialise(plan, store: Path, checkout: Path) -> Path:
+    """Build a checkout like the server: blobs by (sha, size), relative symlinks to them.
+
+    Returns the path of the main .blend inside the checkout.
+    """
+    from shaman_addon.collect.paths import is_safe_checkout_path
+
+    for f in plan.files:
+        assert is_safe_checkout_path(f.checkout_path), f.checkout_path
+        sha = sha256_file(f.source)
+        blob = store / sha[:2] / sha[2:] / f"{f.size}.blob"
+        if not blob.exists():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f.source, blob)
+        link = checkout / f.checkout_path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        assert not link.exists() and not link.is_symlink(), f"duplicate {f.checkout_path}"
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return checkout / plan.blend_checkout_path

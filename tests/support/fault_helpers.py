@@ -1,0 +1,262 @@
+"""What the fault, bad-input and security suites share: small plain-file productions,
+a look at a Shaman server's disk, checkout checks through the symlinks, the checksum
+cache's consistency, and a seam on the progress queue to act at an exact phase.
+
+Plain helpers (no fixtures): ``fault_report`` holds the report fixture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shaman_addon.collect.plan import PackPlan, PlanFile
+from shaman_addon.progress import Phase, ProgressEvent
+from shaman_addon.submit.pipeline import CACHE_FILE_NAME, Submission, SubmitOptions, SubmitResult
+
+SAFETY_S = 120.0  # only a guard against a hang, never a pass/fail threshold
+
+
+def content(seed: str, size: int) -> bytes:
+    block = hashlib.sha256(seed.encode()).digest() * 2048  # 64 KiB, unique per seed
+    return (block * (size // len(block) + 1))[:size]
+
+
+def sha_of(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+class Files:
+    """A folder of plain files standing in for a project (the pipeline reads bytes only)."""
+
+    def __init__(self, root: Path, sizes: list[int], *, seed: str = "f") -> None:
+        self.root = root
+        self.project = root / "project"
+        (self.project / "tex").mkdir(parents=True, exist_ok=True)
+        self.blend = self.project / "shot.blend"
+        self.blend.write_bytes(b"BLENDER-v402" + content(seed + "blend", 3000))
+        self.files = []
+        for i, size in enumerate(sizes):
+            p = self.project / "tex" / f"t{i:03d}.png"
+            p.write_bytes(content(f"{seed}-{i}", size))
+            self.files.append(p)
+        self.temp_dirs: list[Path] = []
+
+    def expected(self) -> dict[str, Path]:
+        """Checkout path -> local file, for every file of ``plan()``."""
+        out = {"shot.blend": self.blend}
+        out.update({f"tex/{p.name}": p for p in self.files})
+        return out
+
+    def plan(self, *, with_temp_copy: bool = False) -> PackPlan:
+        """A fresh plan; with a temporary 'rewritten' copy the pipeline must remove."""
+        files = [PlanFile(src, cp, src.stat().st_size, src) for cp, src in self.expected().items()]
+        plan = PackPlan(main_blend=self.blend, project_root=self.project,
+                        blend_checkout_path="shot.blend", files=files)
+        if with_temp_copy:
+            temp_dir = self.root / f"rewritten-{len(self.temp_dirs)}"
+            temp_dir.mkdir()
+            copy = temp_dir / "lib.blend"
+            copy.write_bytes(b"BLENDER-v402 rewritten " + content(str(temp_dir), 2000))
+            plan.files.append(PlanFile(copy, "libs/lib.blend", copy.stat().st_size,
+                                       self.project / "lib.blend", rewritten=True))
+            plan.temp_files.append(copy)
+            plan.temp_dir = temp_dir
+            self.temp_dirs.append(temp_dir)
+        return plan
+
+    def keys(self) -> set[tuple[str, int]]:
+        return {sha_of(p) for p in self.expected().values()}
+
+
+# -- the server's disk -------------------------------------------------------------------
+
+
+@dataclass
+class DiskState:
+    stored: set[tuple[str, int]]
+    uploading: list[str]
+    checkouts: list[str]  # top-level folders under jobs/
+    jobs_entries: list[str]  # every path under jobs/, relative
+
+    def describe(self) -> str:
+        return (f"{len(self.stored)} blobs stored, {len(self.uploading)} in uploading/, "
+                f"{len(self.checkouts)} checkout(s)")
+
+
+def disk_state(storage: Path) -> DiskState:
+    """Read the server's storage folder the way a person would look at it."""
+    stored: set[tuple[str, int]] = set()
+    stored_dir = storage / "file-store" / "stored"
+    if stored_dir.is_dir():
+        for blob in stored_dir.glob("*/*/*.blob"):
+            sha = blob.parent.parent.name + blob.parent.name
+            stored.add((sha, int(blob.stem)))
+    uploading_dir = storage / "file-store" / "uploading"
+    uploading = (
+        sorted(str(p.relative_to(uploading_dir)) for p in uploading_dir.rglob("*")
+               if not p.is_dir())
+        if uploading_dir.is_dir() else []
+    )
+    jobs = storage / "jobs"
+    checkouts = sorted(p.name for p in jobs.iterdir()) if jobs.is_dir() else []
+    entries = sorted(str(p.relative_to(jobs)) for p in jobs.rglob("*")) if jobs.is_dir() else []
+    return DiskState(stored, uploading, checkouts, entries)
+
+
+def check_checkout(storage: Path, checkout_path: str, expected: dict[str, Path | bytes]) -> int:
+    """The checkout holds exactly ``expected``: each a relative symlink into the store whose
+    bytes (read through the link) are the expected ones. Returns the file count."""
+    folder = storage / "jobs" / checkout_path
+    stored_dir = (storage / "file-store" / "stored").resolve()
+    found = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or p.is_file()
+    )
+    assert found == sorted(expected), (found, sorted(expected))
+    for rel, want in expected.items():
+        link = folder / rel
+        assert link.is_symlink(), f"{rel} is not a symlink"
+        assert not os.readlink(link).startswith("/"), f"{rel} links absolutely"
+        target = link.resolve()
+        assert target.is_relative_to(stored_dir), f"{rel} -> {target} is outside the store"
+        data = want if isinstance(want, bytes) else Path(want).read_bytes()
+        assert link.read_bytes() == data, f"{rel}: wrong bytes in the checkout"
+    return len(expected)
+
+
+# -- the local side ----------------------------------------------------------------------
+
+
+def cache_state(cache_dir: Path) -> tuple[int, int]:
+    """(rows, rows checked against the file on disk); every row that still describes the
+    file on disk (same size and mtime) must hold its true SHA-256: nothing half-written."""
+    path = cache_dir / CACHE_FILE_NAME
+    if not path.exists():
+        return 0, 0
+    conn = sqlite3.connect(str(path))
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = conn.execute("SELECT path, size, mtime_ns, sha256 FROM checksums").fetchall()
+    finally:
+        conn.close()
+    checked = 0
+    for p, size, mtime_ns, sha in rows:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            continue
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            continue
+        assert sha_of(Path(p)) == (sha, size), f"cache row for {p} holds a wrong checksum"
+        checked += 1
+    return len(rows), checked
+
+
+def pack_leftovers(temp_root: Path) -> list[Path]:
+    """Temporary rewritten copies (``shaman-pack-*``) left in a temp folder."""
+    return sorted(temp_root.glob("shaman-pack-*")) if temp_root.is_dir() else []
+
+
+# -- acting at an exact moment -----------------------------------------------------------
+
+
+class PhaseHook:
+    """A progress queue that runs ``action`` once, on the worker thread, the first time
+    the submission enters ``phase``: the run waits while it acts, so the fault lands at
+    exactly that point (event ordering, no sleeps)."""
+
+    def __init__(self, phase: Phase, action: Callable[[], None]) -> None:
+        self.phase = phase
+        self.action = action
+        self.fired = threading.Event()
+        self.events: list[ProgressEvent] = []
+        self._q: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
+
+    def put(self, event: ProgressEvent) -> None:
+        self.events.append(event)
+        if event.phase is self.phase and not self.fired.is_set():
+            self.fired.set()
+            self.action()
+
+    def put_nowait(self, event: ProgressEvent) -> None:
+        self.put(event)
+
+    def get_nowait(self) -> ProgressEvent:
+        raise queue.Empty
+
+    def empty(self) -> bool:
+        return True
+
+    @property
+    def phases(self) -> list[Phase]:
+        out: list[Phase] = []
+        for e in self.events:
+            if not out or out[-1] is not e.phase:
+                out.append(e.phase)
+        return out
+
+
+def cancel_from_another_thread(sub: Submission) -> None:
+    """Call ``sub.cancel()`` the way a UI does (another thread) and wait until it returned."""
+    t = threading.Thread(target=sub.cancel, daemon=True)
+    t.start()
+    t.join(SAFETY_S)
+
+
+class Background:
+    """Run a submission on a thread; the test acts meanwhile, then ``join()``s."""
+
+    def __init__(self, sub: Submission) -> None:
+        self.sub = sub
+        self.error: BaseException | None = None
+        self.result: SubmitResult | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._go, daemon=True)
+        self.thread.start()
+
+    def _go(self) -> None:
+        try:
+            self.result = self.sub.run()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def join(self) -> None:
+        self.thread.join(SAFETY_S)
+        assert not self.thread.is_alive(), "the submission did not stop"
+
+
+def wait_for(condition: Callable[[], bool], what: str = "condition") -> None:
+    gate = threading.Event()
+    for _ in range(int(SAFETY_S / 0.005)):
+        if condition():
+            return
+        gate.wait(0.005)
+    raise AssertionError(f"{what} never came true")
+
+
+def submit(blend: Path, opts: SubmitOptions, **kw: Any) -> SubmitResult:
+    return Submission(blend, opts, **kw).run()
+
+
+def error_of(call: Callable[[], Any]) -> BaseException:
+    """The exception ``call`` raises (the test fails if it returns)."""
+    try:
+        value = call()
+    except BaseException as exc:
+        return exc
+    raise AssertionError(f"expected a failure, got {value!r}")
