@@ -33,7 +33,7 @@ def main() -> int:
                    help="count each thread's CPU time only (no time spent waiting)")
     args = p.parse_args()
 
-    from shaman_addon.submit.pipeline import Submission, SubmitOptions
+    from shaman_addon.submit import Submission, SubmitOptions
 
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="profile-cache-"))
     options = SubmitOptions(server_url=args.server, cache_dir=cache, jobs=args.jobs)

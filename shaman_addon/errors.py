@@ -128,6 +128,37 @@ class Cancelled(ShamanError):
     """The submission was cancelled; what was fully uploaded stays on the server."""
 
 
+class UnsafeCheckoutPath(ShamanError):
+    """A file would land at a path that could leave the checkout folder (a bug in
+    collecting: the server does not check file paths, so nothing is sent)."""
+
+
+class CheckoutPathClash(ShamanError):
+    """Two different files would land at the same path in the checkout."""
+
+
+class FilesNeverStored(ShamanError):
+    """The server still lacks files after every bounded upload round."""
+
+    def __init__(self, message: str, *, url: str, paths: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.url = url
+        self.paths = paths
+
+
+class UploadKeepsDropping(ShamanError):
+    """One file's upload was cut off more times than the bound allows."""
+
+    def __init__(self, message: str, *, url: str, path: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.path = path
+
+
+class CheckoutNamesTaken(ShamanError):
+    """The server refused every checkout name tried as taken."""
+
+
 class Busy(ShamanError):
     """A submission is already running in this Blender session."""
 

@@ -84,7 +84,7 @@ class SubmitJob:
             return self._factory(
                 self.blend, self.options, events=self.events, cancel=self.cancel_event
             )
-        from ..submit.pipeline import Submission
+        from ..submit import Submission
 
         return Submission(self.blend, self.options, events=self.events, cancel=self.cancel_event)
 

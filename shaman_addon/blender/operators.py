@@ -88,7 +88,7 @@ def prepare_job(
     ``unsaved`` and ``background`` decide about a temporary copy (see
     ``ui_state.wants_temp_copy``); ``background`` defaults to ``bpy.app.background``.
     """
-    from ..submit.pipeline import SubmitOptions
+    from ..submit import SubmitOptions
 
     settings = preferences.read(context)
     url = resolve_server_url(server_url, settings)

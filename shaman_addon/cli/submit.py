@@ -120,7 +120,7 @@ class ProgressPrinter:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from ..submit.pipeline import SubmitOptions  # late: keeps `--help` fast
+    from ..submit import SubmitOptions  # late: keeps `--help` fast
 
     server = args.server or os.environ.get(ENV_SERVER, "")
     if not server.strip():
@@ -188,7 +188,7 @@ def _print_missing(result: Any, stream: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..submit.pipeline import Submission
+    from ..submit import Submission
 
     options = _options(args)
     events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import BlendFileError, Cancelled, ConfigError, ShamanError
+from ..errors import BlendFileError, Cancelled, CheckoutPathClash, ConfigError
 from . import paths
 from .expand import Expander, canon, resolve
 from .plan import MissingFile, PackPlan, PlanFile
@@ -267,7 +267,7 @@ class _Collector:
         for abs_path, cp in found.items():
             other = by_cp.setdefault(cp, abs_path)
             if other != abs_path:
-                raise ShamanError(
+                raise CheckoutPathClash(
                     f"{other} and {abs_path} would both land at {cp!r} in the checkout"
                 )
 

@@ -14,10 +14,7 @@ what Blender reports when it opens that file, and what its rewritten copy must c
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BlendFileError
+from .bat_blendfile import open_blendfile
 
 log = logging.getLogger(__name__)
 
@@ -114,68 +112,6 @@ def _name(block: Any) -> str:
     return f"{_text(raw[:2])} {_text(raw[2:])}"
 
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_IN_MEMORY_LIMIT = 64 * 1024 * 1024  # compressed bytes; bigger files go through a temp file
-_DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
-_blendfile_class: Any = None
-
-
-def _open_blendfile(path: Path) -> Any:
-    """BAT's BlendFile, sharing the decoded DNA catalogue between files with the same one.
-
-    Decoding the catalogue is most of the cost of opening a file, and every file saved
-    by one Blender version carries the same catalogue; the decoded structs are read-only
-    descriptions, so files can share them.
-    """
-    global _blendfile_class
-    if _blendfile_class is None:
-        from blender_asset_tracer import blendfile
-        from blender_asset_tracer.blendfile import exceptions as bat_exc
-
-        class _SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
-            def _open_file(self, path: Path, mode: str) -> Any:
-                # zstd (Blender 5's default): decompress into memory instead of BAT's
-                # temporary file on disk, unless the file is big.
-                try:
-                    with path.open("rb") as f:
-                        magic = f.read(4)
-                        size = os.fstat(f.fileno()).st_size
-                except OSError:
-                    return super()._open_file(path, mode)
-                if magic != _ZSTD_MAGIC or size > _IN_MEMORY_LIMIT:
-                    return super()._open_file(path, mode)
-                import zstandard
-
-                with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as r:
-                    data = r.read()
-                if not data.startswith(b"BLENDER"):
-                    raise bat_exc.BlendFileError("Compressed file is not a blend file", path)
-                self.filepath = path
-                self.raw_filepath = path
-                self.is_compressed = True
-                return io.BytesIO(data)
-
-            def decode_structs(self, block: Any) -> None:
-                start = self.fileobj.tell()
-                data = self.fileobj.read(block.size)
-                key = (
-                    hashlib.sha1(data).digest(),
-                    self.header.pointer_size,
-                    getattr(self.header.endian, "__name__", str(self.header.endian)),
-                )
-                cached = _DNA_CACHE.get(key)
-                if cached is not None:
-                    self.structs.extend(cached[0])
-                    self.sdna_index_from_id.update(cached[1])
-                    return
-                self.fileobj.seek(start)
-                super().decode_structs(block)
-                _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
-
-        _blendfile_class = _SharedDNABlendFile
-    return _blendfile_class(path)
-
-
 def trace_blend(path: Path) -> BlendTrace:
     """List every path stored in the .blend at ``path``.
 
@@ -185,7 +121,7 @@ def trace_blend(path: Path) -> BlendTrace:
     from blender_asset_tracer.blendfile import exceptions as bat_exc
 
     try:
-        bfile = _open_blendfile(path)
+        bfile = open_blendfile(path)
     except bat_exc.BlendFileError as exc:
         raise BlendFileError(
             f"{path} is not a .blend file Blender can read ({exc})", path=str(path)

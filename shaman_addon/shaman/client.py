@@ -435,6 +435,7 @@ class ShamanClient:
         on_bytes: Callable[[int], None] | None = None,
         cancel: threading.Event | None = None,
         replay: Any = None,
+        first_attempt: Any = None,
     ) -> UploadResult:
         """Stream ``path`` to the server as content ``(sha, size)``.
 
@@ -447,6 +448,8 @@ class ShamanClient:
         caller asks ``file_status`` and decides), LocalFileChanged when the file's size
         is not ``size``, Cancelled when ``cancel`` is set or the client was aborted.
         """
+        if first_attempt is not None:  # interim: until the upload seam lands
+            raise NotImplementedError("first_attempt")
         fspath = os.fspath(path)
         path, headers = self._upload_request(sha, size, fspath, original_filename, can_defer)
         url = f"{self._origin}{path}"
@@ -508,6 +511,15 @@ class ShamanClient:
             original_filename if original_filename is not None else os.path.basename(fspath)
         )
         return f"{self._base_path}{API}/shaman/files/{sha}/{size}", headers
+
+    def upload_request(self, sha: str, size: int, path: Any, *, original_filename: str,
+                       can_defer: bool) -> Any:
+        """Interim: until the upload seam lands."""
+        return self._upload_request(sha, size, os.fspath(path), original_filename, can_defer)
+
+    def lanes(self) -> list[Any]:
+        """Interim: no pipelined lanes until the upload seam lands."""
+        return []
 
     def upload_pipe(self) -> PipedUploads | None:
         """Small uploads written ahead on one connection by one thread, for a plain-http

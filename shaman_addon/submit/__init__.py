@@ -1,7 +1,13 @@
-"""One submission: collect, hash, ask, upload, check out; every caller runs this path."""
+"""One submission: collect, hash, ask, upload, check out; every caller runs this path.
+
+``Submission`` (in ``orchestrator``) is the entry; ``SubmitOptions`` and ``Tuning`` say
+what to do, ``SubmitResult`` what was done. ``ARCHITECTURE.md`` walks through the stages.
+"""
 
 from __future__ import annotations
 
-from .pipeline import Submission, SubmitOptions, SubmitResult, Tuning
+from .options import SubmitOptions, Tuning
+from .orchestrator import CACHE_FILE_NAME, Submission
+from .result import SubmitResult
 
-__all__ = ["Submission", "SubmitOptions", "SubmitResult", "Tuning"]
+__all__ = ["CACHE_FILE_NAME", "Submission", "SubmitOptions", "SubmitResult", "Tuning"]

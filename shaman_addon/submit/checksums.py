@@ -122,24 +122,18 @@ class ChecksumCache:
     """The sqlite checksum cache; every method is safe to call from any thread.
 
     ``ChecksumCache(None)`` is a cache that remembers nothing (no cache folder given).
-    ``enabled`` is False when the file could not be used this run; ``status`` says why
-    in plain words (``"ok"``, ``"off"``, ``"rebuilt"``, ``"locked"``, ``"unusable"``).
+    ``status`` says in plain words whether the file is used this run: ``"ok"`` and
+    ``"rebuilt"`` (it is), ``"off"``, ``"locked"``, ``"unusable"`` (it is not).
     """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.status = "off"
-        self.hits = 0
-        self.misses = 0
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[int, int, str]] = {}
         self._conn: sqlite3.Connection | None = None
         if path is not None:
             self._open(path)
-
-    @property
-    def enabled(self) -> bool:
-        return self._conn is not None
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         # timeout=0: a lock held elsewhere fails at once instead of waiting.
@@ -201,10 +195,8 @@ class ChecksumCache:
         with self._lock:
             pending = self._pending.get(stat.path)
             if pending is not None and pending[:2] == (stat.size, stat.mtime_ns):
-                self.hits += 1
                 return pending[2]
             if self._conn is None:
-                self.misses += 1
                 return None
             try:
                 row = self._conn.execute(
@@ -215,11 +207,7 @@ class ChecksumCache:
                 log.warning("checksum cache read failed (%s); going without it", exc)
                 self._drop_connection()
                 row = None
-        if row is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return str(row[0])
+        return None if row is None else str(row[0])
 
     def lookup_many(self, stats: list[FileStat]) -> list[str | None]:
         """``lookup`` for many files in one query per few hundred: each query lets go of
@@ -252,9 +240,6 @@ class ChecksumCache:
                     row = rows.get(stats[i].path)
                     if row is not None and row[:2] == (stats[i].size, stats[i].mtime_ns):
                         out[i] = str(row[2])
-        found = sum(sha is not None for sha in out)
-        self.hits += found
-        self.misses += len(out) - found
         return out
 
     def put(self, stat: FileStat, sha256: str) -> None:

@@ -8,12 +8,8 @@ A TD asking "what did this shot send last Tuesday, and from which Blender?" read
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 HISTORY_FILE_NAME = "history.jsonl"
 
@@ -30,18 +26,3 @@ def append_history(cache_dir: Path, record: dict[str, Any]) -> Path:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line)
     return path
-
-
-def read_history(cache_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every readable record, oldest first; a damaged line is skipped with a warning."""
-    path = cache_dir / HISTORY_FILE_NAME
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s line %d is damaged; skipped", path, number)

@@ -1,16 +1,16 @@
-"""A small pool of upload threads with a queue that work can be put back on.
+"""Upload threads with a queue that work can be put back on, and optional pipelined lanes.
 
-Uploads are I/O bound, so a few threads sharing one HTTP session keep the link busy. The
-queue differs from ``concurrent.futures`` in what Shaman needs: a deferred file (425)
-goes to the BACK of the queue after a short delay while other files go ahead, items can
-be added while the pool runs (requirements answers arrive as hashes come in), and
-``wait_idle`` means "everything put so far, and everything it put back, is finished".
+Uploads are I/O bound, so a few threads keep the link busy. The queue differs from
+``concurrent.futures`` in what Shaman needs: a deferred file (425) goes to the BACK of
+the queue after a short delay while other files go ahead, items can be added while the
+pool runs (requirements answers arrive as checksums come in), and ``wait_idle`` means
+"everything put so far, and everything it put back, is finished".
 
-An optional *fast lane* takes the items it accepts (small files to a plain-http server)
-on ONE extra thread that writes several requests ahead on one connection and reads the
-answers in order; whatever it cannot settle goes to the ordinary workers, which send it
-again with all their retries and checks. One thread doing both halves of thousands of
-small uploads has no hand-off per upload between threads.
+A *lane* is one pipelined connection driven by ONE thread of its own: it writes the
+requests of the items it accepts ahead of their answers (up to a number of requests
+and bytes) and reads the answers in order, with no hand-off between threads per
+upload. Several lanes share one queue. Whatever a lane cannot settle goes to the
+ordinary threads, which send it again with all their retries and checks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
@@ -30,25 +31,36 @@ T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
 
-class FastLane(Protocol[T_contra]):
-    """Pipelined sending for some items; see the module docstring."""
-
-    depth: int  # requests written ahead of the answers read
+class Lane(Protocol[T_contra]):
+    """One pipelined connection; see the module docstring."""
 
     def accepts(self, item: T_contra) -> bool: ...
 
-    def start(self, item: T_contra) -> None:
-        """Write the item's request; raising sends it the ordinary way."""
+    def write(self, item: T_contra) -> int:
+        """Write the item's request; returns the bytes written. Raising sends the item
+        the ordinary way."""
 
-    def finish(self, item: T_contra) -> bool:
-        """Read the oldest answer (it is ``item``'s); False or raising: the ordinary way."""
+    def read(self, item: T_contra) -> bool:
+        """Read the oldest answer (it is ``item``'s): True when stored, False to send the
+        item the ordinary way. Raising means the connection broke."""
+
+    def broken(self, items: Sequence[T_contra], error: BaseException) -> None:
+        """``items`` were written to a connection that broke before their answers came
+        (called before they fall back)."""
 
     def reset(self) -> None:
-        """Forget the connection and any answers still due (after a failure or stop)."""
+        """Forget the connection and any answers still due (after a failure, or to stop)."""
 
-    def broken(self, items: Sequence[T_contra]) -> None:
-        """``items`` were written to a connection that broke before their answers came:
-        whether the server stored them is unknown (called before they fall back)."""
+
+@dataclass(frozen=True)
+class AheadLimit:
+    """How far a lane writes ahead of the answers it has read."""
+
+    requests: int = 128
+    nbytes: int = 4 << 20
+
+    def room(self, written: int, written_bytes: int) -> bool:
+        return written < self.requests and written_bytes < self.nbytes
 
 
 class UploadPool(Generic[T]):
@@ -59,15 +71,17 @@ class UploadPool(Generic[T]):
     """
 
     def __init__(self, jobs: int, work: Callable[[T], None], *, name: str = "upload",
-                 fast: FastLane[T] | None = None) -> None:
+                 lanes: Sequence[Lane[T]] = (), ahead: AheadLimit | None = None) -> None:
         self._jobs = max(1, int(jobs))
         self._do = work
         self._name = name
-        # One lock, two conditions: workers wait for work, ``wait_idle`` waits for the
-        # end. A single condition woke every idle worker after every finished upload
-        # (``notify_all``), thousands of needless GIL hand-offs in a cold submission.
+        # One lock, three conditions: ordinary workers wait for work, lanes for their
+        # work, ``wait_idle`` for the end. One condition for all woke every idle worker
+        # after every finished upload, thousands of needless GIL hand-offs.
         self._cond = threading.Condition()
-        self._work = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
+        lock = self._cond._lock  # type: ignore[attr-defined]
+        self._work = threading.Condition(lock)
+        self._lane_wake = threading.Condition(lock)
         self._ready: deque[T] = deque()
         self._delayed: list[tuple[float, int, T]] = []
         self._seq = itertools.count()
@@ -75,28 +89,23 @@ class UploadPool(Generic[T]):
         self._error: BaseException | None = None
         self._stopped = False
         self._threads: list[threading.Thread] = []
-        self._fast = fast
-        self._fast_ready: deque[T] = deque()
-        self._fast_busy = 0  # taken by the fast lane and not settled yet
-        self._fast_wake = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
-        self._fast_thread: threading.Thread | None = None
+        self._lanes = list(lanes)
+        self._ahead = ahead or AheadLimit()
+        self._lane_ready: deque[T] = deque()
+        self._lane_busy = 0  # taken by a lane and not settled yet
+        self._lane_threads: list[threading.Thread] = []
 
     def put(self, item: T, *, delay_s: float = 0.0) -> None:
         """Queue ``item`` at the back; with ``delay_s`` it is not started before then."""
-        fast = self._fast is not None and delay_s <= 0 and self._fast.accepts(item)
+        to_lane = bool(self._lanes) and delay_s <= 0 and self._lanes[0].accepts(item)
         with self._cond:
-            if fast:
-                self._fast_ready.append(item)
-                if self._fast_thread is None:
-                    self._fast_thread = threading.Thread(
-                        target=self._fast_loop, name=f"{self._name}-fast", daemon=True)
-                    self._fast_thread.start()
-                self._fast_wake.notify()
+            if to_lane:
+                self._lane_ready.append(item)
+                self._start_lanes_locked()
+                self._lane_wake.notify()
                 return
             if delay_s > 0:
-                heapq.heappush(
-                    self._delayed, (time.monotonic() + delay_s, next(self._seq), item)
-                )
+                heapq.heappush(self._delayed, (time.monotonic() + delay_s, next(self._seq), item))
             else:
                 self._ready.append(item)
             self._start_threads_locked()
@@ -104,64 +113,74 @@ class UploadPool(Generic[T]):
 
     def _start_threads_locked(self) -> None:
         while len(self._threads) < self._jobs:
-            t = threading.Thread(
-                target=self._loop, name=f"{self._name}-{len(self._threads)}", daemon=True
-            )
+            t = threading.Thread(target=self._loop, name=f"{self._name}-{len(self._threads)}",
+                                 daemon=True)
             self._threads.append(t)
+            t.start()
+
+    def _start_lanes_locked(self) -> None:
+        while len(self._lane_threads) < len(self._lanes):
+            lane = self._lanes[len(self._lane_threads)]
+            t = threading.Thread(target=self._lane_loop, args=(lane,), daemon=True,
+                                 name=f"{self._name}-lane-{len(self._lane_threads)}")
+            self._lane_threads.append(t)
             t.start()
 
     def _wake_all_locked(self) -> None:
         self._cond.notify_all()
         self._work.notify_all()
-        self._fast_wake.notify_all()
+        self._lane_wake.notify_all()
 
     def _pending_locked(self) -> bool:
-        return bool(self._ready or self._delayed or self._busy or self._fast_ready
-                    or self._fast_busy)
+        return bool(self._ready or self._delayed or self._busy or self._lane_ready
+                    or self._lane_busy)
 
-    # -- the fast lane ------------------------------------------------------------------
+    # -- lanes ----------------------------------------------------------------------------
 
-    def _fast_loop(self) -> None:
-        fast = self._fast
-        assert fast is not None
-        written: deque[T] = deque()  # in the order their answers will come
+    def _lane_next(self, written: int, written_bytes: int) -> tuple[bool, T | None]:
+        """(False, None): leave; (True, item): write it; (True, None): read an answer."""
+        with self._cond:
+            while True:
+                if self._stopped or self._error is not None:
+                    return False, None
+                if self._lane_ready and self._ahead.room(written, written_bytes):
+                    self._lane_busy += 1
+                    return True, self._lane_ready.popleft()
+                if written:
+                    return True, None
+                self._lane_wake.wait()
+
+    def _lane_loop(self, lane: Lane[T]) -> None:
+        written: deque[tuple[T, int]] = deque()  # in the order their answers will come
+        ahead = 0
         while True:
-            with self._cond:
-                while True:
-                    if self._stopped or self._error is not None:
-                        item, leave = None, True
-                        break
-                    if self._fast_ready and len(written) < fast.depth:
-                        item, leave = self._fast_ready.popleft(), False
-                        self._fast_busy += 1
-                        break
-                    if written:
-                        item, leave = None, False
-                        break
-                    self._fast_wake.wait()
-            if leave:
-                fast.reset()
-                self._fall_back(list(written))
+            go_on, item = self._lane_next(len(written), ahead)
+            if not go_on:
+                lane.reset()
+                self._fall_back([i for i, _ in written])
                 return
             if item is not None:
                 try:
-                    fast.start(item)
+                    nbytes = lane.write(item)
                 except BaseException as exc:  # the ordinary way tells what is wrong
-                    log.debug("fast lane: not sent (%s); the ordinary way", exc)
+                    log.debug("lane: not sent (%s); the ordinary way", exc)
                     self._fall_back([item])
                 else:
-                    written.append(item)
+                    written.append((item, nbytes))
+                    ahead += nbytes
                 continue
-            oldest = written.popleft()
+            oldest, nbytes = written.popleft()
+            ahead -= nbytes
             try:
-                stored = fast.finish(oldest)
+                stored = lane.read(oldest)
             except BaseException as exc:  # the connection is gone: all of them again
-                log.debug("fast lane: %s; %d upload(s) go the ordinary way", exc,
-                          len(written) + 1)
-                fast.reset()
-                fast.broken([oldest, *written])
-                self._fall_back([oldest, *written])
+                rest = [oldest, *(i for i, _ in written)]
+                log.debug("lane: %s; %d upload(s) go the ordinary way", exc, len(rest))
                 written.clear()
+                ahead = 0
+                lane.reset()
+                lane.broken(rest, exc)
+                self._fall_back(rest)
                 continue
             if stored:
                 self._settled(1)
@@ -169,23 +188,25 @@ class UploadPool(Generic[T]):
                 self._fall_back([oldest])
 
     def _fall_back(self, items: list[T]) -> None:
-        """Items the fast lane took but did not settle: the ordinary workers send them."""
+        """Items a lane took but did not settle: the ordinary workers send them."""
         if not items:
             return
         with self._cond:
-            self._fast_busy -= len(items)
+            self._lane_busy -= len(items)
             if not self._stopped:
                 self._ready.extend(items)
                 self._start_threads_locked()
                 self._work.notify(len(items))
-            if not self._fast_busy:
+            if not self._lane_busy:
                 self._cond.notify_all()
 
     def _settled(self, count: int) -> None:
         with self._cond:
-            self._fast_busy -= count
-            if not self._fast_busy:
+            self._lane_busy -= count
+            if not self._lane_busy:
                 self._cond.notify_all()  # wait_idle: maybe everything is done
+
+    # -- ordinary workers -------------------------------------------------------------
 
     def _next_locked(self) -> tuple[bool, T | None]:
         """(True, item) when there is work now; (False, None) to leave; else waits."""
@@ -220,6 +241,8 @@ class UploadPool(Generic[T]):
                     if not self._busy:
                         self._cond.notify_all()  # wait_idle: maybe everything is done
 
+    # -- the caller's side ------------------------------------------------------------
+
     def wait_idle(self, poll_s: float = 0.2, should_stop: Callable[[], bool] | None = None) -> None:
         """Block until every item (and every item put back) is done; re-raise a failure.
 
@@ -228,33 +251,30 @@ class UploadPool(Generic[T]):
         """
         with self._cond:
             while True:
-                if self._error is not None:
+                stop = self._error is not None or (should_stop is not None and should_stop())
+                if stop:
                     self._stopped = True
                     self._wake_all_locked()
-                    while self._busy or self._fast_busy:
+                    while self._busy or self._lane_busy:
                         self._cond.wait(poll_s)
-                    raise self._error
-                if not self._pending_locked():
+                    if self._error is not None:
+                        raise self._error
                     return
-                if should_stop is not None and should_stop():
-                    self._stopped = True
-                    self._wake_all_locked()
-                    while self._busy or self._fast_busy:
-                        self._cond.wait(poll_s)
+                if not self._pending_locked():
                     return
                 self._cond.wait(poll_s)
 
     def backlog(self) -> int:
         """Items queued, waiting out a delay or running: how much work is left in hand."""
         with self._cond:
-            return (len(self._ready) + len(self._delayed) + self._busy + len(self._fast_ready)
-                    + self._fast_busy)
+            return (len(self._ready) + len(self._delayed) + self._busy + len(self._lane_ready)
+                    + self._lane_busy)
 
     def raise_if_failed(self) -> None:
         """Re-raise a worker's failure now, so a caller busy elsewhere stops early."""
         with self._cond:
-            error = self._error
-        if error is not None:
+            failed = self._error is not None
+        if failed:
             self.wait_idle()
 
     def stop(self) -> None:
@@ -263,10 +283,10 @@ class UploadPool(Generic[T]):
             self._stopped = True
             self._ready.clear()
             self._delayed.clear()
-            self._fast_ready.clear()
+            self._lane_ready.clear()
             self._wake_all_locked()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker threads to leave (after ``stop``)."""
-        for t in [*self._threads, *([self._fast_thread] if self._fast_thread else [])]:
+        for t in [*self._threads, *self._lane_threads]:
             t.join(timeout)

@@ -12,7 +12,7 @@ from shaman_addon.app import ui_state
 from shaman_addon.collect.plan import MissingFile
 from shaman_addon.errors import Cancelled, ServerUnreachable
 from shaman_addon.progress import Phase, ProgressEvent
-from shaman_addon.submit.pipeline import SubmitResult
+from shaman_addon.submit import SubmitResult
 
 
 def _event(i: int, n: int) -> ProgressEvent:

@@ -34,7 +34,7 @@ from shaman_addon.errors import (
     ServerUnreachable,
 )
 from shaman_addon.shaman.client import ClientSettings
-from shaman_addon.submit.pipeline import Submission, SubmitOptions
+from shaman_addon.submit import Submission, SubmitOptions
 
 import blendgen
 from fault_blends import make_blend

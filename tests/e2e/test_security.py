@@ -31,9 +31,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shaman_addon.collect.paths import is_safe_checkout_path, to_checkout_path
+from shaman_addon.collect.plan import PackPlan, PlanFile
 from shaman_addon.errors import ConfigError, PathTooLong, ServerUnreachable, ShamanError
 from shaman_addon.shaman.client import ClientSettings, FileSpec, check_file_spec
-from shaman_addon.submit.pipeline import Submission, SubmitOptions, _check_checkout_path
+from shaman_addon.submit import Submission, SubmitOptions
+from shaman_addon.submit.gathering import check_paths
 
 import blendgen
 from fault_helpers import Files, check_checkout, disk_state, error_of, wait_for
@@ -54,11 +56,18 @@ PART = st.lists(HOSTILE | st.text(min_size=1, max_size=6), min_size=1, max_size=
 WIN_PARTS = st.lists(PART, min_size=1, max_size=6)
 
 
+def _plan_check(cp: str, source: str) -> None:
+    """The submission's check of a finished plan, on a plan holding one file at ``cp``."""
+    src = Path(source)
+    check_paths(PackPlan(main_blend=src, project_root=src.parent, blend_checkout_path=cp,
+                         files=[PlanFile(src, cp, 1, src)]))
+
+
 def _gates(cp: str, source: str) -> None:
     """Every gate agrees the path is safe, and joined under a checkout it stays there."""
     assert is_safe_checkout_path(cp), repr(cp)
     assert not file_path_leaves_checkout(cp), repr(cp)  # the server's own rule
-    _check_checkout_path(cp, Path(source))  # the pipeline's plan check
+    _plan_check(cp, source)  # the submission's plan check
     check_file_spec(FileSpec("0" * 64, 1, cp))  # the client's last gate before sending
     assert "\x00" not in cp and "\\" not in cp
     joined = posixpath.normpath(posixpath.join("/jobs/checkout", cp))
@@ -113,7 +122,7 @@ def test_posix_inputs_with_a_hostile_project_root_are_safe_at_every_gate(
 def test_a_hand_made_plan_path_is_refused_unless_every_gate_agrees(cp: str) -> None:
     """A plan not made by ``paths`` (a bug, a hand-edited cache) must still be caught."""
     try:
-        _check_checkout_path(cp, Path("/x"))
+        _plan_check(cp, "/x")
         check_file_spec(FileSpec("0" * 64, 1, cp))
     except (ShamanError, ConfigError):
         return

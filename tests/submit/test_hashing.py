@@ -67,7 +67,6 @@ def test_cache_round_trip_and_key_parts(tmp_path: Path) -> None:
         # Same path, another mtime or size: a miss.
         assert cache.lookup(FileStat(st.path, st.size, st.mtime_ns + 1)) is None
         assert cache.lookup(FileStat(st.path, st.size + 1, st.mtime_ns)) is None
-        assert cache.hits == 1 and cache.misses == 2
 
 
 def test_cache_writes_are_one_transaction(tmp_path: Path) -> None:
@@ -92,7 +91,6 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
     st = _stat(tmp_path, "a.png", b"hello")
     with ChecksumCache(db) as cache:
         assert cache.status == "rebuilt"
-        assert cache.enabled
         cache.put(st, "cd" * 32)
     with ChecksumCache(db) as cache:
         assert cache.status == "ok"
@@ -108,7 +106,7 @@ def test_truncated_cache_is_rebuilt(tmp_path: Path) -> None:
     data = db.read_bytes()
     db.write_bytes(data[: len(data) // 3])
     with ChecksumCache(db) as cache:
-        assert cache.enabled
+        assert cache.status in ("ok", "rebuilt")  # in use: sound, or moved aside and new
         cache.lookup(FileStat("/p/1", 1, 1))
 
 
@@ -129,7 +127,6 @@ def test_locked_cache_is_skipped_without_waiting_and_not_wiped(tmp_path: Path) -
         # timeout=0 inside: this returns at once (a wait would be 5 s by sqlite default).
         cache = ChecksumCache(db)
         assert cache.status == "locked"
-        assert not cache.enabled
         assert cache.lookup(st) is None
         cache.put(st, "11" * 32)
         assert cache.flush() == 0
@@ -175,6 +172,6 @@ def test_forget_drops_an_entry(tmp_path: Path) -> None:
 def test_no_cache_folder_means_no_cache(tmp_path: Path) -> None:
     st = _stat(tmp_path, "a.png", b"hello")
     cache = ChecksumCache(None)
-    assert not cache.enabled and cache.status == "off"
+    assert cache.status == "off"
     assert cache.lookup(st) is None
     cache.close()

@@ -1,21 +1,23 @@
-"""The upload pool's fast lane (shaman_addon.submit.upload_pool): which items it takes, what
-happens to the ones it cannot settle, and that ``wait_idle`` waits for it too.
+"""The upload pool's lanes (shaman_addon.submit.upload_pool): which items they take, how
+far they write ahead, what happens to the ones they cannot settle, and that
+``wait_idle`` waits for them too.
 
 The lane here is a small recording one, not a network: the pool's own behaviour (routing,
-fall-back, waiting, stopping) is what is under test. The lane's real implementation is
-tested with a live server in test_plain_uploads.py and, end to end, by every pipeline
-test against the local Shaman server.
+fall-back, waiting, stopping) is what is under test. The real pipelined connection is
+tested with a live server in tests/shaman, and end to end by every submission test
+against the local Shaman server.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
-from shaman_addon.submit.upload_pool import UploadPool
+from shaman_addon.submit.upload_pool import AheadLimit, UploadPool
 
 GUARD_S = 10  # only a hang guard: every wait below ends on an event
 
@@ -44,14 +46,15 @@ class RecordingLane:
     def accepts(self, item: Item) -> bool:
         return item.small
 
-    def start(self, item: Item) -> None:
+    def write(self, item: Item) -> int:
         if item.fail_start:
             raise OSError("cannot read the file")
         self.started.append(item.name)
         self._written.append(item)
         self.max_written = max(self.max_written, len(self._written))
+        return 1
 
-    def finish(self, item: Item) -> bool:
+    def read(self, item: Item) -> bool:
         assert self.gate.wait(GUARD_S)
         oldest = self._written.popleft()
         assert oldest is item  # answers are read in the order written
@@ -66,7 +69,8 @@ class RecordingLane:
         self.resets += 1
         self._written.clear()
 
-    def broken(self, items: list[Item]) -> None:
+    def broken(self, items: Sequence[Item], error: BaseException) -> None:
+        assert isinstance(error, ConnectionResetError)
         self.broken_items.extend(item.name for item in items)
 
 
@@ -78,7 +82,9 @@ def _pool(lane: RecordingLane) -> tuple[UploadPool[Item], list[str]]:
         with lock:
             ordinary.append(item.name)
 
-    return UploadPool(2, work, name="test-upload", fast=lane), ordinary
+    pool = UploadPool(2, work, name="test-upload", lanes=[lane],
+                      ahead=AheadLimit(requests=lane.depth))
+    return pool, ordinary
 
 
 def test_small_items_go_through_the_lane_large_ones_the_ordinary_way() -> None:
@@ -162,7 +168,7 @@ def test_an_ordinary_worker_failure_is_raised_by_wait_idle() -> None:
     def work(item: Item) -> None:
         raise RuntimeError(f"upload of {item.name} failed")
 
-    pool: UploadPool[Item] = UploadPool(2, work, fast=lane)
+    pool: UploadPool[Item] = UploadPool(2, work, lanes=[lane])
     pool.put(Item("refused", answer="refused"))
     with pytest.raises(RuntimeError, match="upload of refused failed"):
         pool.wait_idle(should_stop=lambda: False)

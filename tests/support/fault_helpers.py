@@ -19,7 +19,7 @@ from typing import Any
 
 from shaman_addon.collect.plan import PackPlan, PlanFile
 from shaman_addon.progress import Phase, ProgressEvent
-from shaman_addon.submit.pipeline import CACHE_FILE_NAME, Submission, SubmitOptions, SubmitResult
+from shaman_addon.submit import CACHE_FILE_NAME, Submission, SubmitOptions, SubmitResult
 
 SAFETY_S = 120.0  # only a guard against a hang, never a pass/fail threshold
 

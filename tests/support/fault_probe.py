@@ -26,7 +26,7 @@ import requests  # noqa: E402, F401
 
 from shaman_addon import collect as _collect  # noqa: E402, F401
 from shaman_addon.errors import ShamanError  # noqa: E402
-from shaman_addon.submit.pipeline import Submission, SubmitOptions  # noqa: E402
+from shaman_addon.submit import Submission, SubmitOptions  # noqa: E402
 
 
 def status_kib(field: str) -> int:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from shaman_addon.collect.plan import PackPlan, PlanFile
 from shaman_addon.errors import ShamanError
-from shaman_addon.submit.pipeline import Submission, SubmitOptions
+from shaman_addon.submit import Submission, SubmitOptions
 
 
 def plan_for(root: Path) -> PackPlan:

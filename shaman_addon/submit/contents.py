@@ -1,0 +1,174 @@
+"""What one submission knows about its files and contents, shared by its threads.
+
+``Contents`` holds every file by its checkout path with the stat it was hashed at and
+its checksum, and which files hold each content (Shaman answers per content, not per
+file). ``UploadLedger`` records what happened to each content this run: asked about,
+queued, stored, sent by us; it decides what the progress bar counts as upload work
+(once per content) and when asking about the whole list again would only repeat what
+is known.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..collect.plan import PlanFile
+from ..shaman.client import FileSpec
+from .checksums import FileStat
+
+Key = tuple[str, int]
+"""A content as Shaman names it: (SHA-256, size)."""
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One file of the submission. Replaced (not changed) when the collector hands in
+    another file for the same checkout path, so work begun for the old one is known to
+    be stale by identity."""
+
+    file: PlanFile
+    stat: FileStat
+    spec: FileSpec | None = None
+
+
+class Contents:
+    """Every file by checkout path, and the files holding each content (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, Entry] = {}
+        self._holders: dict[Key, list[Entry]] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def add(self, file: PlanFile, stat: FileStat) -> Entry:
+        """Take a file in; one already there for its checkout path is replaced."""
+        entry = Entry(file, stat)
+        with self._lock:
+            old = self._entries.get(file.checkout_path)
+            if old is not None:
+                self._unhold(old)
+            self._entries[file.checkout_path] = entry
+        return entry
+
+    def is_current(self, entry: Entry) -> bool:
+        with self._lock:
+            return self._entries.get(entry.file.checkout_path) is entry
+
+    def current(self, file: PlanFile) -> Entry | None:
+        """The entry of exactly this ``PlanFile`` object, if it is the one held."""
+        with self._lock:
+            entry = self._entries.get(file.checkout_path)
+        return entry if entry is not None and entry.file is file else None
+
+    def set_checksum(self, entry: Entry, sha: str, size: int, stat: FileStat) -> FileSpec:
+        """Record ``entry``'s checksum of ``size`` bytes, hashed when the file was as
+        ``stat`` says, keeping the content index in step."""
+        spec = FileSpec(sha, size, entry.file.checkout_path)
+        with self._lock:
+            self._unhold(entry)
+            entry.stat = stat
+            entry.spec = spec
+            self._holders.setdefault((sha, size), []).append(entry)
+        return spec
+
+    def _unhold(self, entry: Entry) -> None:
+        if entry.spec is None:
+            return
+        holders = self._holders.get((entry.spec.sha, entry.spec.size), [])
+        if entry in holders:
+            holders.remove(entry)
+
+    def retain(self, paths: set[str]) -> None:
+        """Forget files that are not in the finished plan (they vanished meanwhile)."""
+        with self._lock:
+            for path in [p for p in self._entries if p not in paths]:
+                self._unhold(self._entries.pop(path))
+
+    def specs(self, files: Sequence[PlanFile]) -> list[FileSpec]:
+        """The checksums of ``files``, in that order (every one must be known)."""
+        with self._lock:
+            out = [self._entries[f.checkout_path].spec for f in files]
+        assert all(spec is not None for spec in out), "a checksum is missing"
+        return [spec for spec in out if spec is not None]
+
+    def sources_for(self, key: Key) -> list[Path]:
+        """The local files holding content ``key`` (each once)."""
+        with self._lock:
+            sources = [entry.file.source for entry in self._holders.get(key, ())]
+        return list(dict.fromkeys(sources))
+
+    def entries_of(self, source: Path) -> list[Entry]:
+        """Every current entry read from ``source`` (one file can land at several paths)."""
+        with self._lock:
+            return [e for e in self._entries.values() if e.file.source == source]
+
+    def held_keys(self) -> set[Key]:
+        """The contents some current file holds."""
+        with self._lock:
+            return {key for key, holders in self._holders.items() if holders}
+
+    def original_of(self, source: Path) -> Path:
+        """The artist's file behind ``source`` (itself unless it is a rewritten copy)."""
+        with self._lock:
+            for entry in self._entries.values():
+                if entry.file.source == source:
+                    return entry.file.original
+        return source
+
+
+class UploadLedger:
+    """What happened to each content this run (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: set[Key] = set()  # named in a requirements call this run
+        self._queued: set[Key] = set()  # given to the upload threads
+        self._counted: set[Key] = set()  # counted as upload work on the progress bar
+        self._finished: set[Key] = set()  # on the server now
+        self._sent: dict[Key, str] = {}  # stored by our own upload: key -> a name
+
+    def asked(self, keys: Iterable[Key]) -> None:
+        with self._lock:
+            self._asked.update(keys)
+
+    def queue(self, key: Key, *, only_new: bool) -> bool:
+        """Mark ``key`` as queued; False (nothing marked) when ``only_new`` and it was."""
+        with self._lock:
+            if only_new and key in self._queued:
+                return False
+            self._queued.add(key)
+            return True
+
+    def count_work(self, key: Key) -> bool:
+        """True the first time a content needs sending (again only after it was done):
+        the bar's upload total counts it once."""
+        with self._lock:
+            fresh = key not in self._counted or key in self._finished
+            self._counted.add(key)
+            self._finished.discard(key)
+        return fresh
+
+    def finish(self, key: Key, name: str, *, sent_by_us: bool) -> None:
+        with self._lock:
+            self._finished.add(key)
+            if sent_by_us:
+                self._sent[key] = name
+
+    def all_confirmed(self, held: set[Key]) -> bool:
+        """Every held content was in a requirements batch, and every one the server asked
+        for is stored (our upload answered 200, or its status said so): asking about
+        the whole list once more would only repeat that. The checkout still checks, and
+        a blob lost in between is sent again."""
+        with self._lock:
+            return held <= self._asked and self._queued <= self._finished
+
+    def sent(self) -> dict[Key, str]:
+        """The contents our own uploads stored, with a checkout path that holds each."""
+        with self._lock:
+            return dict(self._sent)

@@ -1,0 +1,60 @@
+"""The messages the collecting and hashing threads send to the submission's main thread.
+
+One inbox, typed messages: the main thread is the only one that decides what to ask the
+server and what to upload, so the stages never call each other; they report here.
+"""
+
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass
+
+from ..collect.plan import PackPlan, PlanFile
+from .checksums import FileStat
+from .contents import Entry
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    """A dependency the collector placed, with its stat and its cached checksum (both
+    taken on the collector's thread, one cache query per batch)."""
+
+    file: PlanFile
+    stat: FileStat
+    cached_sha: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FilesFound:
+    files: tuple[FoundFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReady:
+    """The collector is done: the plan holds every file (the .blend files too)."""
+
+    plan: PackPlan
+
+
+@dataclass(frozen=True, slots=True)
+class HashResult:
+    entry: Entry
+    stat: FileStat  # as the file was while it was read
+    sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hashed:
+    results: tuple[HashResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StageFailed:
+    """A stage's thread ended with an error; the main thread raises it."""
+
+    stage: str
+    error: BaseException
+
+
+Message = FilesFound | PlanReady | Hashed | StageFailed
+Inbox = queue.SimpleQueue[Message]
