@@ -83,44 +83,18 @@ class ProgressView:
             setattr(target, f.name, getattr(self, f.name))
 
 
-@dataclass(frozen=True)
-class TickReport:
-    """One modal tick: the event applied (if any), and the first and last reading of
-    ``clock`` it made (no extra readings, so ``elapsed`` is the drain's own view)."""
-
-    applied: ProgressEvent | None
-    started: float
-    finished: float
-
-    @property
-    def elapsed(self) -> float:
-        return self.finished - self.started
-
-
 def tick(
     events: queue.SimpleQueue[ProgressEvent],
     target: Any,
     *,
     budget_s: float = DEFAULT_TICK_BUDGET_S,
     clock: Callable[[], float] = time.perf_counter,
-) -> TickReport:
-    """Everything ``modal()`` does with progress per timer tick.
+) -> ProgressEvent | None:
+    """Everything ``modal()`` does with progress per timer tick; the event applied, if any.
 
     Drains the queue within ``budget_s`` and copies only the newest snapshot's view onto
     ``target``: each event is a full snapshot, so skipping older ones loses nothing.
     """
-    reads: list[float] = []  # [first, last]
-
-    def watched() -> float:
-        now = clock()
-        if reads:
-            reads[1:] = [now]
-        else:
-            reads.append(now)
-        return now
-
-    applied = drain(
-        events, lambda ev: ProgressView.of(ev).apply_to(target), budget_s=budget_s, clock=watched
+    return drain(
+        events, lambda ev: ProgressView.of(ev).apply_to(target), budget_s=budget_s, clock=clock
     )
-    first = reads[0] if reads else 0.0
-    return TickReport(applied=applied, started=first, finished=reads[-1] if reads else first)

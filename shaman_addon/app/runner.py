@@ -38,20 +38,12 @@ class Outcome:
     error: BaseException | None = None
 
     @property
-    def ok(self) -> bool:
-        return self.result is not None and self.error is None
-
-    @property
     def cancelled(self) -> bool:
         return isinstance(self.error, Cancelled)
 
     @property
     def exit_code(self) -> int:
         return exit_code_for(self.error)
-
-    @property
-    def error_type(self) -> str:
-        return type(self.error).__name__ if self.error is not None else ""
 
     @property
     def message(self) -> str:

@@ -58,7 +58,7 @@ def poll(state: Any, job: jobs.SubmitJob, *, budget_s: float = DEFAULT_TICK_BUDG
     if not job.done.is_set():
         return False
     # The worker is done: whatever is still queued is old except the final event.
-    while tick(job.events, state, budget_s=budget_s).applied is not None:
+    while tick(job.events, state, budget_s=budget_s) is not None:
         pass
     return True
 
@@ -97,7 +97,7 @@ def run_headless(job: jobs.SubmitJob, state: Any) -> Outcome:
     said = [""]
 
     def on_tick(finished: bool) -> None:
-        while tick(job.events, view).applied is not None and finished:
+        while tick(job.events, view) is not None and finished:
             pass
         if view.status_line and view.status_line != said[0]:
             said[0] = view.status_line
