@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .units import format_bytes_of, format_count, format_duration, format_rate
+
 # Hashing and uploading fill the bar up to here, by bytes; the checkout takes the rest.
 _CHECKOUT_START = 0.95
 
@@ -35,21 +37,6 @@ class Phase(enum.StrEnum):
     @property
     def is_final(self) -> bool:
         return self in (Phase.DONE, Phase.FAILED, Phase.CANCELLED)
-
-
-def _mb(nbytes: float) -> str:
-    return f"{nbytes / 1e6:,.1f}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 @dataclass(frozen=True)
@@ -106,7 +93,7 @@ class ProgressEvent:
             label = "Failed" if phase is Phase.FAILED else "Cancelled"
             return f"{label}: {self.message}" if self.message else label
         if phase is Phase.DONE:
-            return self.message or f"Done: {self.files_total:,} files"
+            return self.message or f"Done: {format_count(self.files_total)} files"
         if phase in (Phase.COLLECTING, Phase.CHECKING, Phase.CHECKING_OUT):
             words = {
                 Phase.COLLECTING: "Collecting dependencies",
@@ -116,19 +103,17 @@ class ProgressEvent:
             extra = self.message or self.current_file
             return f"{words}: {extra}" if extra else words
         if phase is Phase.HASHING:
-            parts = [
-                f"Hashing {self.files_done:,}/{self.files_total:,} files",
-                f"{_mb(self.hash_bytes_done)}/{_mb(self.hash_bytes_total)} MB",
-            ]
+            verb, done, total = "Hashing", self.hash_bytes_done, self.hash_bytes_total
         else:
-            parts = [
-                f"Uploading {self.files_done:,}/{self.files_total:,} files",
-                f"{_mb(self.upload_bytes_done)}/{_mb(self.upload_bytes_total)} MB",
-            ]
+            verb, done, total = "Uploading", self.upload_bytes_done, self.upload_bytes_total
+        parts = [
+            f"{verb} {format_count(self.files_done)}/{format_count(self.files_total)} files",
+            format_bytes_of(done, total),
+        ]
         if self.speed_bps > 0:
-            parts.append(f"{_mb(self.speed_bps)} MB/s")
+            parts.append(format_rate(self.speed_bps))
         if self.eta_s is not None:
-            parts.append(f"ETA {_duration(self.eta_s)}")
+            parts.append(f"ETA {format_duration(max(0.0, self.eta_s))}")
         return ", ".join(parts)
 
 
@@ -238,7 +223,6 @@ class ProgressTracker:
         self._phase_seconds: dict[str, float] = {}
         self._hash_rate = _Rate()
         self._upload_rate = _Rate()
-        self.emitted = 0
 
     # -- what the pipeline reports -----------------------------------------------------
     def set_phase(self, phase: Phase, message: str = "", *, current_file: str = "") -> None:
@@ -375,4 +359,3 @@ class ProgressTracker:
             return
         self._last_emit = now
         self._events.put(self._snapshot_locked(now))
-        self.emitted += 1

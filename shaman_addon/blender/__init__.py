@@ -20,7 +20,7 @@ _registered = False
 def register(package: str) -> None:
     """Register everything; ``package`` is the extension's ``__package__`` (prefs id)."""
     global _registered
-    from . import handlers, operators, panels, preferences, properties
+    from . import handlers, operators, panels, preferences, prepare, properties
 
     preferences.set_package(package)
     preferences.register()
@@ -30,7 +30,7 @@ def register(package: str) -> None:
     handlers.register()
     _registered = True
     try:
-        removed = operators.ledger().cleanup_leftovers()
+        removed = prepare.ledger().cleanup_leftovers()
     except OSError as exc:  # a start must never fail over a leftover file
         log.warning("could not clean up temporary copies left by a crash: %s", exc)
     else:

@@ -105,7 +105,7 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
             _path_row(box, "Checkout", state.checkout_path)
             _path_row(box, "Workers open", state.worker_path)
             box.label(text=f"Uploaded: {state.uploaded_text}")
-            box.label(text=f"Already stored: {state.stored_text}")
+            box.label(text=f"Already on the server: {state.stored_text}")
         for warning in state.warnings_text.splitlines():
             _wrapped(box, warning, icon="ERROR")
         if len(state.missing):

@@ -3,21 +3,24 @@
 ``bl_idname`` must equal the extension's ``__package__``, which is only known when
 Blender calls ``register``; ``register(package)`` sets it before registering the class.
 The server URL defaults to ``$SHAMAN_SERVER_URL`` so a studio can deploy it once.
+``read`` hands the values on as the application layer's plain ``Settings``.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..app.settings import (
+    DEFAULT_JOBS,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    Settings,
+    environment_server_url,
+)
 from ..submit.checkout_name import DEFAULT_TEMPLATE, PLACEHOLDERS
-
-ENV_SERVER_URL = "SHAMAN_SERVER_URL"
 
 
 class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender naming)
@@ -29,7 +32,7 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
         name="Server URL",
         description="Base URL of the Flamenco Manager whose Shaman receives the files, "
         "e.g. http://flamenco:8080",
-        default=os.environ.get(ENV_SERVER_URL, ""),
+        default=environment_server_url(),
     )
     checkout_template: StringProperty(  # type: ignore[valid-type]
         name="Checkout path",
@@ -40,7 +43,7 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
     jobs: IntProperty(  # type: ignore[valid-type]
         name="Parallel uploads",
         description="How many files are hashed and uploaded at the same time",
-        default=4,
+        default=DEFAULT_JOBS,
         min=1,
         max=32,
     )
@@ -72,7 +75,7 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
     request_timeout: FloatProperty(  # type: ignore[valid-type]
         name="Request timeout",
         description="Seconds to wait for the server's answer to one request",
-        default=60.0,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
         min=1.0,
         max=3600.0,
         subtype="TIME_ABSOLUTE",
@@ -101,18 +104,6 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
         layout.prop(self, "request_timeout")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The preferences as plain values, read once on the main thread."""
-
-    server_url: str = ""
-    checkout_template: str = DEFAULT_TEMPLATE
-    jobs: int = 4
-    project_root: Path | None = None
-    fail_on_missing: bool = False
-    request_timeout: float = 60.0
-
-
 _package = ""
 
 
@@ -137,9 +128,10 @@ def get(context: Any = None) -> Any:
 
 
 def read(context: Any = None) -> Settings:
+    """The preferences as plain values (the environment's server while not enabled)."""
     prefs = get(context)
     if prefs is None:
-        return Settings(server_url=os.environ.get(ENV_SERVER_URL, ""))
+        return Settings(server_url=environment_server_url())
     root: Path | None = None
     if prefs.project_root_mode == "FOLDER" and prefs.project_root.strip():
         root = Path(bpy.path.abspath(prefs.project_root.strip()))

@@ -1,12 +1,16 @@
 """Property groups: the live state of a submission as the panel shows it.
 
 Registered on the window manager (``bpy.types.WindowManager.shaman``): it belongs to the
-session, not to the artist's scene. Byte counts are kept as text because Blender's
-IntProperty is 32-bit. The main thread is the only writer; the worker never touches it.
+session, not to the artist's scene. The progress properties are made from the fields of
+``app.progress_view.ProgressView`` (the one declaration of what the UI shows of a
+progress event); the result properties hold a ``present.ResultView``. The main thread is
+the only writer; the worker never touches it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import bpy
@@ -19,7 +23,20 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..app.ui_state import ProgressView
+from ..app.present import ResultView
+from ..app.progress_view import ProgressView
+
+_PROPERTY_FOR: dict[type, Callable[..., Any]] = {
+    str: StringProperty, int: IntProperty, float: FloatProperty, bool: BoolProperty,
+}
+
+
+def progress_properties() -> dict[str, Any]:
+    """A bpy property for each ``ProgressView`` field: its type from the field's default,
+    its options from the field's metadata."""
+    return {
+        f.name: _PROPERTY_FOR[type(f.default)](**dict(f.metadata)) for f in fields(ProgressView)
+    }
 
 
 class SHAMAN_PG_missing(bpy.types.PropertyGroup):  # noqa: N801 (Blender naming)
@@ -30,24 +47,13 @@ class SHAMAN_PG_missing(bpy.types.PropertyGroup):  # noqa: N801 (Blender naming)
 
 
 class SHAMAN_PG_state(bpy.types.PropertyGroup):  # noqa: N801 (Blender naming)
-    """What the Shaman panel shows: live progress, then the last result."""
+    """What the Shaman panel shows: live progress, then the last result.
 
-    # live progress (ui_state.progress_fields fills exactly these)
+    The progress properties (``ProgressView``'s fields) are added below the class.
+    """
+
     running: BoolProperty(name="Running", default=False)  # type: ignore[valid-type]
     cancel_requested: BoolProperty(default=False)  # type: ignore[valid-type]
-    phase: StringProperty(name="Phase")  # type: ignore[valid-type]
-    fraction: FloatProperty(  # type: ignore[valid-type]
-        name="Progress", min=0.0, max=1.0, subtype="FACTOR"
-    )
-    files_done: IntProperty(name="Files done", min=0)  # type: ignore[valid-type]
-    files_total: IntProperty(name="Files", min=0)  # type: ignore[valid-type]
-    bytes_text: StringProperty()  # type: ignore[valid-type]
-    speed_text: StringProperty()  # type: ignore[valid-type]
-    eta_text: StringProperty()  # type: ignore[valid-type]
-    current_file: StringProperty()  # type: ignore[valid-type]
-    bar_text: StringProperty()  # type: ignore[valid-type]
-    status_line: StringProperty()  # type: ignore[valid-type]
-    message: StringProperty()  # type: ignore[valid-type]
 
     # the last result (dry run or submission)
     has_result: BoolProperty(default=False)  # type: ignore[valid-type]
@@ -71,14 +77,12 @@ class SHAMAN_PG_state(bpy.types.PropertyGroup):  # noqa: N801 (Blender naming)
     server_check_running: BoolProperty(default=False)  # type: ignore[valid-type]
 
 
-PROGRESS_NAMES = tuple(ProgressView.__dataclass_fields__)
+SHAMAN_PG_state.__annotations__.update(progress_properties())
 
 
 def reset_progress(state: Any) -> None:
     """Blank the live part before a new submission."""
-    blank = ProgressView()
-    for name in PROGRESS_NAMES:
-        setattr(state, name, getattr(blank, name))
+    ProgressView().apply_to(state)
 
 
 def reset_result(state: Any) -> None:
@@ -96,19 +100,19 @@ def reset_result(state: Any) -> None:
     state.show_missing = False
 
 
-def store_result(state: Any, fields: dict[str, Any]) -> None:
-    """Copy ``ui_state.result_fields`` output onto the property group."""
+def store_result(state: Any, view: ResultView) -> None:
+    """Copy a result's view onto the property group."""
     reset_result(state)
     state.has_result = True
     state.result_ok = True
-    state.result_dry_run = fields["dry_run"]
-    state.checkout_path = fields["checkout_path"]
-    state.worker_path = fields["worker_path"]
-    state.total_text = fields["total_text"]
-    state.uploaded_text = fields["uploaded_text"]
-    state.stored_text = fields["stored_text"]
-    state.warnings_text = "\n".join(fields["warnings"])
-    for row in fields["missing"]:
+    state.result_dry_run = view.dry_run
+    state.checkout_path = view.checkout_path
+    state.worker_path = view.worker_path
+    state.total_text = view.total_text
+    state.uploaded_text = view.uploaded_text
+    state.stored_text = view.stored_text
+    state.warnings_text = "\n".join(view.warnings)
+    for row in view.missing:
         item = state.missing.add()
         item.path = row.path
         item.referenced_by = row.referenced_by

@@ -13,9 +13,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..app.exit_codes import EXIT_MISSING, EXIT_OK
+from ..app.present import missing_lines
+from ..units import format_bytes, format_files
+
+if TYPE_CHECKING:
+    from ..collect.plan import PackPlan
 
 
 def add_parser(subparsers: Any) -> None:
@@ -59,16 +64,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def _print_table(plan: Any) -> None:
+def _print_table(plan: PackPlan) -> None:
     out = sys.stdout
     out.write(f"main file:    {plan.main_blend}\n")
     out.write(f"project root: {plan.project_root}\n")
@@ -78,19 +74,15 @@ def _print_table(plan: Any) -> None:
         flags = ("R" if f.rewritten else "-") + (
             "O" if f.checkout_path.startswith("_outside_project/") else "-"
         )
-        out.write(f"{_human(f.size):>10}  {flags:5}  {f.checkout_path}  <-  {f.original}\n")
+        out.write(f"{format_bytes(f.size):>10}  {flags:5}  {f.checkout_path}  <-  {f.original}\n")
     out.write("\nFLAGS: R = a rewritten copy is sent, O = outside the project root\n")
     if plan.missing:
-        out.write(f"\nMISSING ({len(plan.missing)}):\n")
-        for m in plan.missing:
-            out.write(f"  {m.path}\n")
-            for ref in m.referenced_by:
-                out.write(f"      used by {ref}\n")
+        out.write("\n" + "".join(f"{line}\n" for line in missing_lines(plan.missing)))
     if plan.warnings:
         out.write(f"\nWARNINGS ({len(plan.warnings)}):\n")
         for w in plan.warnings:
             out.write(f"  {w}\n")
     out.write(
-        f"\n{len(plan.files)} files, {_human(plan.total_bytes)}, "
+        f"\n{format_files(len(plan.files), plan.total_bytes)}, "
         f"{len(plan.missing)} missing, {len(plan.outside_project)} outside the project\n"
     )

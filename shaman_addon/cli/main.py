@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..app.exit_codes import EXIT_CANCELLED, exit_code_for
+from ..app.exit_codes import exit_code_for
+from ..app.present import error_line
 from ..errors import ShamanError
 from . import check, deps, submit
 
@@ -38,9 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except ShamanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ShamanError, KeyboardInterrupt) as exc:
+        print(error_line(exc), file=sys.stderr)
         return exit_code_for(exc)
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return EXIT_CANCELLED

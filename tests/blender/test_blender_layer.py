@@ -371,3 +371,34 @@ def test_headless_submit_exit_codes(
     }), user_dir=user_dir)
     assert bad.returncode == 1, bad.explain()
     assert "RuntimeError" in bad.stderr and down.split("//")[1] in bad.stderr
+
+
+def test_the_command_line_and_headless_blender_print_the_same_result(
+    production: dict[str, Any], shaman_server: Any, user_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from blender_scripts.runner import REPO
+
+    blend = production["main"]
+    env = {k: v for k, v in os.environ.items() if k != "SHAMAN_SERVER_URL"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    cli = subprocess.run(
+        [sys.executable, "-m", "shaman_addon", "submit", blend, "--server", shaman_server.url,
+         "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr
+    cli_lines = cli.stdout.splitlines()
+    assert cli_lines[0].startswith("Dry run: ") and "Would upload" in cli_lines[0]
+    headless = run_bpy("scenario.py", "headless", json.dumps({
+        "blend": blend, "expr": "import bpy; bpy.ops.shaman.submit(dry_run=True)",
+        "prefs": {"server_url": shaman_server.url},
+    }), user_dir=user_dir)
+    assert headless.returncode == 0, headless.explain()
+    said = [ln.removeprefix("shaman: ") for ln in headless.stdout.splitlines()
+            if ln.startswith("shaman: ")]
+    assert said[-len(cli_lines):] == cli_lines
+    assert headless.result is not None
+    assert headless.result["state"]["total_text"] in cli_lines[0]

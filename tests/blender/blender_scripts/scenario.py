@@ -9,6 +9,7 @@ tests assert on what really happened (files on disk, the property group, reports
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -45,8 +46,9 @@ def ext() -> Any:
 
     return {
         name: importlib.import_module(f"{base.__name__}.{name}")
-        for name in ("blender.operators", "blender.job", "blender.tempcopies", "app.ui_state",
-                     "progress", "blender.properties", "blender.preferences")
+        for name in ("blender.prepare", "blender.submit_ops", "blender.job",
+                     "blender.tempcopies", "app.progress_view", "progress", "blender.properties",
+                     "blender.preferences")
     }
 
 
@@ -77,7 +79,7 @@ def hidden_files(folder: Path) -> list[str]:
 
 def ledger_lines() -> list[str]:
     mods = ext()
-    path = mods["blender.operators"].ledger().path
+    path = mods["blender.prepare"].ledger().path
     return path.read_text().splitlines() if path.exists() else []
 
 
@@ -144,7 +146,7 @@ def sc_policy(args: dict[str, Any]) -> dict[str, Any]:
     """Online access off/on: which URLs the layer accepts (no request is sent)."""
     link_extension()
     mods = ext()
-    ops = mods["blender.operators"]
+    prepare = mods["blender.prepare"]
     settings = mods["blender.preferences"].read()
     out: dict[str, Any] = {"app_online_access": {}, "decisions": {}}
     for online in (False, True):
@@ -152,7 +154,7 @@ def sc_policy(args: dict[str, Any]) -> dict[str, Any]:
         out["app_online_access"][str(online)] = bool(bpy.app.online_access)
         for url in args["urls"]:
             try:
-                ops.resolve_server_url(url, settings)
+                prepare.resolve_server_url(url, settings)
             except Exception as exc:
                 out["decisions"][f"{online}|{url}"] = {"allowed": False, "error": str(exc),
                                                       "type": type(exc).__name__}
@@ -168,8 +170,8 @@ def sc_policy(args: dict[str, Any]) -> dict[str, Any]:
 def _start_ui_job(args: dict[str, Any]) -> tuple[Any, Any]:
     """What invoke() does, minus the event loop (background mode has none)."""
     mods = ext()
-    ops = mods["blender.operators"]
-    job, _warnings = ops.prepare_job(
+    ops = mods["blender.submit_ops"]
+    job, _warnings = mods["blender.prepare"].prepare_job(
         bpy.context, server_url=args.get("server_url", ""), background=False
     )
     ops.begin(state(), job)
@@ -215,8 +217,8 @@ def sc_cancel(args: dict[str, Any]) -> dict[str, Any]:
         "second_submit": second,
         "cancel_ret": cancel_ret,
         "cancel_seconds": time.monotonic() - t0,
-        "outcome": {"ok": outcome.ok, "cancelled": outcome.cancelled, "error": outcome.error,
-                    "error_type": outcome.error_type},
+        "outcome": {"ok": outcome.error is None, "cancelled": outcome.cancelled,
+                    "error": outcome.message, "error_type": type(outcome.error).__name__},
         "state": state_dict(),
         "hidden_after": hidden_files(blend.parent),
         "ledger": ledger_lines(),
@@ -246,7 +248,7 @@ def sc_load_cancels(args: dict[str, Any]) -> dict[str, Any]:
         "reached_uploading": reached,
         "temp_during": temp_during,
         "finished": finished,
-        "outcome": {"cancelled": job.outcome.cancelled, "error": job.outcome.error},
+        "outcome": {"cancelled": job.outcome.cancelled, "error": job.outcome.message},
         "hidden_after": hidden_files(blend.parent),
         "ledger": ledger_lines(),
         "handlers": our_handlers(),
@@ -273,7 +275,7 @@ def sc_unregister_running(args: dict[str, Any]) -> dict[str, Any]:
         "handlers_before": handlers_before,
         "handlers_after": our_handlers(),
         "job_done": job.done.is_set(),
-        "outcome_cancelled": bool(job.outcome and job.outcome.cancelled),
+        "outcome_cancelled": job.done.is_set() and job.outcome.cancelled,
         "timer": job.timer is not None,
         "threads": shaman_threads(),
         "wm_has_state": hasattr(bpy.types.WindowManager, "shaman"),
@@ -291,7 +293,7 @@ def sc_drain(args: dict[str, Any]) -> dict[str, Any]:
     """10,000 queued events into the REAL property group through the tick function."""
     link_extension()
     mods = ext()
-    progress, ui_state = mods["progress"], mods["app.ui_state"]
+    progress, progress_view = mods["progress"], mods["app.progress_view"]
     q: queue.SimpleQueue = queue.SimpleQueue()
     n = int(args.get("events", 10_000))
     total = 5_000_000_000  # > 2**31: byte counts must survive the 32-bit IntProperty
@@ -315,21 +317,28 @@ def sc_drain(args: dict[str, Any]) -> dict[str, Any]:
         return now[0]
 
     st = state()
-    reports = []
+    reports = []  # (the event applied, the time the tick took by the clock)
+    reads: list[float] = []  # the clock's readings in the current tick
+
+    def watched() -> float:
+        reads.append(clock())
+        return reads[-1]
+
     while True:
-        rep = ui_state.tick(q, st, budget_s=budget, clock=clock)
-        if rep.applied is None:
+        reads.clear()
+        applied = progress_view.tick(q, st, budget_s=budget, clock=watched)
+        if applied is None:
             break
-        reports.append(rep)
-    expected = ui_state.progress_fields(events[-1])
+        reports.append((applied, reads[-1] - reads[0]))
+    expected = dataclasses.asdict(progress_view.ProgressView.of(events[-1]))
     actual = {k: getattr(st, k) for k in expected}
     return {
         "ticks": len(reports),
-        "max_elapsed": max(r.elapsed for r in reports),
+        "max_elapsed": max(elapsed for _applied, elapsed in reports),
         "budget": budget,
         "expected": expected,
         "actual": actual,
-        "last_applied_is_last": reports[-1].applied == events[-1],
+        "last_applied_is_last": reports[-1][0] == events[-1],
     }
 
 
@@ -363,7 +372,7 @@ def sc_leftovers(args: dict[str, Any]) -> dict[str, Any]:
 
     link_extension()  # first start: creates the ledger's folder
     mods = ext()
-    ledger = mods["blender.operators"].ledger()
+    ledger = mods["blender.prepare"].ledger()
     addon_utils.disable(MODULE, default_set=True)
     for line in args["ledger"]:
         ledger.add(Path(line))
