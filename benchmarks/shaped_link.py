@@ -16,7 +16,7 @@ FIN and RST travel behind the data sent before them. Not modelled: loss, jitter,
 windows and slow start. More in benchmarks/README.md.
 
 ``Link`` holds the scheduling, pure, on an injected clock. Timers run on ``select()``
-(microseconds; ``epoll`` rounds up to whole milliseconds, twice ``lan``'s one-way delay).
+(microseconds; ``epoll`` rounds up to whole milliseconds, 4x ``lan``'s one-way delay).
 """
 
 from __future__ import annotations
