@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))  # shaman_addon, for the in-process drain t
 
 import bench_data  # noqa: E402
 import bench_run  # noqa: E402
+import bench_shaped  # noqa: E402
 from bench_server import Counts, Server  # noqa: E402
 
 log = logging.getLogger("bench")
@@ -37,6 +38,7 @@ log = logging.getLogger("bench")
 MB = 1e6
 GIB = 1 << 30
 DEFAULT_RESULTS = HERE / "RESULTS.md"
+SHAPED_RESULTS = HERE / "RESULTS-shaped.md"  # --shaped alone
 
 
 @dataclass
@@ -323,7 +325,8 @@ class Bench:
         lines = [
             "# Benchmark results (issue 7)",
             "",
-            f"Written by `bash scripts/bench.sh{' --quick' if a.quick else ''}` on "
+            f"Written by `bash scripts/bench.sh{' --quick' if a.quick else ''}"
+            f"{' --shaped' if a.shaped else ''}` on "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}, "
             f"server: {'external ' + a.server if a.server else 'local test server'}"
@@ -336,7 +339,10 @@ class Bench:
             "too); medians of several runs where noted below. `× floor` is the time over the "
             "reference floor's on the same files in this run (for the unchanged, changed "
             "and tracing rows: over the cold 3k floor). Requests and MB sent are counted by "
-            "the server.",
+            "the server. Shaped rows (a `lan` or `remote` link, `benchmarks/shaped_link.py`): "
+            "the floor is the link floor, payload / bandwidth + one RTT; for the tiny files "
+            "the slower of it and the server floor (the reference floor's upload phase, no "
+            "proxy).",
             "",
             table,
             "",
@@ -349,6 +355,8 @@ class Bench:
         if a.results == DEFAULT_RESULTS:  # a run written elsewhere is an experiment
             for readme in (HERE / "README.md", HERE.parent / "README.md"):
                 _fill_markers(readme, f"{lines[2]}\n\n{table}")
+        elif a.results == SHAPED_RESULTS:
+            _fill_markers(HERE / "README.md", f"{lines[2]}\n\n{table}", "shaped")
 
 
     def run(self) -> int:
@@ -357,12 +365,15 @@ class Bench:
         a = self.args
         try:
             self.main_prod = self.production(a.files, int(a.total_mb * MB))
-            self.modal_tick()
-            cold3k, floor3k = self.main_cases(self.main_prod)
-            if a.big_gib:
-                self.big_file()
-            if a.scale_files:
-                self.scaling(a.files, int(a.total_mb * MB), cold3k, floor3k)
+            if not a.shaped:
+                self.modal_tick()
+                cold3k, floor3k = self.main_cases(self.main_prod)
+                if a.big_gib:
+                    self.big_file()
+                if a.scale_files:
+                    self.scaling(a.files, int(a.total_mb * MB), cold3k, floor3k)
+            if not a.no_shaped:
+                bench_shaped.ShapedCases(self, Row).run(self.main_prod)
         finally:
             self.server.stop()
             shutil.rmtree(self.work, ignore_errors=True)
@@ -374,20 +385,18 @@ class Bench:
         return 0 if all(r.ok is not False for r in self.rows) else 1
 
 
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-
-
-def _fill_markers(path: Path, text: str) -> None:
-    """Put the latest table between the bench markers of ``path``, if it has them."""
+def _fill_markers(path: Path, text: str, name: str = "bench") -> None:
+    """Put the latest table between the ``name`` markers of ``path``, if it has them."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     try:
         doc = path.read_text("utf-8")
     except OSError:
         return
-    if START not in doc or END not in doc:
+    if start not in doc or end not in doc:
         return
-    head, rest = doc.rsplit(START, 1)  # the last pair: prose may quote the markers
-    _old, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
+    head, rest = doc.rsplit(start, 1)  # the last pair: prose may quote the markers
+    _old, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}", "utf-8")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -412,10 +421,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where generated productions are kept")
     p.add_argument("--regenerate", action="store_true", help="rebuild cached productions")
     p.add_argument("--python", default="", help="interpreter for the measured processes")
-    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
-                   help="markdown file for the table ('' to skip)")
+    p.add_argument("--shaped", action="store_true",
+                   help="only the shaped-link cases (benchmarks/shaped_link.py); the table "
+                   "goes to benchmarks/RESULTS-shaped.md")
+    p.add_argument("--no-shaped", action="store_true", help="skip the shaped-link cases")
+    p.add_argument("--shaped-cases", default="lan,remote,tiny",
+                   help="which shaped cases: lan, remote (the main production), tiny "
+                   "(10,000 files of 4 KB on remote)")
+    p.add_argument("--shaped-store-dir", type=Path,
+                   default=Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(""),
+                   help="where the local server's stores go in the shaped cases (default "
+                   "/dev/shm: the link, not this machine's disk, is measured; '' = as "
+                   "--store-dir)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="markdown file for the table ('' to skip; default RESULTS.md, "
+                   "RESULTS-shaped.md with --shaped)")
     args = p.parse_args(argv)
-    if args.results == Path(""):
+    if args.shaped and args.no_shaped:
+        p.error("--shaped and --no-shaped exclude each other")
+    if args.results is None:
+        args.results = SHAPED_RESULTS if args.shaped else DEFAULT_RESULTS
+    elif args.results == Path(""):
         args.results = None
     return args
 

@@ -3,7 +3,8 @@
 # the reference floor and every submission case against a local Shaman server in its own
 # process, prints one table and writes benchmarks/RESULTS.md. Assumes .venv/ exists
 # (scripts/setup.sh). Options: --quick (fewer repeats), --server URL --storage DIR,
-# --files N --total-mb MB, --big-gib N, --scale-files 300,3000,30000; see --help.
+# --files N --total-mb MB, --big-gib N, --scale-files 300,3000,30000, --shaped (only the
+# cases through the shaping proxy, benchmarks/shaped_link.py) or --no-shaped; see --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec .venv/bin/python benchmarks/bench.py "$@"
