@@ -251,13 +251,15 @@ class UploadPool(Generic[T]):
         """
         with self._cond:
             while True:
-                stop = self._error is not None or (should_stop is not None and should_stop())
-                if stop:
+                failed = self._error is not None
+                if failed or (should_stop is not None and should_stop()):
+                    # Stopped by the caller, the caller's reason wins over what the
+                    # running items met while being stopped.
                     self._stopped = True
                     self._wake_all_locked()
                     while self._busy or self._lane_busy:
                         self._cond.wait(poll_s)
-                    if self._error is not None:
+                    if failed and self._error is not None:
                         raise self._error
                     return
                 if not self._pending_locked():
