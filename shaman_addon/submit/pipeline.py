@@ -32,8 +32,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import requests
-
 from .. import __version__
 from ..collect.plan import MissingFile, PackPlan, PlanFile
 from ..errors import (
@@ -43,14 +41,17 @@ from ..errors import (
     LocalFileChanged,
     MissingDependencies,
     MissingFilesAtCheckout,
+    RequestNotRead,
     ShamanError,
+    TransportFailure,
     UploadReset,
 )
 from ..progress import Phase, ProgressEvent, ProgressTracker
 from ..shaman.client import (
+    Answer,
     ClientSettings,
     FileSpec,
-    PipedUploads,
+    PipelinedConnection,
     ShamanClient,
     UploadResult,
     redact_url,
@@ -178,8 +179,9 @@ class _Content:
     defers: int = 0
     resets: int = 0
     can_defer: bool = True
-    replay: Any = None  # the fast lane's attempt: an answer, or what broke its connection
-    lane_generation: int = -1  # the fast lane's connection it was written on
+    # A fast lane's attempt, for _upload to take as its first: an answer, or the failure.
+    first_attempt: Answer | TransportFailure | None = None
+    lane_ticket: int = -1  # the fast lane's ticket for reading its answer
 
     @property
     def key(self) -> Key:
@@ -215,48 +217,57 @@ class _Stream:
 
 
 class _PipedLane:
-    """The upload pool's fast lane (``upload_pool.FastLane``): first attempts of small
-    files, pipelined by one thread; what it does not store goes through ``_upload``."""
+    """One of the upload pool's fast lanes (``upload_pool.FastLane``): first attempts of
+    small files, pipelined by one thread; what it does not store goes through ``_upload``."""
 
     depth = 8
 
-    def __init__(self, piped: PipedUploads, on_stored: Callable[[_Content], None]) -> None:
-        self._piped = piped
+    def __init__(self, conn: PipelinedConnection, client: ShamanClient,
+                 on_stored: Callable[[_Content], None]) -> None:
+        self._conn = conn
+        self._client = client
         self._on_stored = on_stored
-        self._broken: requests.RequestException | None = None
+        self._broken: TransportFailure | None = None
 
     def accepts(self, item: _Content) -> bool:
-        return item.defers == 0 and item.resets == 0 and self._piped.fits(item.size)
+        return item.defers == 0 and item.resets == 0 and self._conn.fits(item.size)
 
     def start(self, item: _Content) -> None:
+        request = self._client.upload_request(item.sha, item.size, item.sources[0],
+                                              original_filename=item.name,
+                                              can_defer=item.can_defer)
         try:
-            item.lane_generation = self._piped.start(
-                item.sha, item.size, item.sources[0], original_filename=item.name,
-                can_defer=item.can_defer)
-        except requests.RequestException as exc:  # could not connect
-            item.replay = exc  # counts as _upload's first attempt: no extra connect wait
+            item.lane_ticket = self._conn.write(request, item.sources[0], item.size)
+        except TransportFailure as failure:  # could not connect, or the write failed
+            item.first_attempt = failure  # _upload's first attempt: no extra connect wait
             raise
 
     def finish(self, item: _Content) -> bool:
         try:
-            answer = self._piped.finish(item.lane_generation)
-        except requests.RequestException as exc:
-            self._broken = exc
+            answer = self._conn.read(item.lane_ticket)
+        except RequestNotRead:
+            # Written behind an answer that closed the connection: the server never read
+            # it, so it goes the ordinary way as a first attempt. Those written after it
+            # (on a new connection) are read on as usual.
+            item.first_attempt = None
+            return False
+        except TransportFailure as failure:
+            self._broken = failure
             raise
-        if answer.status_code in (200, 204):
+        if answer.status in (200, 204):
             self._on_stored(item)
             return True
-        item.replay = answer  # _upload takes it as its first attempt's answer
+        item.first_attempt = answer  # _upload takes it as its first attempt's answer
         return False
 
     def reset(self) -> None:
-        self._piped.reset()
+        self._conn.reset()
 
     def broken(self, items: Sequence[_Content]) -> None:
-        error = self._broken or requests.exceptions.ConnectionError("connection lost")
+        failure = self._broken
         self._broken = None  # one failure's error is never handed to the next
         for item in items:
-            item.replay = error  # as if _upload's own first attempt had met it
+            item.first_attempt = failure  # as if _upload's own first attempt had met it
 
 
 def _check_checkout_path(path: str, source: Path) -> None:
@@ -1016,10 +1027,11 @@ class Submission:
             self._raise_if_cancelled()
             if self._pool is None:
                 assert self._client is not None
-                piped = self._client.upload_pipe()
-                lane = _PipedLane(piped, self._stored_by_lane) if piped is not None else None
+                client = self._client
+                lanes = [_PipedLane(conn, client, self._stored_by_lane)
+                         for conn in client.lanes()]
                 self._pool = UploadPool(self.options.jobs, self._upload, name="shaman-upload",
-                                        fast=lane)
+                                        fast=lanes)
             return self._pool
 
     def _stored_by_lane(self, item: _Content) -> None:
@@ -1071,8 +1083,8 @@ class Submission:
         assert client is not None and self._pool is not None
         source = item.sources[0]
         sent = 0
-        replay, item.replay = item.replay, None
-        if replay is not None:
+        first_attempt, item.first_attempt = item.first_attempt, None
+        if first_attempt is not None:
             # The fast lane sent the body and reported nothing: this call takes its
             # answer as its first attempt; count the bytes as sent for now.
             sent = item.size
@@ -1092,7 +1104,7 @@ class Submission:
                 can_defer=item.can_defer,
                 on_bytes=on_bytes,
                 cancel=self.cancel_event,
-                replay=replay,
+                first_attempt=first_attempt,
             )
         except UploadReset:
             self._tracker.uploaded_bytes(-sent)
@@ -1112,10 +1124,9 @@ class Submission:
                 exc.args = (str(exc).replace(str(source), f"{original} (its rewritten copy)"),)
             raise
         if outcome == UploadResult.STORED:
-            # A body read whole in one go is a snapshot checked against the hashed size:
-            # a change after that read is a change after the upload, as for any file.
-            if not client.sends_in_one_piece(item.size) and self._changed_while_sent(
-                    item.key, source):
+            # (A lane's body, read whole in one go, is a snapshot checked against the hashed
+            # size: the lane settles those itself, so a streamed body is checked here.)
+            if self._changed_while_sent(item.key, source):
                 self._tracker.uploaded_bytes(-sent)
                 self._after_mismatch(item, LocalFileChanged(
                     f"{source} changed while it was being uploaded", path=str(source)))

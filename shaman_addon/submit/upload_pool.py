@@ -6,9 +6,9 @@ goes to the BACK of the queue after a short delay while other files go ahead, it
 be added while the pool runs (requirements answers arrive as hashes come in), and
 ``wait_idle`` means "everything put so far, and everything it put back, is finished".
 
-An optional *fast lane* takes the items it accepts (small files to a plain-http server)
-on ONE extra thread that writes several requests ahead on one connection and reads the
-answers in order; whatever it cannot settle goes to the ordinary workers, which send it
+Optional *fast lanes* take the items they accept (small files to a plain-http server),
+each on ONE extra thread that writes several requests ahead on its connection and reads
+the answers in order; whatever it cannot settle goes to the ordinary workers, which send it
 again with all their retries and checks. One thread doing both halves of thousands of
 small uploads has no hand-off per upload between threads.
 """
@@ -59,7 +59,7 @@ class UploadPool(Generic[T]):
     """
 
     def __init__(self, jobs: int, work: Callable[[T], None], *, name: str = "upload",
-                 fast: FastLane[T] | None = None) -> None:
+                 fast: Sequence[FastLane[T]] = ()) -> None:
         self._jobs = max(1, int(jobs))
         self._do = work
         self._name = name
@@ -75,22 +75,25 @@ class UploadPool(Generic[T]):
         self._error: BaseException | None = None
         self._stopped = False
         self._threads: list[threading.Thread] = []
-        self._fast = fast
+        self._fast = list(fast)  # one thread each, all taking from _fast_ready
         self._fast_ready: deque[T] = deque()
-        self._fast_busy = 0  # taken by the fast lane and not settled yet
+        self._fast_busy = 0  # taken by a fast lane and not settled yet
         self._fast_wake = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
-        self._fast_thread: threading.Thread | None = None
+        self._fast_threads: list[threading.Thread] = []
 
     def put(self, item: T, *, delay_s: float = 0.0) -> None:
         """Queue ``item`` at the back; with ``delay_s`` it is not started before then."""
-        fast = self._fast is not None and delay_s <= 0 and self._fast.accepts(item)
+        fast = bool(self._fast) and delay_s <= 0 and self._fast[0].accepts(item)
         with self._cond:
             if fast:
                 self._fast_ready.append(item)
-                if self._fast_thread is None:
-                    self._fast_thread = threading.Thread(
-                        target=self._fast_loop, name=f"{self._name}-fast", daemon=True)
-                    self._fast_thread.start()
+                if not self._fast_threads:
+                    for number, lane in enumerate(self._fast):
+                        thread = threading.Thread(target=self._fast_loop, args=(lane,),
+                                                  name=f"{self._name}-fast-{number}",
+                                                  daemon=True)
+                        self._fast_threads.append(thread)
+                        thread.start()
                 self._fast_wake.notify()
                 return
             if delay_s > 0:
@@ -121,9 +124,7 @@ class UploadPool(Generic[T]):
 
     # -- the fast lane ------------------------------------------------------------------
 
-    def _fast_loop(self) -> None:
-        fast = self._fast
-        assert fast is not None
+    def _fast_loop(self, fast: FastLane[T]) -> None:
         written: deque[T] = deque()  # in the order their answers will come
         while True:
             with self._cond:
@@ -268,5 +269,5 @@ class UploadPool(Generic[T]):
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker threads to leave (after ``stop``)."""
-        for t in [*self._threads, *([self._fast_thread] if self._fast_thread else [])]:
+        for t in [*self._threads, *self._fast_threads]:
             t.join(timeout)

@@ -2,9 +2,9 @@
 happens to the ones it cannot settle, and that ``wait_idle`` waits for it too.
 
 The lane here is a small recording one, not a network: the pool's own behaviour (routing,
-fall-back, waiting, stopping) is what is under test. The lane's real implementation is
-tested with a live server in test_plain_uploads.py and, end to end, by every pipeline
-test against the local Shaman server.
+fall-back, waiting, stopping) is what is under test. The lane's real connection is tested
+against a scripted server in tests/shaman/test_pipelined.py and, end to end, by every
+pipeline test against the local Shaman server.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _pool(lane: RecordingLane) -> tuple[UploadPool[Item], list[str]]:
         with lock:
             ordinary.append(item.name)
 
-    return UploadPool(2, work, name="test-upload", fast=lane), ordinary
+    return UploadPool(2, work, name="test-upload", fast=[lane]), ordinary
 
 
 def test_small_items_go_through_the_lane_large_ones_the_ordinary_way() -> None:
@@ -162,7 +162,7 @@ def test_an_ordinary_worker_failure_is_raised_by_wait_idle() -> None:
     def work(item: Item) -> None:
         raise RuntimeError(f"upload of {item.name} failed")
 
-    pool: UploadPool[Item] = UploadPool(2, work, fast=lane)
+    pool: UploadPool[Item] = UploadPool(2, work, fast=[lane])
     pool.put(Item("refused", answer="refused"))
     with pytest.raises(RuntimeError, match="upload of refused failed"):
         pool.wait_idle(should_stop=lambda: False)
