@@ -7,7 +7,7 @@ as is, the Blender layer shows it in a report, so no traceback reaches the artis
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 
 class ShamanError(Exception):
@@ -181,6 +181,8 @@ class TransportFailure(Exception):
     and nothing else for network trouble; the Shaman client turns them into
     ``ServerUnreachable``, ``ServerTimeout`` or ``UploadReset`` with the URL and the
     setting at fault, and decides from the class whether trying again is safe.
+    ``reason`` is a few lower-case words for the end of a sentence ("connection reset by
+    peer"); the low-level exception it came from is its ``__cause__``.
     """
 
     def __init__(self, reason: str, *, timed_out: bool = False) -> None:
@@ -189,18 +191,29 @@ class TransportFailure(Exception):
         self.timed_out = timed_out
 
 
+ConnectKind = Literal["refused", "unresolved", "timeout", "proxy", "tls", "other"]
+
+
 class ConnectFailed(TransportFailure):
-    """No connection was made, so nothing was sent: always safe to try again.
+    """No connection was made, so nothing was sent: trying again is always safe, and
+    worth it for every ``kind`` but ``"tls"`` (a certificate does not fix itself).
 
     ``kind`` says why: ``"refused"``, ``"unresolved"``, ``"timeout"``, ``"proxy"``,
     ``"tls"`` or ``"other"``.
     """
 
-    def __init__(self, reason: str, *, kind: str = "other") -> None:
+    def __init__(self, reason: str, *, kind: ConnectKind = "other") -> None:
         super().__init__(reason, timed_out=kind == "timeout")
-        self.kind = kind
+        self.kind: ConnectKind = kind
 
 
 class ExchangeFailed(TransportFailure):
     """The request (or part of it) went out and no complete answer came back: the
-    connection dropped, or the server stopped answering for the read timeout."""
+    connection dropped, or the server stopped answering for the read timeout. Whether
+    the server acted on the request is unknown."""
+
+
+class RequestNotRead(ExchangeFailed):
+    """A pipelined request written behind an answer that closed the connection
+    (``Connection: close``): the server never read it, so sending it again is a first
+    attempt, not a repeat (RFC 9112, section 9.3.2)."""

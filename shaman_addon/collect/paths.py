@@ -5,8 +5,8 @@ a symlink outside the checkout directory. So every checkout path is made here, b
 construction safe (relative, ``/``-separated, no ``.``/``..``/empty part, no drive letter,
 no backslash, no control character) and unique (distinct files never share one):
 characters that cannot appear are percent-escaped, and ``%`` itself is escaped, so the
-mapping is one-to-one. ``is_safe_checkout_path`` states the rules; tests check that
-every result obeys them.
+mapping is one-to-one. Every path made here is checked against the one rule,
+``shaman.protocol.is_safe_checkout_path``, before it is handed out.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 
-from ..errors import PathTooLong
+from ..errors import PathTooLong, UnsafeCheckoutPath
+from ..shaman.protocol import is_safe_checkout_path
 
 OUTSIDE_DIR = "_outside_project"
 
@@ -59,7 +60,10 @@ def escape_part(part: str) -> str:
     return out
 
 
-def _check_length(result: str, source: str) -> str:
+def _checked(result: str, source: str) -> str:
+    """``result`` if it is a safe checkout path of a length file systems take."""
+    if not is_safe_checkout_path(result):  # never, by construction; a bug if it happens
+        raise UnsafeCheckoutPath(f"{source} was given the unsafe checkout path {result!r}")
     if len(result) * 4 <= MAX_PART_BYTES:  # UTF-8 takes at most 4 bytes per character
         return result
     for part in result.split("/"):
@@ -141,7 +145,7 @@ def outside_project_path(abs_path: PurePath | str) -> str:
     if label:
         pieces.append(label)
     pieces.extend(escape_part(p) for p in parts)
-    return _check_length("/".join(pieces), str(abs_path))
+    return _checked("/".join(pieces), str(abs_path))
 
 
 def to_checkout_path(abs_path: PurePath | str, project_root: PurePath | str) -> str:
@@ -168,19 +172,8 @@ def to_checkout_path(abs_path: PurePath | str, project_root: PurePath | str) -> 
         if escaped[0] == OUTSIDE_DIR:
             # A real folder of that name must not mix with mapped outside files.
             escaped[0] = "%5F" + OUTSIDE_DIR[1:]
-        return _check_length("/".join(escaped), str(abs_path))
+        return _checked("/".join(escaped), str(abs_path))
     return outside_project_path(abs_path)
-
-
-def is_safe_checkout_path(p: str) -> bool:
-    """True when the server can be given ``p`` without any risk of escaping the checkout."""
-    if not isinstance(p, str) or not p:
-        return False
-    if p.startswith("/") or "\\" in p or _DRIVE_RX.match(p):
-        return False
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in p):
-        return False
-    return all(part not in ("", ".", "..") for part in p.split("/"))
 
 
 def blend_relative(target: str, blend_checkout_path: str) -> str:

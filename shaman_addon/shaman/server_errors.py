@@ -87,64 +87,62 @@ def error_from_response(
     ("Uploading /path/file.png"); it starts the sentence."""
     answered = f"{url} answered {status}{' ' + reason if reason else ''}"
     quoted = f': "{body.message}"' if body.message else ""
-    # A real Manager wraps some messages: "unexpected error: unknown files requested...".
-    message_lc = body.message.lower().removeprefix("unexpected error:").strip()
     kw: dict[str, Any] = {"url": url, "status": status, "server_message": body.message}
-
-    if is_disabled(status, body):
-        return ShamanDisabled(
-            f"{what}: the Flamenco Manager at {url} runs without Shaman ({answered}"
-            f"{quoted}); enable Shaman in flamenco-manager.yaml and restart the Manager",
-            **kw,
-        )
-    if status == 404:
-        return NotAShamanServer(
-            f"{what}: {answered} (not found); this is not a Flamenco 3 Manager with a "
-            "Shaman API; check the Shaman server URL setting",
-            url=url, status=status,
-        )
-    if status == 417:
-        return ChecksumMismatch(
-            f"{what}: {answered}{quoted}: the bytes the server received do not match the "
-            "declared size or SHA-256 (did the file change after it was hashed?)",
-            **kw,
-        )
-    if status == 424 or (status == 500 and message_lc.startswith("unknown files requested")):
-        return MissingFilesAtCheckout(
-            f"{what}: {answered}{quoted}: the server does not have every file the checkout "
-            "needs (uploaded files may have been garbage-collected); submit again",
-            **kw,
-        )
-    if message_lc.startswith("invalid checkout path"):
-        return InvalidCheckoutPath(
-            f"{what}: {answered}{quoted}: the server refused the checkout path; change the "
-            "job name or checkout path template",
-            **kw,
-        )
-    if status == 409:
-        return CheckoutExists(
-            f"{what}: {answered}{quoted}: a checkout with that path exists already; "
-            "choose another job name",
-            **kw,
-        )
+    known = _known_error(what, url, status, body, answered, quoted, kw)
+    if known is not None:
+        return known
     if not body.is_json:
-        if status == 413:
-            return ServerError(
-                f"{what}: {answered} with {body.describe()}: the request is too large for "
-                "the server or a proxy in front of it (a proxy's upload size limit?)",
-                **kw,
-            )
-        if status in (502, 503, 504):
-            return ServerError(
-                f"{what}: {answered} with {body.describe()}: a proxy or gateway in front of "
-                "the Manager could not reach it, or the Manager is restarting",
-                **kw,
-            )
-        return NotAShamanServer(
-            f"{what}: {answered} with {body.describe()} instead of a Shaman error message; "
-            "is this the Flamenco Manager's URL?",
-            url=url, status=status,
-        )
+        return _not_json_error(what, url, status, body, answered, kw)
     if body.message:
         return ServerError(f"{what}: {answered}{quoted}", **kw)
     return ServerError(f"{what}: {answered} without a message", **kw)
+
+
+def _known_error(what: str, url: str, status: int, body: ErrorBody, answered: str,
+                 quoted: str, kw: dict[str, Any]) -> ShamanError | None:
+    """The error for an answer the protocol describes, by its status or by the message a
+    real Manager sends instead; None for any other."""
+    said = f"{answered}{quoted}"
+    # A real Manager wraps some messages: "unexpected error: unknown files requested...".
+    message_lc = body.message.lower().removeprefix("unexpected error:").strip()
+    if is_disabled(status, body):
+        return ShamanDisabled(
+            f"{what}: the Flamenco Manager at {url} runs without Shaman ({said}); enable "
+            "Shaman in flamenco-manager.yaml and restart the Manager", **kw)
+    if status == 404:
+        return NotAShamanServer(
+            f"{what}: {answered} (not found); this is not a Flamenco 3 Manager "
+            "with a Shaman API; check the Shaman server URL setting", url=url, status=status)
+    if status == 417:
+        return ChecksumMismatch(
+            f"{what}: {said}: the bytes the server received do not match the declared size "
+            "or SHA-256 (did the file change after it was hashed?)", **kw)
+    if status == 424 or (status == 500 and message_lc.startswith("unknown files requested")):
+        return MissingFilesAtCheckout(
+            f"{what}: {said}: the server does not have every file the checkout needs "
+            "(uploaded files may have been garbage-collected); submit again", **kw)
+    if message_lc.startswith("invalid checkout path"):
+        return InvalidCheckoutPath(
+            f"{what}: {said}: the server refused the checkout path; change the job name or "
+            "checkout path template", **kw)
+    if status == 409:
+        return CheckoutExists(
+            f"{what}: {said}: a checkout with that path exists already; choose another job "
+            "name", **kw)
+    return None
+
+
+def _not_json_error(what: str, url: str, status: int, body: ErrorBody, answered: str,
+                    kw: dict[str, Any]) -> ShamanError:
+    """An error answer without a JSON body: a proxy's page, or not a Manager at all."""
+    if status == 413:
+        return ServerError(
+            f"{what}: {answered} with {body.describe()}: the request is too large for the "
+            "server or a proxy in front of it (a proxy's upload size limit?)", **kw)
+    if status in (502, 503, 504):
+        return ServerError(
+            f"{what}: {answered} with {body.describe()}: a proxy or gateway in front of the "
+            "Manager could not reach it, or the Manager is restarting", **kw)
+    return NotAShamanServer(
+        f"{what}: {answered} with {body.describe()} instead of a Shaman error message; is "
+        "this the Flamenco Manager's URL?", url=url, status=status)

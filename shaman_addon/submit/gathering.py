@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..collect.paths import is_safe_checkout_path
 from ..collect.plan import PackPlan, PlanFile
 from ..errors import CheckoutPathClash, MissingDependencies, UnsafeCheckoutPath
 from ..progress import Phase, ProgressTracker
+from ..shaman.protocol import is_safe_checkout_path
 from .asking import Asker
 from .checksums import ChecksumCache, FileStat
 from .collecting import CollectStage

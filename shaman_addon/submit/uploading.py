@@ -30,7 +30,7 @@ from ..errors import (
     UploadReset,
 )
 from ..progress import ProgressTracker
-from ..shaman.client import Answer, ShamanClient, UploadResult
+from ..shaman.client import Answer, PipelinedConnection, ShamanClient, UploadResult
 from . import checksums
 from .checksums import ChecksumCache, FileStat
 from .contents import Contents, Key, UploadLedger
@@ -64,13 +64,14 @@ class UploadItem:
 class _LaneAdapter:
     """A client's pipelined connection as a lane of the upload pool."""
 
-    def __init__(self, connection: object, client: ShamanClient, uploads: Uploads) -> None:
+    def __init__(self, connection: PipelinedConnection, client: ShamanClient,
+                 uploads: Uploads) -> None:
         self._conn = connection
         self._client = client
         self._uploads = uploads
 
     def accepts(self, item: UploadItem) -> bool:
-        return item.defers == 0 and item.resets == 0 and self._conn.fits(item.size)  # type: ignore[attr-defined]
+        return item.defers == 0 and item.resets == 0 and self._conn.fits(item.size)
 
     def write(self, item: UploadItem) -> int:
         source = item.sources[0]
@@ -78,14 +79,14 @@ class _LaneAdapter:
                                               original_filename=item.name,
                                               can_defer=item.can_defer)
         try:
-            item.ticket = self._conn.write(request, source, item.size)  # type: ignore[attr-defined]
+            item.ticket = self._conn.write(request, source, item.size)
         except ConnectFailed as exc:
             item.first_attempt = exc  # no second connect wait for the ordinary upload
             raise
         return item.size
 
     def read(self, item: UploadItem) -> bool:
-        answer: Answer = self._conn.read(item.ticket)  # type: ignore[attr-defined]
+        answer = self._conn.read(item.ticket)
         if answer.status in (200, 204):
             self._uploads.stored_by_lane(item)
             return True
@@ -99,7 +100,7 @@ class _LaneAdapter:
             item.first_attempt = failure
 
     def reset(self) -> None:
-        self._conn.reset()  # type: ignore[attr-defined]
+        self._conn.reset()
 
 
 class Uploads:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shaman_addon.collect.collector import collect, find_project_root
-from shaman_addon.collect.paths import is_safe_checkout_path
+from shaman_addon.shaman.protocol import is_safe_checkout_path
 
 from blend_tools import run_tool
 from blendgen import ProductionInfo

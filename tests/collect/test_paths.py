@@ -19,11 +19,11 @@ from shaman_addon.collect.expand import resolve
 from shaman_addon.collect.paths import (
     blend_relative,
     case_collisions,
-    is_safe_checkout_path,
     outside_project_path,
     to_checkout_path,
 )
 from shaman_addon.errors import PathTooLong
+from shaman_addon.shaman.protocol import is_safe_checkout_path
 
 # Names built from the characters that cause trouble.
 TRICKY = st.sampled_from(

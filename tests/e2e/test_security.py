@@ -30,10 +30,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shaman_addon.collect.paths import is_safe_checkout_path, to_checkout_path
+from shaman_addon.collect.paths import to_checkout_path
 from shaman_addon.collect.plan import PackPlan, PlanFile
 from shaman_addon.errors import ConfigError, PathTooLong, ServerUnreachable, ShamanError
 from shaman_addon.shaman.client import ClientSettings, FileSpec, check_file_spec
+from shaman_addon.shaman.protocol import is_safe_checkout_path
 from shaman_addon.submit import Submission, SubmitOptions
 from shaman_addon.submit.gathering import check_paths
 

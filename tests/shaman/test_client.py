@@ -909,7 +909,7 @@ def test_abort_cuts_a_backoff_short() -> None:
                 entered.set()
 
     spy = Spy()
-    logging.getLogger("shaman_addon.shaman.client").addHandler(spy)
+    logging.getLogger("shaman_addon.shaman").addHandler(spy)
     try:
         thread, outcome = _run_in_thread(lambda: client.requirements([]))
         assert entered.wait(60)
@@ -918,7 +918,7 @@ def test_abort_cuts_a_backoff_short() -> None:
         assert not thread.is_alive()
         assert isinstance(outcome.get("error"), Cancelled)
     finally:
-        logging.getLogger("shaman_addon.shaman.client").removeHandler(spy)
+        logging.getLogger("shaman_addon.shaman").removeHandler(spy)
         client.close()
 
 

@@ -1,4 +1,4 @@
-"""Read one HTTP/1.1 answer from a socket: status, headers and the whole body.
+"""Read HTTP/1.1 answers from a socket, one after another: status, headers, whole body.
 
 Why not ``http.client.HTTPResponse``: it parses headers with the ``email`` package, and
 for a cold submission of 3,000 small files that parse was the largest single piece of
@@ -6,73 +6,21 @@ the uploads' interpreter time (py-spy: 13% of all GIL-holding samples of the sub
 process, more than hashing). Upload answers are tiny and regular, so this reads them
 straight from the socket into one buffer. What it reads: interim 1xx answers (skipped),
 ``Content-Length`` bodies, chunked bodies, and bodies that end when the server closes.
-Errors are ``http.client`` exceptions, so callers handle both readers alike.
+Errors are ``http.client`` exceptions (and the socket's ``OSError``s); the pipelined
+connection turns them into transport failures.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+
+from .messages import Answer
 
 MAX_LINE = 65536  # what http.client allows for one header line
 MAX_HEADERS = 100
 MAX_BODY = 16 << 20  # an answer to an upload is a few bytes, an error page some KiB
 _RECV = 65536
-
-
-@dataclass
-class Answer:
-    """One complete answer; ``will_close``: the connection cannot carry another request.
-
-    ``status_code``, ``reason``, ``headers`` and ``content`` read like a
-    ``requests.Response``, so error handling takes either."""
-
-    status: int
-    reason: str
-    header_list: list[tuple[str, str]]
-    body: bytes
-    will_close: bool
-
-    def header(self, name: str, default: str = "") -> str:
-        """The first value of header ``name`` (any letter case)."""
-        wanted = name.lower()
-        for key, value in self.header_list:
-            if key.lower() == wanted:
-                return value
-        return default
-
-    @property
-    def status_code(self) -> int:
-        return self.status
-
-    @property
-    def content(self) -> bytes:
-        return self.body
-
-    @property
-    def headers(self) -> _Headers:
-        return _Headers(self)
-
-
-class _Headers(Mapping[str, str]):
-    """An answer's headers by name, in any letter case (the first of repeated ones)."""
-
-    def __init__(self, answer: Answer) -> None:
-        self._answer = answer
-
-    def __getitem__(self, name: str) -> str:
-        value = self._answer.header(name, "\0")
-        if value == "\0":
-            raise KeyError(name)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(key for key, _ in self._answer.header_list))
-
-    def __len__(self) -> int:
-        return len(dict.fromkeys(key.lower() for key, _ in self._answer.header_list))
 
 
 class _Reader:
@@ -135,15 +83,6 @@ class _Reader:
     def leftover(self) -> bool:
         """Bytes after the answer: nothing was asked for them, so the stream is not ours."""
         return self._pos < len(self._buf)
-
-
-def read_answer(sock: socket.socket) -> Answer:
-    """Read the answer to the one request just sent on ``sock`` (its timeout applies).
-    Bytes after the answer mean the stream is not in step: ``will_close`` is then set."""
-    reader = AnswerReader(sock)
-    answer = reader.read()
-    answer.will_close = answer.will_close or reader.leftover
-    return answer
 
 
 class AnswerReader:

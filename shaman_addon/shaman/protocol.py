@@ -1,0 +1,115 @@
+"""The Shaman protocol's vocabulary, with no HTTP in it: the typed values the client
+sends and gets back, and the one rule for a safe path inside a checkout.
+
+Why a module of its own: ``collect/`` makes checkout paths and the client refuses unsafe
+ones before sending; both must apply the same rule, and ``collect/`` must not pull in
+``requests`` to do it. This module imports nothing but ``errors``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+API = "/api/v3"
+FILE_STATUSES = ("unknown", "uploading", "stored")
+REQUIREMENT_STATUSES = ("unknown", "uploading")
+EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file as the server knows it: content (sha, size) and place in the checkout."""
+
+    sha: str
+    size: int
+    path: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha": self.sha, "size": self.size, "path": self.path}
+
+
+@dataclass(frozen=True)
+class FileRequirement:
+    """A file the server still needs: ``unknown`` (send it) or ``uploading`` (someone is)."""
+
+    sha: str
+    size: int
+    path: str
+    status: str
+
+
+class UploadResult(enum.Enum):
+    STORED = "stored"  # 200 (real Manager) or 204 (API description)
+    ALREADY_KNOWN = "known"  # 208: not proof of storage; re-check requirements
+    DEFERRED = "deferred"  # 425: someone else is uploading it; try later
+
+
+@dataclass(frozen=True)
+class ManagerConfiguration:
+    storage_location: str
+    shaman_enabled: bool
+    is_first_run: bool
+
+
+@dataclass(frozen=True)
+class ServerCheck:
+    """The answer to "Check server", in plain words for the artist."""
+
+    ok: bool
+    reachable: bool
+    is_manager: bool
+    shaman_enabled: bool
+    message: str
+
+
+def is_safe_checkout_path(path: str) -> bool:
+    """True when the server can be given ``path`` without any risk of escaping the
+    checkout: relative, ``/``-separated, no empty, ``.`` or ``..`` part, no backslash, no
+    drive letter, no control character. (The server checks none of this.)"""
+    if not isinstance(path, str) or not path:
+        return False
+    if path.startswith("/") or "\\" in path or _DRIVE_RE.match(path):
+        return False
+    if not (path.isascii() and path.isprintable()) and any(
+            unicodedata.category(c) in ("Cc", "Cs") for c in path):
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def is_checksum(sha: str) -> bool:
+    """64 lower-case hex digits: the server compares checksums as strings."""
+    return _SHA_RE.fullmatch(sha) is not None
+
+
+def check_file_spec(spec: FileSpec) -> None:
+    """Refuse what the server would not catch: a path that is not a safe checkout path,
+    an upper-case or malformed checksum (417 later), a negative size."""
+    if not is_checksum(spec.sha):
+        raise ConfigError(
+            f"Checksum {spec.sha!r} of {spec.path!r} is not 64 lower-case hex digits"
+        )
+    if spec.size < 0:
+        raise ConfigError(f"Size {spec.size} of {spec.path!r} is negative")
+    if not is_safe_checkout_path(spec.path):
+        raise ConfigError(
+            f"Checkout path {spec.path!r} is not a clean relative path (no leading '/', "
+            "no '.' or '..' part, no drive letter, no control character, '/' separators); "
+            "refusing to send it"
+        )
+
+
+def specs_json(files: Sequence[FileSpec]) -> list[dict[str, Any]]:
+    """``files`` as the request body's list, each checked first."""
+    for spec in files:
+        check_file_spec(spec)
+    return [spec.to_json() for spec in files]

@@ -1,0 +1,63 @@
+"""The protocol's bottom module (shaman_addon.shaman.protocol): the one rule for a safe
+checkout path, the client's gate built on it, and that importing it pulls in no HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shaman_addon.collect.paths import is_safe_checkout_path as collect_rule
+from shaman_addon.errors import ConfigError
+from shaman_addon.shaman.protocol import FileSpec, check_file_spec, is_safe_checkout_path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SAFE = ["a.png", "textures/wood.png", "_outside_project/C/x.exr", "ünï/cødé ☃.png",
+        "a..b/c.", ".hidden/x", "x/y/z/w.blend", "name with spaces.txt", "%2E%2E/x"]
+UNSAFE = ["", "/etc/passwd", "../escape.png", "a/../../b", "a/..", "./a", "a/./b", "a//b",
+          "a/", "C:/x.png", "c:rel.png", "tex\\a.png", "a/\x00/b", "tab\there.png",
+          "line\nbreak.png", "del\x7f.png", "c1\x85control.png", "surrogate\ud800.png"]
+
+
+@pytest.mark.parametrize("path", SAFE)
+def test_safe_paths_pass(path: str) -> None:
+    assert is_safe_checkout_path(path)
+    check_file_spec(FileSpec("0" * 64, 1, path))
+
+
+@pytest.mark.parametrize("path", UNSAFE)
+def test_unsafe_paths_are_refused_before_sending(path: str) -> None:
+    """Why: the server does not check file paths; one with a '..', '.' or empty part, a
+    drive letter, a backslash or a control character could land outside the checkout
+    or be read differently by the farm's machines."""
+    assert not is_safe_checkout_path(path)
+    with pytest.raises(ConfigError, match="not a clean relative path"):
+        check_file_spec(FileSpec("0" * 64, 1, path))
+
+
+@pytest.mark.parametrize("path", SAFE + UNSAFE)
+def test_the_same_rule_as_collect(path: str) -> None:
+    """Why: ``collect/`` makes checkout paths and the client refuses unsafe ones; until
+    ``collect/`` imports this function, the two must agree on every sample."""
+    assert is_safe_checkout_path(path) is collect_rule(path)
+
+
+def test_checksum_and_size_are_checked() -> None:
+    with pytest.raises(ConfigError, match="64 lower-case hex"):
+        check_file_spec(FileSpec("A" * 64, 1, "a.png"))
+    with pytest.raises(ConfigError, match="negative"):
+        check_file_spec(FileSpec("0" * 64, -1, "a.png"))
+
+
+def test_importing_the_protocol_pulls_in_no_http() -> None:
+    """Why: ``collect/`` imports the path rule; it must not load ``requests``/``urllib3``
+    (nor anything else of the HTTP client) to get it."""
+    code = ("import sys; import shaman_addon.shaman.protocol; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('requests', 'urllib3', 'http') or m.startswith('shaman_addon.shaman.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "['shaman_addon.shaman.protocol']"
