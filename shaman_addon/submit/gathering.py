@@ -98,6 +98,7 @@ class Gathering:
             message = self._inbox.get(timeout=POLL_S)
         except queue.Empty:
             self._raise_if_cancelled()
+            self._raise_if_upload_failed()  # every hashing thread may be waiting on it
             self._asker.flush(force=False)
             return None
         self._raise_if_cancelled()

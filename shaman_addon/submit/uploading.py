@@ -24,6 +24,7 @@ from ..errors import (
     ConnectFailed,
     ExchangeFailed,
     LocalFileChanged,
+    RequestNotRead,
     ShamanError,
     TransportFailure,
     UploadKeepsDropping,
@@ -86,7 +87,12 @@ class _LaneAdapter:
         return item.size
 
     def read(self, item: UploadItem) -> bool:
-        answer = self._conn.read(item.ticket)
+        try:
+            answer = self._conn.read(item.ticket)
+        except RequestNotRead:
+            # Behind an answer that closed the connection: the server never read it, so
+            # it is simply sent again (the lane's newer requests are on a new connection).
+            return False
         if answer.status in (200, 204):
             self._uploads.stored_by_lane(item)
             return True
