@@ -1047,6 +1047,8 @@ def test_lose_uploads_answers_stored_but_keeps_nothing(
     ok = 204 if style == "spec" else 200
     for _ in range(2):  # every time, not once
         assert upload(server, lost).status == ok
+        # the upload is unregistered just after its answer: "uploading" until then
+        wait_for(lambda: status_of(server, lost) != "uploading", "the upload ended")
         assert status_of(server, lost) == "unknown"
         assert not server.is_stored(sha_of(lost), len(lost))
     assert upload(server, kept).status == ok
