@@ -153,12 +153,12 @@ def _tree(root: Path) -> set[str]:
 
 
 def test_nothing_is_written_outside_the_checkout_on_a_lenient_server(
-    shaman_server_factory: Callable[..., Any], production: blendgen.ProductionInfo,
+    shaman_server_factory: Callable[..., Any], every_kind_production: blendgen.ProductionInfo,
     tmp_path: Path, fault_row: Callable[..., Any],
 ) -> None:
     server = shaman_server_factory("manager", strict_paths=False, storage=tmp_path / "srv" / "s")
     before_parent = _tree(tmp_path / "srv")
-    result = Submission(production.main_blend, SubmitOptions(
+    result = Submission(every_kind_production.main_blend, SubmitOptions(
         server_url=server.url, cache_dir=tmp_path / "cache", client_settings=FAST,
         checkout_template="../../{blend_name}")).run()
     after = _tree(tmp_path / "srv")
