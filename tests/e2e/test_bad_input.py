@@ -10,6 +10,7 @@ peak memory growth.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -270,10 +271,14 @@ def test_symlinked_project_folder(
 # -- big and many ------------------------------------------------------------------------------
 
 
-def probe(server_url: str, blend: Path, cache_dir: Path) -> dict[str, Any]:
+def probe(server_url: str, blend: Path, cache_dir: Path, opts: Opts) -> dict[str, Any]:
+    """Submit in a process of its own, with the client settings the ``opts`` fixture
+    makes (the default ones, plus the upload strategy under test)."""
+    settings = dataclasses.asdict(opts.client())
     proc = subprocess.run(
         [sys.executable, str(HERE.parent / "support" / "fault_probe.py"), "--server", server_url,
-         "--blend", str(blend), "--cache-dir", str(cache_dir)],
+         "--blend", str(blend), "--cache-dir", str(cache_dir),
+         "--client-settings", json.dumps(settings)],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.stdout.strip(), proc.stderr[-3000:]
@@ -281,7 +286,7 @@ def probe(server_url: str, blend: Path, cache_dir: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path,
+def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path, opts: Opts,
                            fault_row: Callable[..., Any]) -> None:
     project = _project(tmp_path / "project")
     huge = project / "sim" / "huge cache.vdb"
@@ -293,7 +298,7 @@ def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path,
     assert huge.stat().st_size == 5 * GIB
     blend = make_blend(project / "shot.blend", ["//sim/huge cache.vdb"])
     try:
-        out = probe(shaman_server.url, blend, tmp_path / "cache")
+        out = probe(shaman_server.url, blend, tmp_path / "cache", opts)
         assert "result" in out, out
         result = out["result"]
         growth_mib = out["growth_kib"] / 1024
@@ -317,11 +322,11 @@ def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_20000_small_files(shaman_server: Any, tmp_path: Path,
+def test_20000_small_files(shaman_server: Any, tmp_path: Path, opts: Opts,
                            fault_row: Callable[..., Any]) -> None:
     info = blendgen.generate(tmp_path / "many", libraries=1, files=20_000,
                              total_bytes=20_000 * 100, kinds="basic", seed=20)
-    out = probe(shaman_server.url, info.main_blend, tmp_path / "cache")
+    out = probe(shaman_server.url, info.main_blend, tmp_path / "cache", opts)
     assert "result" in out, out
     result = out["result"]
     assert result["files_total"] == len(info.expected_files) > 20_000
@@ -334,7 +339,7 @@ def test_20000_small_files(shaman_server: Any, tmp_path: Path,
         assert (folder / rel).read_bytes() == p.read_bytes()
     state = disk_state(shaman_server.storage)
     assert state.uploading == [] and len(state.stored) == result["files_total"]
-    again = probe(shaman_server.url, info.main_blend, tmp_path / "cache")
+    again = probe(shaman_server.url, info.main_blend, tmp_path / "cache", opts)
     assert again["result"]["files_uploaded"] == 0
     fault_row("20,000 small files (bpy-made .blend + 1 library referencing them)",
               area="bad input", saw=f"done: checkout {result['checkout_path']}",
