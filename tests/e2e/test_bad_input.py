@@ -38,6 +38,7 @@ from shaman_addon.submit import Submission
 import blendgen
 from fault_blends import make_blend
 from fault_helpers import (
+    Options,
     cache_state,
     check_checkout,
     disk_state,
@@ -48,8 +49,7 @@ from fault_helpers import (
 
 HERE = Path(__file__).resolve().parent
 FAST = {"backoff_s": 0.01, "max_attempts": 3, "connect_timeout": 2.0}
-"""This module's client settings (given to the ``opts`` fixture, which makes them)."""
-Opts = Callable[..., Any]  # the ``opts`` fixture (conftest.Options)
+"""This module's client settings (``Options`` makes them, with the upload strategy)."""
 GIB = 1 << 30
 SPARSE_RSS_BOUND_MIB = 96
 """A 5 GiB file must not cost more than this much extra resident memory (collect, hash,
@@ -86,7 +86,7 @@ def _uncompressed(blend: Path) -> bytes:
 @pytest.mark.parametrize("kind", ["not a blend", "truncated", "too new (file format 2)",
                                   "too new library"])
 def test_broken_blend_is_named(
-    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Opts,
+    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any], kind: str,
 ) -> None:
     main = copy_production(basic_production, tmp_path / "prod")
@@ -129,7 +129,7 @@ def _project(root: Path) -> Path:
     return root
 
 
-def test_zero_byte_files(shaman_server: Any, tmp_path: Path, opts: Opts, private_tmp: Path,
+def test_zero_byte_files(shaman_server: Any, tmp_path: Path, opts: Options, private_tmp: Path,
                          fault_row: Callable[..., Any]) -> None:
     project = _project(tmp_path / "project")
     for name in ("empty a.png", "empty b.exr"):
@@ -164,7 +164,8 @@ TRICKY_NAMES = [
 
 
 def test_tricky_names_and_very_long_paths(
-    shaman_server: Any, tmp_path: Path, opts: Opts, private_tmp: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, tmp_path: Path, opts: Options, private_tmp: Path,
+    fault_row: Callable[..., Any],
 ) -> None:
     project = _project(tmp_path / "project")
     refs = []
@@ -204,7 +205,7 @@ def test_tricky_names_and_very_long_paths(
               f"backslash name listed missing like Blender sees it: {result.missing[0].path}")
 
 
-def test_library_cycle(shaman_server: Any, edge: dict[str, str], tmp_path: Path, opts: Opts,
+def test_library_cycle(shaman_server: Any, edge: dict[str, str], tmp_path: Path, opts: Options,
                        private_tmp: Path, fault_row: Callable[..., Any]) -> None:
     root = tmp_path / "edge"
     shutil.copytree(edge["root"], root, symlinks=True)
@@ -222,7 +223,7 @@ def test_library_cycle(shaman_server: Any, edge: dict[str, str], tmp_path: Path,
 
 
 def test_symlinked_dependency(
-    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Opts,
+    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any],
 ) -> None:
     main = copy_production(basic_production, tmp_path / "prod")
@@ -245,7 +246,7 @@ def test_symlinked_dependency(
 
 
 def test_symlinked_project_folder(
-    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Opts,
+    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any],
 ) -> None:
     main = copy_production(basic_production, tmp_path / "prod")
@@ -271,7 +272,7 @@ def test_symlinked_project_folder(
 # -- big and many ------------------------------------------------------------------------------
 
 
-def probe(server_url: str, blend: Path, cache_dir: Path, opts: Opts) -> dict[str, Any]:
+def probe(server_url: str, blend: Path, cache_dir: Path, opts: Options) -> dict[str, Any]:
     """Submit in a process of its own, with the client settings the ``opts`` fixture
     makes (the default ones, plus the upload strategy under test)."""
     settings = dataclasses.asdict(opts.client())
@@ -286,7 +287,7 @@ def probe(server_url: str, blend: Path, cache_dir: Path, opts: Opts) -> dict[str
 
 
 @pytest.mark.slow
-def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path, opts: Opts,
+def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path, opts: Options,
                            fault_row: Callable[..., Any]) -> None:
     project = _project(tmp_path / "project")
     huge = project / "sim" / "huge cache.vdb"
@@ -322,7 +323,7 @@ def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path, opts: Opts,
 
 
 @pytest.mark.slow
-def test_20000_small_files(shaman_server: Any, tmp_path: Path, opts: Opts,
+def test_20000_small_files(shaman_server: Any, tmp_path: Path, opts: Options,
                            fault_row: Callable[..., Any]) -> None:
     info = blendgen.generate(tmp_path / "many", libraries=1, files=20_000,
                              total_bytes=20_000 * 100, kinds="basic", seed=20)
@@ -395,7 +396,7 @@ def _free_port() -> int:
                                   "nothing listening"])
 def test_bad_server_urls(
     kind: str, not_shaman: str, basic_production: blendgen.ProductionInfo, tmp_path: Path,
-    opts: Opts, private_tmp: Path, fault_row: Callable[..., Any],
+    opts: Options, private_tmp: Path, fault_row: Callable[..., Any],
 ) -> None:
     port = _free_port()
     url = {"empty": "", "no scheme": f"127.0.0.1:{port}", "not a Shaman server": not_shaman,

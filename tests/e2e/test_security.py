@@ -38,12 +38,11 @@ from shaman_addon.submit.pipeline import _check_checkout_path
 
 import blendgen
 from blend_templates import Project, Templates
-from fault_helpers import check_checkout, disk_state, error_of, wait_for
+from fault_helpers import Options, check_checkout, disk_state, error_of, wait_for
 from shaman_server import file_path_leaves_checkout
 
 FAST = {"backoff_s": 0.01, "max_attempts": 2, "connect_timeout": 2.0}
-"""This module's client settings (given to the ``opts`` fixture, which makes them)."""
-Opts = Callable[..., Any]  # the ``opts`` fixture (conftest.Options)
+"""This module's client settings (``Options`` makes them, with the upload strategy)."""
 
 # -- the one place paths are made, against every gate ----------------------------------
 
@@ -158,7 +157,7 @@ def _tree(root: Path) -> set[str]:
 
 def test_nothing_is_written_outside_the_checkout_on_a_lenient_server(
     shaman_server_factory: Callable[..., Any], every_kind_production: blendgen.ProductionInfo,
-    tmp_path: Path, opts: Opts, fault_row: Callable[..., Any],
+    tmp_path: Path, opts: Options, fault_row: Callable[..., Any],
 ) -> None:
     server = shaman_server_factory("manager", strict_paths=False, storage=tmp_path / "srv" / "s")
     before_parent = _tree(tmp_path / "srv")
@@ -193,7 +192,7 @@ def test_nothing_is_written_outside_the_checkout_on_a_lenient_server(
 @pytest.mark.parametrize("template", ["../..//", "..:?*;{{}}\\/.", "/../../etc/{blend_name}",
                                       "{blend_name}/../../../x", " \x00\x1f/ "])
 def test_checkout_names_are_sanitised(
-    shaman_server: Any, blend_templates: Templates, tmp_path: Path, opts: Opts,
+    shaman_server: Any, blend_templates: Templates, tmp_path: Path, opts: Options,
     fault_row: Callable[..., Any], template: str,
 ) -> None:
     files = Project(blend_templates, tmp_path, [10, 20])
@@ -299,7 +298,7 @@ def tls_front(shaman_server: Any, tls_cert: tuple[Path, Path]) -> Iterator[TlsFr
 
 def test_tls_is_verified_by_default_and_a_ca_bundle_is_used(
     shaman_server: Any, tls_front: TlsFront, tls_cert: tuple[Path, Path],
-    blend_templates: Templates, tmp_path: Path, opts: Opts, fault_row: Callable[..., Any],
+    blend_templates: Templates, tmp_path: Path, opts: Options, fault_row: Callable[..., Any],
 ) -> None:
     files = Project(blend_templates, tmp_path, [1000 + i * 5000 for i in range(8)])
     assert ClientSettings().verify_tls is True
@@ -330,7 +329,7 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_is_used(
 
 def test_no_credentials_or_unrelated_paths_in_logs_errors_or_history(
     shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path,
-    opts: Opts, caplog: pytest.LogCaptureFixture, fault_row: Callable[..., Any],
+    opts: Options, caplog: pytest.LogCaptureFixture, fault_row: Callable[..., Any],
 ) -> None:
     root = tmp_path / "prod"
     shutil.copytree(basic_production.root, root, symlinks=True)

@@ -19,10 +19,45 @@ from pathlib import Path
 from typing import Any
 
 from shaman_addon.progress import Phase, ProgressEvent
+from shaman_addon.shaman.client import ClientSettings
 from shaman_addon.submit import Submission, SubmitOptions, SubmitResult
 from shaman_addon.submit.pipeline import CACHE_FILE_NAME
 
 SAFETY_S = 120.0  # only a guard against a hang, never a pass/fail threshold
+
+
+# -- the options of every submission in the fault table ---------------------------------
+
+
+FAST: dict[str, Any] = {"backoff_s": 0.01, "max_attempts": 4, "connect_timeout": 2.0,
+                        "read_timeout": 20.0}
+"""The table's default client settings: short back-off, bounded waits."""
+
+
+class Options:
+    """Makes the table's options; ``strategy`` holds the upload strategy's settings,
+    applied on top of every test's own (empty until there is more than one strategy)."""
+
+    def __init__(self, strategy: dict[str, Any]) -> None:
+        self.strategy = strategy
+
+    @property
+    def fast(self) -> ClientSettings:
+        """The settings a test gets unless it asks for others."""
+        return self.client(**FAST)
+
+    def client(self, **fields: Any) -> ClientSettings:
+        """Client settings with exactly ``fields`` (the rest at their defaults), plus the
+        upload strategy under test."""
+        return ClientSettings(**{**fields, **self.strategy})
+
+    def __call__(self, url: str, tmp_path: Path, *, client: dict[str, Any] | None = None,
+                 **kw: Any) -> SubmitOptions:
+        """Options for a submission to ``url`` with the cache in ``tmp_path/cache``;
+        ``client`` replaces the ``FAST`` client settings."""
+        kw.setdefault("cache_dir", tmp_path / "cache")
+        settings = self.client(**(FAST if client is None else client))
+        return SubmitOptions(server_url=url, client_settings=settings, **kw)
 
 
 def sha_of(path: Path) -> tuple[str, int]:
