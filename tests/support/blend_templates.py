@@ -26,7 +26,6 @@ and ``Project``, which lays a template out in a test's own folder.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -239,5 +238,4 @@ def main(outdir: str) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     sys.exit(main(sys.argv[1]))
