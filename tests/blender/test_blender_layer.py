@@ -14,23 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from blender_scripts.runner import REFERENCE_BPY_PYTHON, make_production, run_bpy, scenario
+from blender_scripts.runner import REFERENCE_BPY_PYTHON, run_bpy, scenario
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("production")
-    return make_production(root, root / "blender-user")
-
-
-@pytest.fixture(scope="module")
-def production_missing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("production-missing")
-    return make_production(root, root / "blender-user", "--missing")
 
 
 @pytest.fixture
@@ -51,9 +41,9 @@ def checkout_files(server: Any, checkout_path: str) -> dict[str, Path]:
 
 
 def test_clean_file_is_submitted_as_it_is_without_a_temporary_copy(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
-    blend = Path(production["main"])
+    blend = Path(tiny_production["main"])
     res = scenario("submit", user_dir, blend=blend, prefs={"server_url": shaman_server.url})
     assert not res["raised"], res["error"]
     assert res["ret"] == ["FINISHED"]
@@ -71,10 +61,10 @@ def test_clean_file_is_submitted_as_it_is_without_a_temporary_copy(
 
 
 def test_unsaved_change_reaches_the_checkout_and_the_artists_file_stays_identical(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
-    blend = Path(production["main"])
-    new_image = Path(production["project"]) / "textures" / "added in session.png"
+    blend = Path(tiny_production["main"])
+    new_image = Path(tiny_production["project"]) / "textures" / "added in session.png"
     # Background mode cannot tell unsaved changes (is_dirty is always True there), so a
     # script that changed the file asks for its in-memory state explicitly.
     res = scenario(
@@ -101,10 +91,10 @@ def test_unsaved_change_reaches_the_checkout_and_the_artists_file_stays_identica
 
 
 def test_in_background_mode_automatic_sends_the_saved_file(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
-    blend = Path(production["main"])
-    new_image = Path(production["project"]) / "textures" / "not sent.png"
+    blend = Path(tiny_production["main"])
+    new_image = Path(tiny_production["project"]) / "textures" / "not sent.png"
     res = scenario("submit", user_dir, blend=blend, dirty_image=new_image,
                    prefs={"server_url": shaman_server.url})
     assert not res["raised"], res["error"]
@@ -123,11 +113,11 @@ def test_an_untitled_file_gets_a_clear_message(shaman_server: Any, user_dir: Pat
 
 
 def test_online_access_off_refuses_public_hosts_and_allows_local_ones(
-    production: dict[str, Any], user_dir: Path
+    tiny_production: dict[str, Any], user_dir: Path
 ) -> None:
     urls = ["http://127.0.0.1:8080", "http://localhost:8080", "http://10.20.30.40:8080",
             "http://192.168.5.6", "http://169.254.1.1", "http://93.184.216.34:8080"]
-    res = scenario("policy", user_dir, urls=urls, blend=production["main"],
+    res = scenario("policy", user_dir, urls=urls, blend=tiny_production["main"],
                    public_url="http://93.184.216.34:8080")
     assert res["app_online_access"] == {"False": False, "True": True}
     d = res["decisions"]
@@ -144,11 +134,11 @@ def test_online_access_off_refuses_public_hosts_and_allows_local_ones(
 
 
 def test_server_down_fails_with_the_url_and_leaves_nothing_behind(
-    production: dict[str, Any], user_dir: Path
+    tiny_production: dict[str, Any], user_dir: Path
 ) -> None:
     url = closed_port_url()
-    new_image = Path(production["project"]) / "textures" / "down.png"
-    res = scenario("submit", user_dir, blend=production["main"], dirty_image=new_image,
+    new_image = Path(tiny_production["project"]) / "textures" / "down.png"
+    res = scenario("submit", user_dir, blend=tiny_production["main"], dirty_image=new_image,
                    prefs={"server_url": url, "request_timeout": 5.0},
                    op={"unsaved_changes": "COPY"})
     assert res["raised"]
@@ -158,10 +148,10 @@ def test_server_down_fails_with_the_url_and_leaves_nothing_behind(
 
 
 def test_the_server_url_and_checkout_path_properties_override_the_preferences(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     res = scenario(
-        "submit", user_dir, blend=production["main"],
+        "submit", user_dir, blend=tiny_production["main"],
         prefs={"server_url": closed_port_url()},
         op={"server_url": shaman_server.url, "checkout_path": "scripted/run 7"},
     )
@@ -171,11 +161,11 @@ def test_the_server_url_and_checkout_path_properties_override_the_preferences(
 
 
 def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     shaman_server.faults.hang_next("upload", count=100)
-    new_image = Path(production["project"]) / "textures" / "cancel.png"
-    res = scenario("cancel", user_dir, blend=production["main"], dirty_image=new_image,
+    new_image = Path(tiny_production["project"]) / "textures" / "cancel.png"
+    res = scenario("cancel", user_dir, blend=tiny_production["main"], dirty_image=new_image,
                    prefs={"server_url": shaman_server.url, "request_timeout": 120.0})
     assert res["reached_uploading"], res
     assert len(res["temp_during"]) == 1  # the unsaved copy existed while it ran
@@ -201,12 +191,12 @@ def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
 
 
 def test_opening_another_file_cancels_the_submission(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     shaman_server.faults.hang_next("upload", count=100)
-    new_image = Path(production["project"]) / "textures" / "load.png"
-    other = Path(production["project"]) / "shots" / "main.blend"
-    res = scenario("load_cancels", user_dir, blend=production["main"], dirty_image=new_image,
+    new_image = Path(tiny_production["project"]) / "textures" / "load.png"
+    other = Path(tiny_production["project"]) / "shots" / "main.blend"
+    res = scenario("load_cancels", user_dir, blend=tiny_production["main"], dirty_image=new_image,
                    other_blend=other, prefs={"server_url": shaman_server.url})
     assert res["reached_uploading"] and len(res["temp_during"]) == 1
     assert res["finished"] and res["outcome"]["cancelled"]
@@ -219,10 +209,10 @@ def test_opening_another_file_cancels_the_submission(
 
 
 def test_disabling_the_add_on_mid_submission_removes_everything(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     shaman_server.faults.hang_next("upload", count=100)
-    res = scenario("unregister_running", user_dir, blend=production["main"],
+    res = scenario("unregister_running", user_dir, blend=tiny_production["main"],
                    prefs={"server_url": shaman_server.url})
     assert res["reached_uploading"]
     assert len(res["handlers_before"]) == 2 and res["handlers_after"] == []
@@ -335,10 +325,10 @@ def test_stop_on_missing_files_refuses_before_sending(
 
 
 def test_render_output_warnings_are_reported_and_shown(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     run = run_bpy("scenario.py", "panel", json.dumps({
-        "blend": production["main"], "render_output": "//render/frame_", "submit": True,
+        "blend": tiny_production["main"], "render_output": "//render/frame_", "submit": True,
         "prefs": {"server_url": shaman_server.url},
     }), user_dir=user_dir)
     assert run.returncode == 0 and run.result is not None, run.explain()
@@ -357,17 +347,17 @@ def test_render_output_warnings_are_reported_and_shown(
 
 
 def test_headless_submit_exit_codes(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     expr = "import bpy; bpy.ops.shaman.submit()"
     ok = run_bpy("scenario.py", "headless", json.dumps({
-        "blend": production["main"], "expr": expr, "prefs": {"server_url": shaman_server.url}
+        "blend": tiny_production["main"], "expr": expr, "prefs": {"server_url": shaman_server.url}
     }), user_dir=user_dir)
     assert ok.returncode == 0, ok.explain()
     assert "shaman: Checkout: " in ok.stdout and "shaman: Workers open: " in ok.stdout
     down = closed_port_url()
     bad = run_bpy("scenario.py", "headless", json.dumps({
-        "blend": production["main"], "expr": expr, "prefs": {"server_url": down}
+        "blend": tiny_production["main"], "expr": expr, "prefs": {"server_url": down}
     }), user_dir=user_dir)
     assert bad.returncode == 1, bad.explain()
     assert "RuntimeError" in bad.stderr and down.split("//")[1] in bad.stderr

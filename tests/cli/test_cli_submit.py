@@ -22,11 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 SAFETY_S = 300
 
 
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> blendgen.ProductionInfo:
-    return blendgen.generate(tmp_path_factory.mktemp("cli-prod"), libraries=1, files=8,
-                             total_bytes=400_000, kinds="basic")
-
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "SHAMAN_SERVER_URL"}
@@ -41,10 +36,10 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_submit_json_with_server_from_the_environment(
-    shaman_server: Any, production: blendgen.ProductionInfo, tmp_path: Path
+    shaman_server: Any, one_library_production: blendgen.ProductionInfo, tmp_path: Path
 ) -> None:
     env = _env(tmp_path, SHAMAN_SERVER_URL=shaman_server.url)
-    out = cli("submit", str(production.main_blend), "--json", env=env)
+    out = cli("submit", str(one_library_production.main_blend), "--json", env=env)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert set(doc) >= {
@@ -62,15 +57,15 @@ def test_submit_json_with_server_from_the_environment(
     assert record["app"]["interface"] == "command line"
     # Not a terminal: plain progress lines on stderr, one per phase.
     assert "Done: checkout" in out.stderr and "\r" not in out.stderr
-    again = cli("submit", str(production.main_blend), "--json", "--quiet", env=env)
+    again = cli("submit", str(one_library_production.main_blend), "--json", "--quiet", env=env)
     assert again.returncode == 0 and again.stderr == ""
     assert json.loads(again.stdout)["bytes_uploaded"] == 0
 
 
 def test_submit_human_output_and_server_flag(shaman_server: Any,
-                                             production: blendgen.ProductionInfo,
+                                             one_library_production: blendgen.ProductionInfo,
                                              tmp_path: Path) -> None:
-    out = cli("submit", str(production.main_blend), "--server", shaman_server.url,
+    out = cli("submit", str(one_library_production.main_blend), "--server", shaman_server.url,
               "--checkout-path", "proj/{blend_name}-cli", "--cache-dir", str(tmp_path / "c"),
               env=_env(tmp_path))
     assert out.returncode == 0, out.stderr
@@ -79,31 +74,33 @@ def test_submit_human_output_and_server_flag(shaman_server: Any,
     assert (tmp_path / "c" / "history.jsonl").exists()
 
 
-def test_no_server_is_a_usage_error(production: blendgen.ProductionInfo,
+def test_no_server_is_a_usage_error(one_library_production: blendgen.ProductionInfo,
                                     tmp_path: Path) -> None:
-    out = cli("submit", str(production.main_blend), env=_env(tmp_path))
+    out = cli("submit", str(one_library_production.main_blend), env=_env(tmp_path))
     assert out.returncode == 2
     assert "SHAMAN_SERVER_URL" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_bad_template_and_bad_jobs_are_usage_errors(shaman_server: Any,
-                                                    production: blendgen.ProductionInfo,
+                                                    one_library_production: blendgen.ProductionInfo,
                                                     tmp_path: Path) -> None:
     env = _env(tmp_path, SHAMAN_SERVER_URL=shaman_server.url)
-    out = cli("submit", str(production.main_blend), "--checkout-path", "{shot}", env=env)
+    out = cli("submit", str(one_library_production.main_blend), "--checkout-path", "{shot}",
+              env=env)
     assert out.returncode == 2 and "{shot}" in out.stderr
-    out = cli("submit", str(production.main_blend), "--jobs", "0", env=env)
+    out = cli("submit", str(one_library_production.main_blend), "--jobs", "0", env=env)
     assert out.returncode == 2 and "--jobs" in out.stderr
-    out = cli("submit", str(production.main_blend), "--connections", "0", env=env)
+    out = cli("submit", str(one_library_production.main_blend), "--connections", "0", env=env)
     assert out.returncode == 2 and "--connections must be at least 1" in out.stderr
-    out = cli("submit", str(production.main_blend), "--server", "ftp://farm", env=env)
+    out = cli("submit", str(one_library_production.main_blend), "--server", "ftp://farm", env=env)
     assert out.returncode == 2 and "ftp://farm" in out.stderr and "Traceback" not in out.stderr
     assert shaman_server.counters.requests == {}
 
 
-def test_dry_run_creates_nothing(shaman_server: Any, production: blendgen.ProductionInfo,
+def test_dry_run_creates_nothing(shaman_server: Any,
+                                 one_library_production: blendgen.ProductionInfo,
                                  tmp_path: Path) -> None:
-    out = cli("submit", str(production.main_blend), "--server", shaman_server.url,
+    out = cli("submit", str(one_library_production.main_blend), "--server", shaman_server.url,
               "--dry-run", env=_env(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "Would upload" in out.stdout and "would upload: shots/main.blend" in out.stdout
@@ -128,22 +125,22 @@ def test_fail_on_missing_exits_3(shaman_server: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.local_server_only
-def test_server_failure_exits_1(shaman_server: Any, production: blendgen.ProductionInfo,
+def test_server_failure_exits_1(shaman_server: Any, one_library_production: blendgen.ProductionInfo,
                                 tmp_path: Path) -> None:
     shaman_server.faults.shaman_disabled = True
-    out = cli("submit", str(production.main_blend), "--server", shaman_server.url,
+    out = cli("submit", str(one_library_production.main_blend), "--server", shaman_server.url,
               env=_env(tmp_path))
     assert out.returncode == 1
     assert "shaman" in out.stderr.lower() and "Traceback" not in out.stderr
 
 
 @pytest.mark.local_server_only
-def test_ctrl_c_cancels_cleanly(shaman_server: Any, production: blendgen.ProductionInfo,
+def test_ctrl_c_cancels_cleanly(shaman_server: Any, one_library_production: blendgen.ProductionInfo,
                                 tmp_path: Path) -> None:
     server = shaman_server
     server.faults.hang_next("upload", 50)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shaman_addon", "submit", str(production.main_blend),
+        [sys.executable, "-m", "shaman_addon", "submit", str(one_library_production.main_blend),
          "--server", server.url], cwd=REPO, env=_env(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -160,11 +157,12 @@ def test_ctrl_c_cancels_cleanly(shaman_server: Any, production: blendgen.Product
     server.faults.reset()
 
 
-def test_progress_bar_on_a_terminal(shaman_server: Any, production: blendgen.ProductionInfo,
+def test_progress_bar_on_a_terminal(shaman_server: Any,
+                                    one_library_production: blendgen.ProductionInfo,
                                     tmp_path: Path) -> None:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shaman_addon", "submit", str(production.main_blend),
+        [sys.executable, "-m", "shaman_addon", "submit", str(one_library_production.main_blend),
          "--server", shaman_server.url], cwd=REPO, env=_env(tmp_path),
         stdout=subprocess.PIPE, stderr=slave, text=True,
     )

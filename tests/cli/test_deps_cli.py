@@ -24,18 +24,19 @@ def deps(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_json_is_one_document_on_stdout(production: ProductionInfo) -> None:
-    proc = deps(str(production.main_blend), "--json")
+def test_json_is_one_document_on_stdout(every_kind_production: ProductionInfo) -> None:
+    proc = deps(str(every_kind_production.main_blend), "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["main_blend"] == str(production.main_blend)
-    assert data["project_root"] == str(production.project_root)
+    assert data["main_blend"] == str(every_kind_production.main_blend)
+    assert data["project_root"] == str(every_kind_production.project_root)
     assert data["blend_checkout_path"] == "shots/main.blend"
-    assert data["file_count"] == len(production.expected_files) == len(data["files"])
+    assert data["file_count"] == len(every_kind_production.expected_files) == len(data["files"])
     assert data["total_bytes"] == sum(f["size"] for f in data["files"])
-    assert {f["original"] for f in data["files"]} == {str(p) for p in production.expected_files}
+    assert {f["original"] for f in data["files"]} == {
+        str(p) for p in every_kind_production.expected_files}
     assert data["missing"] == []
-    assert str(production.outside_files[0]) in data["outside_project"]
+    assert str(every_kind_production.outside_files[0]) in data["outside_project"]
     assert any("Case.png" in w for w in data["warnings"])
     # the rewritten copies were temporary and are gone
     for f in data["files"]:
@@ -43,19 +44,20 @@ def test_json_is_one_document_on_stdout(production: ProductionInfo) -> None:
             assert not Path(f["source"]).exists()
 
 
-def test_table(production: ProductionInfo) -> None:
-    proc = deps(str(production.main_blend))
+def test_table(every_kind_production: ProductionInfo) -> None:
+    proc = deps(str(every_kind_production.main_blend))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "shots/main.blend" in out
     assert "textures/udim/skin.1011.png" in out
     assert "_outside_project/" in out
-    assert f"{len(production.expected_files)} files" in out
+    assert f"{len(every_kind_production.expected_files)} files" in out
     assert "WARNINGS" in out and "MISSING" not in out
 
 
-def test_project_root_option(production: ProductionInfo) -> None:
-    proc = deps(str(production.main_blend), "--json", "--project-root", str(production.root))
+def test_project_root_option(every_kind_production: ProductionInfo) -> None:
+    proc = deps(str(every_kind_production.main_blend), "--json", "--project-root",
+                str(every_kind_production.root))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["blend_checkout_path"] == "project/shots/main.blend"
@@ -88,17 +90,18 @@ def test_failures_exit_1_naming_the_file(tmp_path: Path, make, code: int, needle
     assert "Traceback" not in proc.stderr
 
 
-def test_usage_errors_exit_2(production: ProductionInfo, tmp_path: Path) -> None:
+def test_usage_errors_exit_2(every_kind_production: ProductionInfo, tmp_path: Path) -> None:
     assert deps().returncode == 2
-    assert deps(str(production.main_blend), "--no-such-option").returncode == 2
-    bad_root = deps(str(production.main_blend), "--project-root", str(tmp_path / "nope"))
+    assert deps(str(every_kind_production.main_blend), "--no-such-option").returncode == 2
+    bad_root = deps(str(every_kind_production.main_blend), "--project-root", str(tmp_path / "nope"))
     assert bad_root.returncode == 2
     assert "nope" in bad_root.stderr
 
 
-def test_verbose_progress_goes_to_stderr(production: ProductionInfo) -> None:
+def test_verbose_progress_goes_to_stderr(every_kind_production: ProductionInfo) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "shaman_addon", "-v", "deps", str(production.main_blend), "--json"],
+        [sys.executable, "-m", "shaman_addon", "-v", "deps",
+         str(every_kind_production.main_blend), "--json"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -21,24 +21,25 @@ from blendgen import ProductionInfo
 
 
 @pytest.fixture(scope="module")
-def plan(production: ProductionInfo, tmp_path_factory: pytest.TempPathFactory):
-    p = collect(production.main_blend, temp_dir=tmp_path_factory.mktemp("collect-temp"))
+def plan(every_kind_production: ProductionInfo, tmp_path_factory: pytest.TempPathFactory):
+    p = collect(every_kind_production.main_blend, temp_dir=tmp_path_factory.mktemp("collect-temp"))
     yield p
     p.cleanup()
 
 
 @pytest.fixture(scope="module")
-def groundtruth(production: ProductionInfo, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_tool("groundtruth", production.main_blend, tmp_path_factory.mktemp("gt"))
+def groundtruth(every_kind_production: ProductionInfo,
+                tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return run_tool("groundtruth", every_kind_production.main_blend, tmp_path_factory.mktemp("gt"))
 
 
 def originals(plan) -> set[Path]:
     return {f.original for f in plan.files}
 
 
-def test_project_root_is_found_from_the_marker(production: ProductionInfo, plan) -> None:
-    assert find_project_root(production.main_blend) == production.project_root
-    assert plan.project_root == production.project_root
+def test_project_root_is_found_from_the_marker(every_kind_production: ProductionInfo, plan) -> None:
+    assert find_project_root(every_kind_production.main_blend) == every_kind_production.project_root
+    assert plan.project_root == every_kind_production.project_root
     assert plan.blend_checkout_path == "shots/main.blend"
 
 
@@ -57,10 +58,11 @@ def test_every_path_blender_reports_is_in_the_plan(plan, groundtruth: dict) -> N
         assert lib in in_plan or "/datafiles/" in lib
 
 
-def test_everything_the_generator_made_is_in_the_plan(production: ProductionInfo, plan) -> None:
-    assert set(production.expected_files) - originals(plan) == set()
+def test_everything_the_generator_made_is_in_the_plan(every_kind_production: ProductionInfo,
+                                                      plan) -> None:
+    assert set(every_kind_production.expected_files) - originals(plan) == set()
     # ...and nothing else: no Blender-installation font, no packed source, no stray file.
-    assert originals(plan) - set(production.expected_files) == set()
+    assert originals(plan) - set(every_kind_production.expected_files) == set()
 
 
 KINDS = [
@@ -109,8 +111,8 @@ VERSION_DEPENDENT = {"strip sound", "geometry nodes import"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_kind_is_collected(production: ProductionInfo, plan, kind: str) -> None:
-    files = production.kinds.get(kind, [])
+def test_each_kind_is_collected(every_kind_production: ProductionInfo, plan, kind: str) -> None:
+    files = every_kind_production.kinds.get(kind, [])
     if not files and kind in VERSION_DEPENDENT and os.environ.get("SHAMAN_BPY_PYTHON"):
         return
     assert files, f"the generator made no {kind}"
@@ -118,27 +120,27 @@ def test_each_kind_is_collected(production: ProductionInfo, plan, kind: str) -> 
     assert not missing, f"{kind}: not collected: {sorted(missing)}"
 
 
-def test_not_files_are_not_sent(production: ProductionInfo, plan) -> None:
+def test_not_files_are_not_sent(every_kind_production: ProductionInfo, plan) -> None:
     sent = {str(p) for p in originals(plan)}
-    for what, path in production.not_files.items():
+    for what, path in every_kind_production.not_files.items():
         assert path not in sent, what
     assert not any("<builtin>" in str(p) for p in sent)
     assert not any("/datafiles/" in str(p) for p in sent)
 
 
 def test_checkout_paths_are_safe_unique_and_keep_the_layout(
-    production: ProductionInfo, plan
+    every_kind_production: ProductionInfo, plan
 ) -> None:
     cps = [f.checkout_path for f in plan.files]
     assert len(cps) == len(set(cps))
     assert all(is_safe_checkout_path(cp) for cp in cps)
     for f in plan.files:
-        if f.original.is_relative_to(production.project_root):
-            rel = f.original.relative_to(production.project_root).as_posix()
+        if f.original.is_relative_to(every_kind_production.project_root):
+            rel = f.original.relative_to(every_kind_production.project_root).as_posix()
             assert f.checkout_path == rel
         else:
             assert f.checkout_path.startswith("_outside_project/")
-    outside = production.outside_files[0]
+    outside = every_kind_production.outside_files[0]
     assert outside in plan.outside_project
     assert f"_outside_project{outside}" in cps
 
@@ -157,11 +159,11 @@ def test_nothing_is_missing(plan) -> None:
     assert plan.missing == []
 
 
-def test_rewritten_blends_are_temporary_copies(production: ProductionInfo, plan) -> None:
+def test_rewritten_blends_are_temporary_copies(every_kind_production: ProductionInfo, plan) -> None:
     rewritten = {f.original: f.source for f in plan.files if f.rewritten}
     # main (absolute paths) and the chain's base (outside texture) must be rewritten
-    assert production.main_blend in rewritten
-    base = next(p for p in production.libraries if p.name == "base.blend")
+    assert every_kind_production.main_blend in rewritten
+    base = next(p for p in every_kind_production.libraries if p.name == "base.blend")
     assert base in rewritten
     for original, copy in rewritten.items():
         assert copy != original

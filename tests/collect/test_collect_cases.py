@@ -78,19 +78,20 @@ def test_not_a_blend_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("compressed", [True, False])
 def test_truncated_blend_names_the_file(
-    production: ProductionInfo, tmp_path: Path, compressed: bool
+    every_kind_production: ProductionInfo, tmp_path: Path, compressed: bool
 ) -> None:
-    data = production.main_blend.read_bytes()
+    data = every_kind_production.main_blend.read_bytes()
     if not compressed:
-        data = read_uncompressed(production.main_blend, "zstd")
+        data = read_uncompressed(every_kind_production.main_blend, "zstd")
     bad = tmp_path / "cut off.blend"
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(BlendFileError, match=r"cut off\.blend"):
         collect(bad)
 
 
-def test_too_new_header_names_the_file(production: ProductionInfo, tmp_path: Path) -> None:
-    data = bytearray(read_uncompressed(production.main_blend, "zstd"))
+def test_too_new_header_names_the_file(every_kind_production: ProductionInfo,
+                                       tmp_path: Path) -> None:
+    data = bytearray(read_uncompressed(every_kind_production.main_blend, "zstd"))
     data[7:17] = b"99-99v9999"  # a header format BAT has never seen
     bad = tmp_path / "future.blend"
     bad.write_bytes(bytes(data))
@@ -109,11 +110,12 @@ def test_a_damaged_library_names_the_library(
         collect(copy / "project" / "shots" / "main.blend")
 
 
-def test_nonexistent_blend_and_bad_project_root(tmp_path: Path, production: ProductionInfo) -> None:
+def test_nonexistent_blend_and_bad_project_root(tmp_path: Path,
+                                                every_kind_production: ProductionInfo) -> None:
     with pytest.raises(BlendFileError, match=r"nothing\.blend"):
         collect(tmp_path / "nothing.blend")
     with pytest.raises(ConfigError, match="no such dir"):
-        collect(production.main_blend, project_root=tmp_path / "no such dir")
+        collect(every_kind_production.main_blend, project_root=tmp_path / "no such dir")
 
 
 # -- rewriting
@@ -140,10 +142,10 @@ def test_packed_and_builtin_are_not_files(edge: dict[str, str]) -> None:
 
 
 def test_collecting_twice_gives_identical_plans_and_bytes(
-    production: ProductionInfo, tmp_path: Path
+    every_kind_production: ProductionInfo, tmp_path: Path
 ) -> None:
-    one = collect(production.main_blend, temp_dir=tmp_path / "one")
-    two = collect(production.main_blend, temp_dir=tmp_path / "two")
+    one = collect(every_kind_production.main_blend, temp_dir=tmp_path / "one")
+    two = collect(every_kind_production.main_blend, temp_dir=tmp_path / "two")
     try:
         assert plan_summary(one) == plan_summary(two)
         rewritten_one = [f for f in one.files if f.rewritten]
@@ -159,17 +161,17 @@ def test_collecting_twice_gives_identical_plans_and_bytes(
 
 
 def test_rewritten_copies_keep_compression_and_change_only_paths(
-    production: ProductionInfo,
+    every_kind_production: ProductionInfo,
 ) -> None:
-    plan = collect(production.main_blend)
+    plan = collect(every_kind_production.main_blend)
     try:
         main = next(f for f in plan.files if f.checkout_path == plan.blend_checkout_path)
         assert main.rewritten
         assert main.source.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd, like Blender 5 saves
-        before = read_uncompressed(production.main_blend, "zstd")
+        before = read_uncompressed(every_kind_production.main_blend, "zstd")
         after = read_uncompressed(main.source, "zstd")
         assert len(before) == len(after)
-        changed = trace_blend(production.main_blend)
+        changed = trace_blend(every_kind_production.main_blend)
         ranges = [(r.slot.offset, r.slot.offset + r.slot.size) for r in changed.refs if r.slot]
         for i, (x, y) in enumerate(zip(before, after, strict=True)):
             if x != y:
@@ -211,9 +213,9 @@ def test_backslash_paths_are_found_and_rewritten(
 # -- as_name
 
 
-def test_as_name_in_the_same_folder(production: ProductionInfo, tmp_path: Path) -> None:
+def test_as_name_in_the_same_folder(every_kind_production: ProductionInfo, tmp_path: Path) -> None:
     copy = tmp_path / "prod"
-    shutil.copytree(production.root, copy, symlinks=True)
+    shutil.copytree(every_kind_production.root, copy, symlinks=True)
     shots = copy / "project" / "shots"
     temp_copy = shots / "main.tmp-autosave.blend"
     shutil.copyfile(shots / "main.blend", temp_copy)
@@ -251,7 +253,7 @@ def test_as_name_elsewhere_opens_in_blender(edge: dict[str, str], tmp_path: Path
 # -- cancel and caching
 
 
-def test_cancel_leaves_no_temp_files(production: ProductionInfo, tmp_path: Path) -> None:
+def test_cancel_leaves_no_temp_files(every_kind_production: ProductionInfo, tmp_path: Path) -> None:
     cancel = threading.Event()
     seen: list[str] = []
 
@@ -261,24 +263,25 @@ def test_cancel_leaves_no_temp_files(production: ProductionInfo, tmp_path: Path)
             cancel.set()  # after the first rewritten copy was started
 
     with pytest.raises(Cancelled, match=r"main\.blend"):
-        collect(production.main_blend, temp_dir=tmp_path, cancel=cancel, on_progress=progress)
+        collect(every_kind_production.main_blend, temp_dir=tmp_path, cancel=cancel,
+                on_progress=progress)
     assert any(m.startswith("rewriting") for m in seen)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cancel_before_start(production: ProductionInfo, tmp_path: Path) -> None:
+def test_cancel_before_start(every_kind_production: ProductionInfo, tmp_path: Path) -> None:
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        collect(production.main_blend, temp_dir=tmp_path, cancel=cancel)
+        collect(every_kind_production.main_blend, temp_dir=tmp_path, cancel=cancel)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cache_dir_skips_tracing_and_gives_the_same_plan(
-    production: ProductionInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    every_kind_production: ProductionInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "cache"
-    first = collect(production.main_blend, cache_dir=cache)
+    first = collect(every_kind_production.main_blend, cache_dir=cache)
     calls: list[Path] = []
     real = trace_module.trace_blend
 
@@ -289,7 +292,7 @@ def test_cache_dir_skips_tracing_and_gives_the_same_plan(
     import shaman_addon.collect.collector as collect_module
 
     monkeypatch.setattr(collect_module, "trace_blend", counting)
-    second = collect(production.main_blend, cache_dir=cache)
+    second = collect(every_kind_production.main_blend, cache_dir=cache)
     try:
         assert calls == []  # every .blend came from the cache
         assert plan_summary(first) == plan_summary(second)
@@ -329,7 +332,7 @@ def test_rewritten_copy_keeps_gzip_or_no_compression(
 
 
 def test_an_unreadable_data_block_is_a_warning_not_a_failure(
-    production: ProductionInfo, monkeypatch: pytest.MonkeyPatch
+    every_kind_production: ProductionInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A layout BAT does not know (a newer Blender) costs that data-block, not the job."""
     real = trace_module._extra_refs
@@ -340,12 +343,12 @@ def test_an_unreadable_data_block_is_a_warning_not_a_failure(
         return real(block)
 
     monkeypatch.setattr(trace_module, "_extra_refs", flaky)
-    plan = collect(production.main_blend)
+    plan = collect(every_kind_production.main_blend)
     try:
         assert any("main.blend" in w and "TX rig tools.py" in w for w in plan.warnings)
         sent = {f.original for f in plan.files}
-        assert production.kinds["text"][0] not in sent  # what that block held is lost...
-        assert set(production.kinds["udim"]) <= sent  # ...the rest is still there
+        assert every_kind_production.kinds["text"][0] not in sent  # what that block held is lost...
+        assert set(every_kind_production.kinds["udim"]) <= sent  # ...the rest is still there
     finally:
         plan.cleanup()
 

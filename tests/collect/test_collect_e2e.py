@@ -21,14 +21,7 @@ from shaman_addon.collect.collector import collect
 
 from blend_fixtures import materialise, sha256_file, tree_hashes
 from blend_tools import run_tool
-from blendgen import ProductionInfo, generate
-
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> ProductionInfo:
-    """This module's own every-kind production: its tests hide it while they open the
-    checkout, so Blender cannot fall back on a source file."""
-    return generate(tmp_path_factory.mktemp("e2e-production"), libraries=3, files=6, seed=7)
+from blendgen import ProductionInfo
 
 
 @contextlib.contextmanager
@@ -43,29 +36,29 @@ def source_hidden(production: ProductionInfo) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def checkout(production: ProductionInfo, tmp_path_factory: pytest.TempPathFactory):
-    before = tree_hashes(production.root)
+def checkout(hideable_production: ProductionInfo, tmp_path_factory: pytest.TempPathFactory):
+    before = tree_hashes(hideable_production.root)
     tmp = tmp_path_factory.mktemp("e2e")
-    plan = collect(production.main_blend, temp_dir=tmp / "temp")
+    plan = collect(hideable_production.main_blend, temp_dir=tmp / "temp")
     main = materialise(plan, tmp / "store", tmp / "jobs" / "job-1")
     yield plan, main, tmp, before
     plan.cleanup()
 
 
 def test_checkout_opens_with_nothing_missing_and_same_bytes(
-    production: ProductionInfo, checkout
+    hideable_production: ProductionInfo, checkout
 ) -> None:
     plan, main, tmp, _before = checkout
     root = main.parent.parent  # jobs/job-1 (main is shots/main.blend)
     assert plan.blend_checkout_path == "shots/main.blend"
     source_of = {f.checkout_path: sha256_file(f.source) for f in plan.files}
-    with source_hidden(production):
+    with source_hidden(hideable_production):
         gt = run_tool("groundtruth", main, tmp)
 
     # every file Blender opened, main and libraries included, reports nothing missing
     assert set(gt["files"]) >= {str(main)}
     opened = [p for p in gt["files"] if "/datafiles/" not in p]  # Blender's own: not sent
-    assert len(opened) == 1 + len(production.libraries)
+    assert len(opened) == 1 + len(hideable_production.libraries)
     for path, report in gt["files"].items():
         assert report["missing_ids"] == [], path
 
@@ -82,36 +75,38 @@ def test_checkout_opens_with_nothing_missing_and_same_bytes(
     # ...and the plan holds nothing else than what Blender wants, the main file and the
     # caches and bakes Blender does not list (the generator's explicit list)
     caches = {
-        f.relative_to(production.project_root).as_posix()
+        f.relative_to(hideable_production.project_root).as_posix()
         for kind in ("point cache", "fluid cache", "geometry nodes bake")
-        for f in production.kinds[kind]
+        for f in hideable_production.kinds[kind]
     }
     assert set(source_of) - wanted - caches == {plan.blend_checkout_path}
     for kind in ("udim", "image sequence", "strip image", "movie clip sequence", "outside"):
-        for f in production.kinds[kind]:
+        for f in hideable_production.kinds[kind]:
             cp = next(pf.checkout_path for pf in plan.files if pf.original == f)
             assert str(root / cp) in gt["all_paths"], (kind, cp)
 
 
-def test_caches_and_bakes_are_where_blender_looks(production: ProductionInfo, checkout) -> None:
+def test_caches_and_bakes_are_where_blender_looks(hideable_production: ProductionInfo,
+                                                  checkout) -> None:
     _plan, main, _tmp, _before = checkout
     root = main.parent.parent
     for kind in ("point cache", "fluid cache", "geometry nodes bake"):
-        for f in production.kinds[kind]:
-            rel = f.relative_to(production.project_root).as_posix()
+        for f in hideable_production.kinds[kind]:
+            rel = f.relative_to(hideable_production.project_root).as_posix()
             assert (root / rel).is_file(), (kind, rel)
             assert sha256_file(root / rel) == sha256_file(f)
 
 
-def test_render_of_checkout_equals_render_of_source(production: ProductionInfo, checkout) -> None:
+def test_render_of_checkout_equals_render_of_source(hideable_production: ProductionInfo,
+                                                    checkout) -> None:
     _plan, main, tmp, _before = checkout
-    src = run_tool("render", production.main_blend, tmp)
-    with source_hidden(production):
+    src = run_tool("render", hideable_production.main_blend, tmp)
+    with source_hidden(hideable_production):
         dst = run_tool("render", main, tmp)
     assert src["nonblack_pixels"] > 1000, "the source render is empty; the test proves nothing"
     assert dst["sha256"] == src["sha256"]
 
 
-def test_source_files_unchanged(production: ProductionInfo, checkout) -> None:
+def test_source_files_unchanged(hideable_production: ProductionInfo, checkout) -> None:
     *_rest, before = checkout
-    assert tree_hashes(production.root) == before
+    assert tree_hashes(hideable_production.root) == before

@@ -10,6 +10,7 @@ peak memory growth.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -17,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,12 +33,12 @@ from shaman_addon.errors import (
     NotAShamanServer,
     ServerUnreachable,
 )
-from shaman_addon.shaman.client import ClientSettings
-from shaman_addon.submit import Submission, SubmitOptions
+from shaman_addon.submit import Submission
 
 import blendgen
 from fault_blends import make_blend
 from fault_helpers import (
+    Options,
     cache_state,
     check_checkout,
     disk_state,
@@ -48,26 +48,12 @@ from fault_helpers import (
 )
 
 HERE = Path(__file__).resolve().parent
-FAST = ClientSettings(backoff_s=0.01, max_attempts=3, connect_timeout=2.0)
+FAST = {"backoff_s": 0.01, "max_attempts": 3, "connect_timeout": 2.0}
+"""This module's client settings (``Options`` makes them, with the upload strategy)."""
 GIB = 1 << 30
 SPARSE_RSS_BOUND_MIB = 96
 """A 5 GiB file must not cost more than this much extra resident memory (collect, hash,
 stream it): the whole pipeline, in its own process."""
-
-
-def opts(url: str, tmp_path: Path, **kw: Any) -> SubmitOptions:
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    kw.setdefault("client_settings", FAST)
-    return SubmitOptions(server_url=url, **kw)
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Temporary rewritten copies go to a folder of this test's own, to be checked."""
-    folder = tmp_path / "systmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def expected_checkout(blend: Path, **kw: Any) -> dict[str, Path | bytes]:
@@ -100,7 +86,7 @@ def _uncompressed(blend: Path) -> bytes:
 @pytest.mark.parametrize("kind", ["not a blend", "truncated", "too new (file format 2)",
                                   "too new library"])
 def test_broken_blend_is_named(
-    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path,
+    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any], kind: str,
 ) -> None:
     main = copy_production(basic_production, tmp_path / "prod")
@@ -126,7 +112,7 @@ def test_broken_blend_is_named(
         data[7:17] = b"17-02v0600"
         lib.write_bytes(bytes(data))
         bad, blend = lib, main
-    err = error_of(lambda: Submission(blend, opts(shaman_server.url, tmp_path)).run())
+    err = error_of(lambda: Submission(blend, opts(shaman_server.url, tmp_path, client=FAST)).run())
     assert isinstance(err, BlendFileError), repr(err)
     assert str(bad) in str(err) or bad.name in str(err)
     assert sum(shaman_server.counters.requests.values()) == 0
@@ -143,7 +129,7 @@ def _project(root: Path) -> Path:
     return root
 
 
-def test_zero_byte_files(shaman_server: Any, tmp_path: Path, private_tmp: Path,
+def test_zero_byte_files(shaman_server: Any, tmp_path: Path, opts: Options, private_tmp: Path,
                          fault_row: Callable[..., Any]) -> None:
     project = _project(tmp_path / "project")
     for name in ("empty a.png", "empty b.exr"):
@@ -151,7 +137,7 @@ def test_zero_byte_files(shaman_server: Any, tmp_path: Path, private_tmp: Path,
         (project / "tex" / name).write_bytes(b"")
     blend = make_blend(project / "shot.blend", ["//tex/empty a.png", "//tex/empty b.exr"])
     want = expected_checkout(blend)
-    result = Submission(blend, opts(shaman_server.url, tmp_path)).run()
+    result = Submission(blend, opts(shaman_server.url, tmp_path, client=FAST)).run()
     n = check_checkout(shaman_server.storage, result.checkout_path, want)
     assert (hashlib.sha256(b"").hexdigest(), 0) in disk_state(shaman_server.storage).stored
     assert (shaman_server.storage / "jobs" / result.checkout_path / "tex/empty b.exr"
@@ -178,7 +164,8 @@ TRICKY_NAMES = [
 
 
 def test_tricky_names_and_very_long_paths(
-    shaman_server: Any, tmp_path: Path, private_tmp: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, tmp_path: Path, opts: Options, private_tmp: Path,
+    fault_row: Callable[..., Any],
 ) -> None:
     project = _project(tmp_path / "project")
     refs = []
@@ -204,7 +191,7 @@ def test_tricky_names_and_very_long_paths(
     blend = make_blend(project / "shot.blend", refs)
     want = expected_checkout(blend)
     assert len(want) == len(TRICKY_NAMES) + 2
-    result = Submission(blend, opts(shaman_server.url, tmp_path)).run()
+    result = Submission(blend, opts(shaman_server.url, tmp_path, client=FAST)).run()
     assert [m.path for m in result.missing] == [str(project / "tex" / "back" / "slash.png")]
     n = check_checkout(shaman_server.storage, result.checkout_path, want)
     longest = max(len(p.encode()) for p in want)
@@ -218,13 +205,13 @@ def test_tricky_names_and_very_long_paths(
               f"backslash name listed missing like Blender sees it: {result.missing[0].path}")
 
 
-def test_library_cycle(shaman_server: Any, edge: dict[str, str], tmp_path: Path,
+def test_library_cycle(shaman_server: Any, edge: dict[str, str], tmp_path: Path, opts: Options,
                        private_tmp: Path, fault_row: Callable[..., Any]) -> None:
     root = tmp_path / "edge"
     shutil.copytree(edge["root"], root, symlinks=True)
     blend = root / Path(edge["cycle_a"]).relative_to(edge["root"])
     want = expected_checkout(blend)
-    result = Submission(blend, opts(shaman_server.url, tmp_path)).run()
+    result = Submission(blend, opts(shaman_server.url, tmp_path, client=FAST)).run()
     n = check_checkout(shaman_server.storage, result.checkout_path, want)
     assert {"cycle/cycle_a.blend", "cycle/cycle_b.blend"} <= set(want)
     fault_row("library cycle A -> B -> A", area="bad input",
@@ -236,7 +223,7 @@ def test_library_cycle(shaman_server: Any, edge: dict[str, str], tmp_path: Path,
 
 
 def test_symlinked_dependency(
-    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path,
+    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any],
 ) -> None:
     main = copy_production(basic_production, tmp_path / "prod")
@@ -247,7 +234,7 @@ def test_symlinked_dependency(
     tex.unlink()
     tex.symlink_to(real)
     want = expected_checkout(main)
-    result = Submission(main, opts(shaman_server.url, tmp_path)).run()
+    result = Submission(main, opts(shaman_server.url, tmp_path, client=FAST)).run()
     n = check_checkout(shaman_server.storage, result.checkout_path, want)
     folder = shaman_server.storage / "jobs" / result.checkout_path
     assert (folder / "libs/textures/lib_00 color.png").read_bytes() == real.read_bytes()
@@ -259,7 +246,7 @@ def test_symlinked_dependency(
 
 
 def test_symlinked_project_folder(
-    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path,
+    shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any],
 ) -> None:
     main = copy_production(basic_production, tmp_path / "prod")
@@ -267,7 +254,7 @@ def test_symlinked_project_folder(
     linked = project.parent / "linked project"  # beside it: '..' means the same either way
     linked.symlink_to(project, target_is_directory=True)
     via_link = linked / main.relative_to(project)
-    result = Submission(via_link, opts(shaman_server.url, tmp_path)).run()
+    result = Submission(via_link, opts(shaman_server.url, tmp_path, client=FAST)).run()
     folder = shaman_server.storage / "jobs" / result.checkout_path
     entries = [p for p in folder.rglob("*") if p.is_symlink()]
     got = {p.read_bytes() for p in entries if not p.name.endswith(".blend")}
@@ -285,10 +272,14 @@ def test_symlinked_project_folder(
 # -- big and many ------------------------------------------------------------------------------
 
 
-def probe(server_url: str, blend: Path, cache_dir: Path) -> dict[str, Any]:
+def probe(server_url: str, blend: Path, cache_dir: Path, opts: Options) -> dict[str, Any]:
+    """Submit in a process of its own, with the client settings the ``opts`` fixture
+    makes (the default ones, plus the upload strategy under test)."""
+    settings = dataclasses.asdict(opts.client())
     proc = subprocess.run(
         [sys.executable, str(HERE.parent / "support" / "fault_probe.py"), "--server", server_url,
-         "--blend", str(blend), "--cache-dir", str(cache_dir)],
+         "--blend", str(blend), "--cache-dir", str(cache_dir),
+         "--client-settings", json.dumps(settings)],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.stdout.strip(), proc.stderr[-3000:]
@@ -296,7 +287,7 @@ def probe(server_url: str, blend: Path, cache_dir: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path,
+def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path, opts: Options,
                            fault_row: Callable[..., Any]) -> None:
     project = _project(tmp_path / "project")
     huge = project / "sim" / "huge cache.vdb"
@@ -308,7 +299,7 @@ def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path,
     assert huge.stat().st_size == 5 * GIB
     blend = make_blend(project / "shot.blend", ["//sim/huge cache.vdb"])
     try:
-        out = probe(shaman_server.url, blend, tmp_path / "cache")
+        out = probe(shaman_server.url, blend, tmp_path / "cache", opts)
         assert "result" in out, out
         result = out["result"]
         growth_mib = out["growth_kib"] / 1024
@@ -332,11 +323,11 @@ def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_20000_small_files(shaman_server: Any, tmp_path: Path,
+def test_20000_small_files(shaman_server: Any, tmp_path: Path, opts: Options,
                            fault_row: Callable[..., Any]) -> None:
     info = blendgen.generate(tmp_path / "many", libraries=1, files=20_000,
                              total_bytes=20_000 * 100, kinds="basic", seed=20)
-    out = probe(shaman_server.url, info.main_blend, tmp_path / "cache")
+    out = probe(shaman_server.url, info.main_blend, tmp_path / "cache", opts)
     assert "result" in out, out
     result = out["result"]
     assert result["files_total"] == len(info.expected_files) > 20_000
@@ -349,7 +340,7 @@ def test_20000_small_files(shaman_server: Any, tmp_path: Path,
         assert (folder / rel).read_bytes() == p.read_bytes()
     state = disk_state(shaman_server.storage)
     assert state.uploading == [] and len(state.stored) == result["files_total"]
-    again = probe(shaman_server.url, info.main_blend, tmp_path / "cache")
+    again = probe(shaman_server.url, info.main_blend, tmp_path / "cache", opts)
     assert again["result"]["files_uploaded"] == 0
     fault_row("20,000 small files (bpy-made .blend + 1 library referencing them)",
               area="bad input", saw=f"done: checkout {result['checkout_path']}",
@@ -405,13 +396,13 @@ def _free_port() -> int:
                                   "nothing listening"])
 def test_bad_server_urls(
     kind: str, not_shaman: str, basic_production: blendgen.ProductionInfo, tmp_path: Path,
-    private_tmp: Path, fault_row: Callable[..., Any],
+    opts: Options, private_tmp: Path, fault_row: Callable[..., Any],
 ) -> None:
     port = _free_port()
     url = {"empty": "", "no scheme": f"127.0.0.1:{port}", "not a Shaman server": not_shaman,
            "nothing listening": f"http://127.0.0.1:{port}"}[kind]
     main = copy_production(basic_production, tmp_path / "prod")
-    err = error_of(lambda: Submission(main, opts(url, tmp_path)).run())
+    err = error_of(lambda: Submission(main, opts(url, tmp_path, client=FAST)).run())
     expected_type = {"empty": ConfigError, "no scheme": ConfigError,
                      "not a Shaman server": NotAShamanServer,
                      "nothing listening": ServerUnreachable}[kind]

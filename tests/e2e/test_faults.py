@@ -4,21 +4,23 @@ over real HTTP on loopback. Every test reads the end state back: what is stored 
 leftovers of finished uploads, that no temporary rewritten copy is left, and that the
 checksum cache holds only true checksums. Each adds a row to the fault report.
 
-Plans are plain files here (the pipeline only reads bytes); the cancel-in-every-phase
-cases run on a real .blend production so collecting and rewritten copies are real.
-Timing is never asserted: ordering comes from progress events and server counters.
+Every submission goes through the public API and collects its .blend like the command
+line does: most cases use a real template .blend (``blend_templates``) whose cache folder
+takes whatever files the test writes; the ``lib_files`` cases add a linked library that
+the collector rewrites, so a temporary copy exists and must be cleaned up; the
+cancel-in-every-phase cases run on a generated production. Client settings come from
+the ``opts`` fixture (``conftest.py``) only. Timing is never asserted: ordering comes from
+progress events and server counters.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -37,14 +39,15 @@ from shaman_addon.errors import (
     ShamanError,
 )
 from shaman_addon.progress import Phase
-from shaman_addon.shaman.client import ClientSettings
-from shaman_addon.submit import Submission, SubmitOptions, Tuning
+from shaman_addon.submit import Submission, Tuning
 from shaman_addon.submit import checksums as checksums_mod
 
+from blend_templates import Project, Templates
 from fault_helpers import (
     Background,
-    Files,
+    Options,
     PhaseHook,
+    blend_paths_stay_inside,
     cache_state,
     cancel_from_another_thread,
     check_checkout,
@@ -55,29 +58,6 @@ from fault_helpers import (
     wait_for,
 )
 
-FAST = ClientSettings(backoff_s=0.01, max_attempts=4, connect_timeout=2.0, read_timeout=20.0)
-
-
-def opts(url: str, tmp_path: Path, **kw: Any) -> SubmitOptions:
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    kw.setdefault("client_settings", FAST)
-    return SubmitOptions(server_url=url, **kw)
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> Files:
-    # 20 files, 1 byte to ~1.9 MB: several upload chunks for the big ones.
-    return Files(tmp_path, [1 + i * 100_000 for i in range(20)])
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Temporary rewritten copies go to a folder of this test's own, to be checked."""
-    folder = tmp_path / "systmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -85,15 +65,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def end_state(storage: Path, cache_dir: Path, plan_temp: Path | None = None) -> str:
+def end_state(storage: Path, cache_dir: Path, private_tmp: Path | None = None) -> str:
     """Read the end state, assert the invariants that always hold, and describe it:
-    no upload temp file left on the server, a sound cache, the plan's temp copy gone."""
+    no upload temp file left on the server, a sound cache and, given the test's private
+    temp folder, no temporary rewritten copy (``shaman-pack-*``) left in it."""
     uploading_settled(storage)
     state = disk_state(storage)
     rows, checked = cache_state(cache_dir)
     text = f"{state.describe()}; cache {rows} rows ({checked} verified against the files)"
-    if plan_temp is not None:
-        assert not plan_temp.exists(), f"temporary copies left in {plan_temp}"
+    if private_tmp is not None:
+        left = pack_leftovers(private_tmp)
+        assert left == [], f"temporary copies left: {left}"
         text += "; temp copy removed"
     return text
 
@@ -106,13 +88,13 @@ def uploading_settled(storage: Path) -> None:
 # -- the server is not there ------------------------------------------------------------
 
 
-def test_server_down_at_start(files: Files, tmp_path: Path, fault_row: Callable[..., Any]) -> None:
+def test_server_down_at_start(lib_files: Project, tmp_path: Path, private_tmp: Path,
+                              opts: Options, fault_row: Callable[..., Any]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    plan = files.plan(with_temp_copy=True)
-    err = error_of(lambda: Submission(files.blend, opts(url, tmp_path), plan=plan).run())
+    err = error_of(lambda: Submission(lib_files.blend, opts(url, tmp_path)).run())
     assert isinstance(err, ServerUnreachable), repr(err)
     assert url in str(err)
-    assert not plan.temp_dir.exists()
+    assert pack_leftovers(private_tmp) == []
     rows, checked = cache_state(tmp_path / "cache")
     record = json.loads((tmp_path / "cache" / "history.jsonl").read_text().splitlines()[-1])
     assert record["status"] == "failed" and url in record["error"]
@@ -139,15 +121,16 @@ def _fault(url: str, call: str, **kwargs: Any) -> None:
 
 @pytest.mark.local_server_only
 def test_server_killed_mid_upload_then_next_run_sends_only_the_rest(
-    server_process: Callable[..., Any], tmp_path: Path, fault_row: Callable[..., Any]
+    server_process: Callable[..., Any], blend_templates: Templates, tmp_path: Path,
+    private_tmp: Path, opts: Options, fault_row: Callable[..., Any]
 ) -> None:
-    files = Files(tmp_path, [400_000 + i for i in range(30)], seed="kill")
+    files = Project(blend_templates, tmp_path, [400_000 + i for i in range(30)], seed="kill",
+                    variant="library")
+    cache = tmp_path / "cache"
     proc = server_process()
     _fault(proc.url, "delay", endpoint="upload", seconds=0.05)  # slow enough to kill mid-way
-    settings = ClientSettings(backoff_s=0.01, max_attempts=2, connect_timeout=2.0)
-    plan = files.plan(with_temp_copy=True)
-    run = Background(Submission(files.blend, opts(proc.url, tmp_path, jobs=2,
-                                                  client_settings=settings), plan=plan))
+    client = {"backoff_s": 0.01, "max_attempts": 2, "connect_timeout": 2.0}
+    run = Background(Submission(files.blend, opts(proc.url, tmp_path, jobs=2, client=client)))
     wait_for(lambda: len(disk_state(proc.storage).stored) >= 8, "8 files stored")
     proc.kill()
     run.join()
@@ -155,25 +138,25 @@ def test_server_killed_mid_upload_then_next_run_sends_only_the_rest(
     assert isinstance(first, ShamanError), repr(first)
     assert proc.url in str(first)
     before = disk_state(proc.storage)
-    assert 8 <= len(before.stored) < 32 and before.checkouts == []
-    assert not plan.temp_dir.exists()
+    assert len(before.stored) >= 8 and before.checkouts == []
+    assert pack_leftovers(private_tmp) == []
 
     proc.start()  # same port, same storage
     assert proc.url == run.sub.options.server_url
-    plan2 = files.plan(with_temp_copy=True)
-    lib_copy = plan2.files[-1].source.read_bytes()  # the pipeline removes the copy
-    result = Submission(files.blend, opts(proc.url, tmp_path), plan=plan2).run()
+    result = Submission(files.blend, opts(proc.url, tmp_path)).run()
     received = {(sha, size) for sha, size, _n in _counters(proc.url)["bytes_received_by_file"]}
-    wanted = files.keys() | {(hashlib.sha256(lib_copy).hexdigest(), len(lib_copy))}
+    wanted = files.content_keys(cache)  # the rewritten library: the copy kept in the cache
+    assert len(before.stored) < len(wanted)  # the kill did cut the first run short
     assert received == wanted - before.stored
+    assert pack_leftovers(private_tmp) == []
     after = disk_state(proc.storage)
     assert after.checkouts == [result.checkout_path.split("/")[0]]
     # the upload cut off by the kill may have left its temp file; its content is stored now
     for leftover in after.uploading:
         sha, size = leftover.split("-")[:2]
         assert (sha, int(size)) in after.stored and (sha, int(size)) not in before.stored
-    n = check_checkout(proc.storage, result.checkout_path, dict(
-        files.expected(), **{"libs/lib.blend": lib_copy}))
+    n = check_checkout(proc.storage, result.checkout_path, files.expected(cache))
+    assert blend_paths_stay_inside(proc.storage, result.checkout_path) > 0
     fault_row("server PROCESS killed (SIGKILL) mid-upload, restarted on the same port+storage",
               saw=f"first run: {first}; next run: done, checkout {result.checkout_path}",
               end_state=f"after the kill {len(before.stored)} blobs stored, no checkout; the "
@@ -185,15 +168,14 @@ def test_server_killed_mid_upload_then_next_run_sends_only_the_rest(
 
 @pytest.mark.local_server_only
 def test_server_restarted_within_the_retry_budget_recovers(
-    server_process: Callable[..., Any], tmp_path: Path, fault_row: Callable[..., Any]
+    server_process: Callable[..., Any], blend_templates: Templates, tmp_path: Path,
+    opts: Options, fault_row: Callable[..., Any]
 ) -> None:
-    files = Files(tmp_path, [300_000 + i for i in range(24)], seed="restart")
+    files = Project(blend_templates, tmp_path, [300_000 + i for i in range(24)], seed="restart")
     proc = server_process()
     _fault(proc.url, "delay", endpoint="upload", seconds=0.05)
-    settings = ClientSettings(backoff_s=0.25, max_attempts=7, connect_timeout=2.0)
-    run = Background(Submission(files.blend, opts(proc.url, tmp_path, jobs=2,
-                                                  client_settings=settings),
-                                plan=files.plan()))
+    client = {"backoff_s": 0.25, "max_attempts": 7, "connect_timeout": 2.0}
+    run = Background(Submission(files.blend, opts(proc.url, tmp_path, jobs=2, client=client)))
     wait_for(lambda: len(disk_state(proc.storage).stored) >= 6, "6 files stored")
     stored_at_kill = len(disk_state(proc.storage).stored)
     proc.restart()
@@ -201,9 +183,9 @@ def test_server_restarted_within_the_retry_budget_recovers(
     assert run.error is None, repr(run.error)
     result = run.result
     assert result is not None
-    n = check_checkout(proc.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(proc.storage, result.checkout_path, files.expected())
     state = disk_state(proc.storage)
-    assert state.stored >= files.keys()
+    assert state.stored >= files.content_keys()
     fault_row("server process killed and restarted within the client's retry budget",
               saw=f"done: checkout {result.checkout_path} ({result.files_uploaded} uploaded)",
               end_state=f"{stored_at_kill} blobs stored at the kill; checkout of {n} files "
@@ -213,13 +195,12 @@ def test_server_restarted_within_the_retry_budget_recovers(
 # -- connections dropped ----------------------------------------------------------------
 
 
-def test_connection_dropped_mid_body(shaman_server: Any, files: Files, tmp_path: Path,
-                                     fault_row: Callable[..., Any]) -> None:
+def test_connection_dropped_mid_body(shaman_server: Any, files: Project, opts: Options,
+                                     tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     shaman_server.faults.drop_upload_after(150_000, count=3)
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=2),
-                        plan=files.plan()).run()
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=2)).run()
     counters = shaman_server.counters
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     uploading_settled(shaman_server.storage)
     assert counters.requests.get("file_status", 0) >= 3  # the status was asked each time
     fault_row("connection reset mid-body (3 uploads cut at 150 kB)",
@@ -230,12 +211,11 @@ def test_connection_dropped_mid_body(shaman_server: Any, files: Files, tmp_path:
 
 
 def test_other_client_finished_first_early_208_then_drop(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, files: Project, opts: Options, tmp_path: Path, fault_row: Callable[..., Any]
 ) -> None:
     shaman_server.faults.early_208_and_drop(count=2)
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path),
-                        plan=files.plan()).run()
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path)).run()
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     st = shaman_server.counters.statuses
     assert st.get(("upload", 208)) == 2
     fault_row("another client 'finished first': early 208 then the connection dropped (x2)",
@@ -261,21 +241,22 @@ def test_other_client_finished_first_early_208_then_drop(
     ],
 )
 def test_transient_failure_is_retried_and_succeeds(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any],
-    endpoint: str, status: int, message: str,
+    shaman_server: Any, files: Project, opts: Options, tmp_path: Path,
+    fault_row: Callable[..., Any], endpoint: str, status: int, message: str,
 ) -> None:
     faults = shaman_server.faults
     if endpoint == "file_status":
         faults.drop_upload_after(1000)  # a reset makes the client ask the file's status
     faults.fail_next(endpoint, count=2, status=status, message=message)
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1),
-                        plan=files.plan()).run()
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1)).run()
     counters = shaman_server.counters
     assert counters.statuses.get((endpoint, status)) == 2
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     uploading_settled(shaman_server.storage)
-    sent_once = sum(size for _sha, size in files.keys())  # noqa: SIM118
-    assert counters.bytes_received <= sent_once + 1000  # + the body cut off once
+    sent_once = sum(size for _sha, size in files.content_keys())
+    assert counters.bytes_received <= sent_once + 1000, (  # + the body cut off once
+        {key: n for key, n in counters.bytes_received_by_file.items() if n != key[1]},
+        counters.statuses)
     fault_row(f"transient {status} on {endpoint} (twice)",
               saw=f"done after retries: checkout {result.checkout_path}",
               end_state=f"{endpoint} asked {counters.requests[endpoint]}x; checkout of {n} "
@@ -291,17 +272,16 @@ def test_transient_failure_is_retried_and_succeeds(
     ],
 )
 def test_persistent_failure_stops_after_bounded_tries_with_the_servers_words(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any],
-    endpoint: str, status: int, message: str,
+    shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any], endpoint: str, status: int, message: str,
 ) -> None:
     shaman_server.faults.fail_next(endpoint, count=1000, status=status, message=message)
-    plan = files.plan(with_temp_copy=True)
-    err = error_of(lambda: Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1),
-                                      plan=plan).run())
+    err = error_of(lambda: Submission(lib_files.blend,
+                                      opts(shaman_server.url, tmp_path, jobs=1)).run())
     assert isinstance(err, ServerError), repr(err)
     assert message in str(err) and shaman_server.url in str(err)
     tries = shaman_server.counters.requests[endpoint]
-    limit = FAST.max_attempts if (endpoint, status) != ("requirements", 500) else 1
+    limit = opts.fast.max_attempts if (endpoint, status) != ("requirements", 500) else 1
     assert tries <= limit * (Tuning().max_resets_per_file + 1)
     if endpoint == "requirements":
         assert tries == limit
@@ -309,35 +289,34 @@ def test_persistent_failure_stops_after_bounded_tries_with_the_servers_words(
     assert state.checkouts == [] and state.uploading == []
     fault_row(f"persistent {status} '{message}' on {endpoint}", saw=str(err),
               end_state=f"{tries} tries then stop; no checkout; "
-              + end_state(shaman_server.storage, tmp_path / "cache", plan.temp_dir),
+              + end_state(shaman_server.storage, tmp_path / "cache", private_tmp),
               measured={"tries": tries})
 
 
 def test_checkout_create_error_is_not_repeated(
-    any_style_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    any_style_server: Any, files: Project, opts: Options, tmp_path: Path,
+    fault_row: Callable[..., Any],
 ) -> None:
     server = any_style_server
     server.faults.fail_next("create", count=1, status=502, message="bad gateway")
-    err = error_of(lambda: Submission(files.blend, opts(server.url, tmp_path),
-                                      plan=files.plan()).run())
+    err = error_of(lambda: Submission(files.blend, opts(server.url, tmp_path)).run())
     assert isinstance(err, ServerError), repr(err)
     assert server.counters.requests["create"] == 1
     state = disk_state(server.storage)
-    assert state.checkouts == [] and state.stored >= files.keys()
+    assert state.checkouts == [] and state.stored >= files.content_keys()
     fault_row(f"502 on checkout/create ({server.style} style)", saw=str(err),
               end_state="create sent once, not repeated; no checkout; "
               + end_state(server.storage, tmp_path / "cache"))
 
 
 def test_checkout_answer_lost_is_reported_not_repeated(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, files: Project, opts: Options, tmp_path: Path, fault_row: Callable[..., Any]
 ) -> None:
     # The server makes the checkout, then holds the answer past the read timeout.
     shaman_server.faults.delay("create", 30)
-    settings = ClientSettings(backoff_s=0.01, read_timeout=1.0)
     err = error_of(lambda: Submission(
         files.blend, opts(shaman_server.url, tmp_path, checkout_template="lost/answer",
-                          client_settings=settings), plan=files.plan()).run())
+                          client={"backoff_s": 0.01, "read_timeout": 1.0})).run())
     shaman_server.faults.reset()  # let the held answer go
     assert isinstance(err, CheckoutAnswerLost), repr(err)
     assert "lost/answer" in str(err)
@@ -355,33 +334,30 @@ def test_checkout_answer_lost_is_reported_not_repeated(
 
 
 def test_hanging_server_times_out_with_a_clear_message(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any]
 ) -> None:
     shaman_server.faults.hang_next("requirements", count=10)
-    settings = ClientSettings(backoff_s=0.01, read_timeout=0.5, max_attempts=2)
-    plan = files.plan(with_temp_copy=True)
+    client = {"backoff_s": 0.01, "read_timeout": 0.5, "max_attempts": 2}
     err = error_of(lambda: Submission(
-        files.blend, opts(shaman_server.url, tmp_path, client_settings=settings),
-        plan=plan).run())
+        lib_files.blend, opts(shaman_server.url, tmp_path, client=client)).run())
     shaman_server.faults.reset()
     assert isinstance(err, ServerTimeout), repr(err)
     assert "read timeout" in str(err) and shaman_server.url in str(err)
     assert shaman_server.counters.requests["requirements"] == 2
     fault_row("server accepts and never answers (requirements), read timeout 0.5 s",
               saw=str(err), end_state="2 tries, then the timeout is named; no checkout; "
-              + end_state(shaman_server.storage, tmp_path / "cache", plan.temp_dir))
+              + end_state(shaman_server.storage, tmp_path / "cache", private_tmp))
 
 
 @pytest.mark.parametrize("endpoint", ["requirements", "upload"])
 def test_cancel_while_the_server_hangs(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any],
-    endpoint: str,
+    shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any], endpoint: str,
 ) -> None:
     shaman_server.faults.hang_next(endpoint, count=100)
-    plan = files.plan(with_temp_copy=True)
-    sub = Submission(files.blend, opts(shaman_server.url, tmp_path,
-                                       client_settings=ClientSettings(read_timeout=600)),
-                     plan=plan)
+    sub = Submission(lib_files.blend, opts(shaman_server.url, tmp_path,
+                                           client={"read_timeout": 600}))
     run = Background(sub)
     wait_for(lambda: shaman_server.counters.requests.get(endpoint, 0) >= 1,
              f"the {endpoint} request reached the hanging server")
@@ -394,18 +370,17 @@ def test_cancel_while_the_server_hangs(
     assert disk_state(shaman_server.storage).checkouts == []
     fault_row(f"cancel while the server hangs on {endpoint} (read timeout 600 s)",
               saw=str(run.error), end_state="run returned on cancel, no checkout; "
-              + end_state(shaman_server.storage, tmp_path / "cache", plan.temp_dir))
+              + end_state(shaman_server.storage, tmp_path / "cache", private_tmp))
 
 
 # -- Shaman switched off ------------------------------------------------------------------
 
 
 def test_shaman_disabled_is_one_message_no_retry_storm(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, files: Project, opts: Options, tmp_path: Path, fault_row: Callable[..., Any]
 ) -> None:
     shaman_server.faults.shaman_disabled = True
-    err = error_of(lambda: Submission(files.blend, opts(shaman_server.url, tmp_path),
-                                      plan=files.plan()).run())
+    err = error_of(lambda: Submission(files.blend, opts(shaman_server.url, tmp_path)).run())
     assert isinstance(err, ShamanDisabled), repr(err)
     total = sum(shaman_server.counters.requests.values())
     assert total == 1, shaman_server.counters.requests
@@ -428,7 +403,8 @@ def _rewrite_keep_stat(path: Path, data: bytes) -> None:
 
 @pytest.mark.parametrize("how", ["grows", "same size, same mtime (only the server sees it)"])
 def test_dependency_changes_between_hashing_and_upload(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any], how: str
+    shaman_server: Any, files: Project, opts: Options, tmp_path: Path,
+    fault_row: Callable[..., Any], how: str,
 ) -> None:
     target = files.files[7]
     old = sha_of(target)
@@ -443,14 +419,13 @@ def test_dependency_changes_between_hashing_and_upload(
             _rewrite_keep_stat(target, bytes(data))
 
     hook = PhaseHook(Phase.CHECKING, change)  # hashed, not yet sent
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path), plan=files.plan(),
-                        events=hook).run()
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path), events=hook).run()
     assert hook.fired.is_set()
     new = sha_of(target)
     assert new != old
     state = disk_state(shaman_server.storage)
     assert new in state.stored
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     st417 = shaman_server.counters.statuses.get(("upload", 417), 0)
     fault_row(f"dependency changes after hashing, before upload: {how}",
               saw=f"done: checkout {result.checkout_path}",
@@ -460,8 +435,8 @@ def test_dependency_changes_between_hashing_and_upload(
 
 
 def test_dependency_changes_while_being_hashed(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any],
-    monkeypatch: pytest.MonkeyPatch,
+    shaman_server: Any, files: Project, opts: Options, tmp_path: Path,
+    fault_row: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = files.files[12]
     real = checksums_mod.sha256_file
@@ -476,9 +451,9 @@ def test_dependency_changes_while_being_hashed(
         return out
 
     monkeypatch.setattr(checksums_mod, "sha256_file", hashing_then_written)
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path), plan=files.plan()).run()
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path)).run()
     assert calls.count(target) == 2  # seen changing, hashed once more
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     fault_row("dependency written to while it is being hashed",
               saw=f"done: checkout {result.checkout_path}",
               end_state=f"hashed {calls.count(target)}x; checkout of {n} files holds the final "
@@ -486,13 +461,13 @@ def test_dependency_changes_while_being_hashed(
 
 
 def test_dependency_deleted_between_collecting_and_uploading(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any]
 ) -> None:
-    target = files.files[5]
-    plan = files.plan(with_temp_copy=True)
+    target = lib_files.files[5]
     hook = PhaseHook(Phase.CHECKING, target.unlink)
-    err = error_of(lambda: Submission(files.blend, opts(shaman_server.url, tmp_path),
-                                      plan=plan, events=hook).run())
+    err = error_of(lambda: Submission(lib_files.blend, opts(shaman_server.url, tmp_path),
+                                      events=hook).run())
     assert isinstance(err, LocalFileChanged), repr(err)
     assert str(target) in str(err)
     uploading_settled(shaman_server.storage)
@@ -500,36 +475,41 @@ def test_dependency_deleted_between_collecting_and_uploading(
     assert state.checkouts == []
     fault_row("dependency deleted after collecting (hashed), before its upload", saw=str(err),
               end_state="named the file; no checkout; "
-              + end_state(shaman_server.storage, tmp_path / "cache", plan.temp_dir))
+              + end_state(shaman_server.storage, tmp_path / "cache", private_tmp))
 
 
 def test_dependency_deleted_before_hashing(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    target = files.files[3]
-    plan = files.plan(with_temp_copy=True)
-    target.unlink()
-    err = error_of(lambda: Submission(files.blend, opts(shaman_server.url, tmp_path),
-                                      plan=plan).run())
+    target = lib_files.files[3]
+    real = checksums_mod.sha256_file
+
+    def deleted_just_before(path: Path, **kw: Any) -> Any:
+        if Path(path) == target and target.exists():  # collected, now about to be hashed
+            target.unlink()
+        return real(path, **kw)
+
+    monkeypatch.setattr(checksums_mod, "sha256_file", deleted_just_before)
+    err = error_of(lambda: Submission(lib_files.blend, opts(shaman_server.url, tmp_path)).run())
     assert isinstance(err, LocalFileChanged), repr(err)
     assert str(target) in str(err)
     assert sum(shaman_server.counters.requests.values()) == 0
     fault_row("dependency deleted after collecting, before hashing", saw=str(err),
               end_state="named the file; nothing sent; "
-              + end_state(shaman_server.storage, tmp_path / "cache", plan.temp_dir))
+              + end_state(shaman_server.storage, tmp_path / "cache", private_tmp))
 
 
 # -- someone else is uploading --------------------------------------------------------------
 
 
-def test_425_for_a_while_then_stored(shaman_server: Any, files: Files, tmp_path: Path,
-                                     fault_row: Callable[..., Any]) -> None:
+def test_425_for_a_while_then_stored(shaman_server: Any, files: Project, opts: Options,
+                                     tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     key = sha_of(files.files[9])
     shaman_server.faults.report_uploading(*key, calls=3)
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path),
-                        plan=files.plan()).run()
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path)).run()
     counters = shaman_server.counters
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     deferred = counters.statuses.get(("upload", 425), 0)
     fault_row("425: another client 'uploading' the same file for 3 requirement rounds",
               saw=f"done: checkout {result.checkout_path}",
@@ -541,17 +521,17 @@ def test_425_for_a_while_then_stored(shaman_server: Any, files: Files, tmp_path:
 # -- checkout collisions and missing files -----------------------------------------------------
 
 
-def test_checkout_name_collision(any_style_server: Any, files: Files, tmp_path: Path,
-                                 fault_row: Callable[..., Any]) -> None:
+def test_checkout_name_collision(any_style_server: Any, files: Project, opts: Options,
+                                 tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     server = any_style_server
     o = opts(server.url, tmp_path, checkout_template="shots/fixed name")
-    first = Submission(files.blend, o, plan=files.plan()).run()
-    second = Submission(files.blend, o, plan=files.plan()).run()
+    first = Submission(files.blend, o).run()
+    second = Submission(files.blend, o).run()
     assert first.checkout_path == "shots/fixed name"
     assert second.checkout_path != first.checkout_path
     assert second.checkout_path.startswith("shots/fixed name-")
     for r in (first, second):
-        check_checkout(server.storage, r.checkout_path, dict(files.expected()))
+        check_checkout(server.storage, r.checkout_path, files.expected())
     answers = sorted(k[1] for k in server.counters.statuses if k[0] == "create")
     fault_row(f"checkout name collision ({server.style} style)",
               saw=f"second run: checkout {second.checkout_path}",
@@ -560,8 +540,8 @@ def test_checkout_name_collision(any_style_server: Any, files: Files, tmp_path: 
               + end_state(server.storage, tmp_path / "cache"))
 
 
-def test_missing_files_at_checkout(any_style_server: Any, files: Files, tmp_path: Path,
-                                   fault_row: Callable[..., Any]) -> None:
+def test_missing_files_at_checkout(any_style_server: Any, files: Project, opts: Options,
+                                   tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     server = any_style_server
     victim = sha_of(files.files[2])
 
@@ -569,13 +549,12 @@ def test_missing_files_at_checkout(any_style_server: Any, files: Files, tmp_path
         server.stored_path(*victim).unlink()
 
     hook = PhaseHook(Phase.CHECKING_OUT, lose_a_blob)
-    result = Submission(files.blend, opts(server.url, tmp_path), plan=files.plan(),
-                        events=hook).run()
+    result = Submission(files.blend, opts(server.url, tmp_path), events=hook).run()
     assert hook.fired.is_set()
     st = server.counters.statuses
     refused = st.get(("create", 424), 0) + st.get(("create", 500), 0)
     assert refused == 1
-    n = check_checkout(server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(server.storage, result.checkout_path, files.expected())
     fault_row(f"a blob vanishes before checkout/create ({server.style} style)",
               saw=f"done: checkout {result.checkout_path}",
               end_state=f"create refused once ({'424' if server.style == 'spec' else '500'}), "
@@ -590,13 +569,12 @@ def test_missing_files_at_checkout(any_style_server: Any, files: Files, tmp_path
                          [("requirements", 413, 1), ("upload", 502, 1000),
                           ("create", 502, 1)])
 def test_html_error_pages_are_clear_errors(
-    shaman_server: Any, files: Files, tmp_path: Path, fault_row: Callable[..., Any],
-    endpoint: str, status: int, count: int,
+    shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any], endpoint: str, status: int, count: int,
 ) -> None:
     shaman_server.faults.html_next(endpoint, count=count, status=status)
-    plan = files.plan(with_temp_copy=True)
-    err = error_of(lambda: Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1),
-                                      plan=plan).run())
+    err = error_of(lambda: Submission(lib_files.blend,
+                                      opts(shaman_server.url, tmp_path, jobs=1)).run())
     assert isinstance(err, ShamanError), repr(err)
     text = str(err)
     assert str(status) in text and shaman_server.url in text
@@ -605,7 +583,7 @@ def test_html_error_pages_are_clear_errors(
     assert disk_state(shaman_server.storage).checkouts == []
     fault_row(f"HTML {status} page from a proxy on {endpoint}", saw=text,
               end_state=f"{tries} tries; no checkout; "
-              + end_state(shaman_server.storage, tmp_path / "cache", plan.temp_dir),
+              + end_state(shaman_server.storage, tmp_path / "cache", private_tmp),
               measured={"tries": tries})
 
 
@@ -623,7 +601,7 @@ def blend_copy(basic_production: Any, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("phase", [Phase.COLLECTING, Phase.HASHING, Phase.CHECKING,
                                    Phase.UPLOADING, Phase.CHECKING_OUT])
 def test_cancel_in_every_phase(
-    shaman_server: Any, blend_copy: Path, tmp_path: Path, private_tmp: Path,
+    shaman_server: Any, blend_copy: Path, tmp_path: Path, private_tmp: Path, opts: Options,
     fault_row: Callable[..., Any], phase: Phase,
 ) -> None:
     holder: list[Submission] = []
@@ -674,7 +652,7 @@ def test_command_line_shows_a_sentence_not_a_traceback(
 
 
 def test_an_upload_error_names_the_artists_file_not_a_temporary_copy(
-    shaman_server: Any, blend_copy: Path, tmp_path: Path, private_tmp: Path,
+    shaman_server: Any, blend_copy: Path, tmp_path: Path, private_tmp: Path, opts: Options,
     fault_row: Callable[..., Any],
 ) -> None:
     # The main .blend of this production is sent as a rewritten temporary copy, and it is
@@ -707,9 +685,10 @@ class _OnEvent:
 
 
 def test_dependency_changes_while_being_uploaded(
-    shaman_server: Any, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, blend_templates: Templates, tmp_path: Path, opts: Options,
+    fault_row: Callable[..., Any],
 ) -> None:
-    files = Files(tmp_path, [4 << 20, 1000], seed="midbody")
+    files = Project(blend_templates, tmp_path, [4 << 20, 1000], seed="midbody")
     target = files.files[0]
     ticks = iter(range(1, 10**9))
 
@@ -720,14 +699,13 @@ def test_dependency_changes_while_being_uploaded(
 
     hook = _OnEvent(lambda e: e.phase is Phase.UPLOADING and e.current_file == "tex/t000.png"
                     and e.upload_bytes_done > 0, flip_the_tail)
-    settings = ClientSettings(backoff_s=0.01, chunk_size=256 << 10)
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1,
-                                          client_settings=settings),
-                        plan=files.plan(), events=hook, clock=lambda: float(next(ticks))).run()
+    client = {"backoff_s": 0.01, "chunk_size": 256 << 10}
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1, client=client),
+                        events=hook, clock=lambda: float(next(ticks))).run()
     assert hook.fired
     st = shaman_server.counters.statuses
     assert st.get(("upload", 417)) == 1
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     fault_row("dependency rewritten (same size and mtime) in the middle of its upload",
               saw=f"done: checkout {result.checkout_path}",
               end_state=f"417 once, re-hashed, sent again; the checkout's {n} files hold the "
@@ -735,11 +713,12 @@ def test_dependency_changes_while_being_uploaded(
 
 
 def test_dependency_grows_while_being_uploaded(
-    shaman_server: Any, tmp_path: Path, fault_row: Callable[..., Any]
+    shaman_server: Any, blend_templates: Templates, tmp_path: Path, opts: Options,
+    fault_row: Callable[..., Any],
 ) -> None:
     """Appending leaves the first ``size`` bytes intact, so the server accepts the old
     content; the run must still notice and send what the file holds now."""
-    files = Files(tmp_path, [4 << 20, 1000], seed="grows")
+    files = Project(blend_templates, tmp_path, [4 << 20, 1000], seed="grows")
     target = files.files[0]
     ticks = iter(range(1, 10**9))
 
@@ -749,12 +728,11 @@ def test_dependency_grows_while_being_uploaded(
 
     hook = _OnEvent(lambda e: e.phase is Phase.UPLOADING and e.current_file == "tex/t000.png"
                     and e.upload_bytes_done > 0, append)
-    settings = ClientSettings(backoff_s=0.01, chunk_size=256 << 10)
-    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1,
-                                          client_settings=settings),
-                        plan=files.plan(), events=hook, clock=lambda: float(next(ticks))).run()
+    client = {"backoff_s": 0.01, "chunk_size": 256 << 10}
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path, jobs=1, client=client),
+                        events=hook, clock=lambda: float(next(ticks))).run()
     assert hook.fired
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     fault_row("dependency appended to in the middle of its upload",
               saw=f"done: checkout {result.checkout_path}",
               end_state=f"the checkout's {n} files hold the FINAL bytes (the grown file); "
@@ -762,7 +740,8 @@ def test_dependency_grows_while_being_uploaded(
 
 
 def test_server_that_never_completes_the_connection(
-    files: Files, tmp_path: Path, fault_row: Callable[..., Any]
+    lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
+    fault_row: Callable[..., Any]
 ) -> None:
     """A listener whose queue is full: the kernel drops further SYNs, so connecting hangs
     until the connect timeout (a host that is down behind a firewall looks like this)."""
@@ -777,18 +756,16 @@ def test_server_that_never_completes_the_connection(
             s.setblocking(False)
             s.connect_ex(listener.getsockname())
             fillers.append(s)
-        settings = ClientSettings(backoff_s=0.01, max_attempts=2, connect_timeout=0.3)
-        plan = files.plan(with_temp_copy=True)
-        err = error_of(lambda: Submission(files.blend, opts(url, tmp_path,
-                                                            client_settings=settings),
-                                          plan=plan).run())
+        client = {"backoff_s": 0.01, "max_attempts": 2, "connect_timeout": 0.3}
+        err = error_of(lambda: Submission(lib_files.blend,
+                                          opts(url, tmp_path, client=client)).run())
     finally:
         for s in fillers:
             s.close()
         listener.close()
     assert isinstance(err, ServerTimeout), repr(err)
     assert url in str(err) and "connect timeout" in str(err)
-    assert not plan.temp_dir.exists()
+    assert pack_leftovers(private_tmp) == []
     rows, checked = cache_state(tmp_path / "cache")
     fault_row("server down behind a firewall: connections never complete (connect timeout "
               "0.3 s, 2 tries)", saw=str(err),

@@ -35,14 +35,16 @@ from shaman_addon.collect.plan import PackPlan, PlanFile
 from shaman_addon.errors import ConfigError, PathTooLong, ServerUnreachable, ShamanError
 from shaman_addon.shaman.client import ClientSettings, FileSpec, check_file_spec
 from shaman_addon.shaman.protocol import is_safe_checkout_path
-from shaman_addon.submit import Submission, SubmitOptions
+from shaman_addon.submit import Submission
 from shaman_addon.submit.gathering import check_paths
 
 import blendgen
-from fault_helpers import Files, check_checkout, disk_state, error_of, wait_for
+from blend_templates import Project, Templates
+from fault_helpers import Options, check_checkout, disk_state, error_of, wait_for
 from shaman_server import file_path_leaves_checkout
 
-FAST = ClientSettings(backoff_s=0.01, max_attempts=2, connect_timeout=2.0)
+FAST = {"backoff_s": 0.01, "max_attempts": 2, "connect_timeout": 2.0}
+"""This module's client settings (``Options`` makes them, with the upload strategy)."""
 
 # -- the one place paths are made, against every gate ----------------------------------
 
@@ -150,7 +152,7 @@ def test_hostile_paths_report_row(fault_row: Callable[..., Any]) -> None:
     fault_row("hostile source paths (.. chains, drives, UNC, NUL, look-alikes) -> checkout "
               "paths; hypothesis, ~1,400 examples in 3 properties", area="security",
               saw="; ".join(shown),
-              end_state="every result passes paths.is_safe_checkout_path, the pipeline's plan "
+              end_state="every result passes protocol.is_safe_checkout_path, the submission's plan "
               "check, the client's spec check and the server's escape rule, and stays inside "
               "when joined; hand-made unsafe plan paths are refused before sending")
 
@@ -163,14 +165,13 @@ def _tree(root: Path) -> set[str]:
 
 
 def test_nothing_is_written_outside_the_checkout_on_a_lenient_server(
-    shaman_server_factory: Callable[..., Any], production: blendgen.ProductionInfo,
-    tmp_path: Path, fault_row: Callable[..., Any],
+    shaman_server_factory: Callable[..., Any], every_kind_production: blendgen.ProductionInfo,
+    tmp_path: Path, opts: Options, fault_row: Callable[..., Any],
 ) -> None:
     server = shaman_server_factory("manager", strict_paths=False, storage=tmp_path / "srv" / "s")
     before_parent = _tree(tmp_path / "srv")
-    result = Submission(production.main_blend, SubmitOptions(
-        server_url=server.url, cache_dir=tmp_path / "cache", client_settings=FAST,
-        checkout_template="../../{blend_name}")).run()
+    result = Submission(every_kind_production.main_blend, opts(
+        server.url, tmp_path, client=FAST, checkout_template="../../{blend_name}")).run()
     after = _tree(tmp_path / "srv")
     new = after - before_parent
     checkout_dir = f"s/jobs/{result.checkout_path}"
@@ -200,17 +201,17 @@ def test_nothing_is_written_outside_the_checkout_on_a_lenient_server(
 @pytest.mark.parametrize("template", ["../..//", "..:?*;{{}}\\/.", "/../../etc/{blend_name}",
                                       "{blend_name}/../../../x", " \x00\x1f/ "])
 def test_checkout_names_are_sanitised(
-    shaman_server: Any, tmp_path: Path, fault_row: Callable[..., Any], template: str
+    shaman_server: Any, blend_templates: Templates, tmp_path: Path, opts: Options,
+    fault_row: Callable[..., Any], template: str,
 ) -> None:
-    files = Files(tmp_path, [10, 20])
-    result = Submission(files.blend, SubmitOptions(
-        server_url=shaman_server.url, cache_dir=tmp_path / "cache", client_settings=FAST,
-        checkout_template=template), plan=files.plan()).run()
+    files = Project(blend_templates, tmp_path, [10, 20])
+    result = Submission(files.blend, opts(shaman_server.url, tmp_path, client=FAST,
+                                          checkout_template=template)).run()
     cp = result.checkout_path
     jobs = (shaman_server.storage / "jobs").resolve()
     assert (jobs / cp).resolve().is_relative_to(jobs)
     assert ".." not in cp.split("/") and not cp.startswith("/")
-    check_checkout(shaman_server.storage, cp, dict(files.expected()))
+    check_checkout(shaman_server.storage, cp, files.expected())
     fault_row(f"checkout path template {template!r}", area="security",
               saw=f"done: checkout {cp}",
               end_state=f"jobs/{cp} inside jobs/, complete"
@@ -305,28 +306,25 @@ def tls_front(shaman_server: Any, tls_cert: tuple[Path, Path]) -> Iterator[TlsFr
 
 
 def test_tls_is_verified_by_default_and_a_ca_bundle_is_used(
-    shaman_server: Any, tls_front: TlsFront, tls_cert: tuple[Path, Path], tmp_path: Path,
-    fault_row: Callable[..., Any],
+    shaman_server: Any, tls_front: TlsFront, tls_cert: tuple[Path, Path],
+    blend_templates: Templates, tmp_path: Path, opts: Options, fault_row: Callable[..., Any],
 ) -> None:
-    files = Files(tmp_path, [1000 + i * 5000 for i in range(8)])
+    files = Project(blend_templates, tmp_path, [1000 + i * 5000 for i in range(8)])
     assert ClientSettings().verify_tls is True
-    err = error_of(lambda: Submission(files.blend, SubmitOptions(
-        server_url=tls_front.url, cache_dir=tmp_path / "cache",
-        client_settings=FAST), plan=files.plan()).run())
+    err = error_of(lambda: Submission(files.blend, opts(tls_front.url, tmp_path,
+                                                        client=FAST)).run())
     assert isinstance(err, ServerUnreachable), repr(err)
     assert "CA bundle" in str(err) and tls_front.url in str(err)
     wait_for(lambda: tls_front.handshakes_failed >= 1, "the refused handshake seen by the server")
     assert sum(shaman_server.counters.requests.values()) == 0
     # Parallel uploads, each on a fresh TLS connection: none may stall (a stalled body
     # would hit the read timeout and be sent again).
-    result = Submission(files.blend, SubmitOptions(
-        server_url=tls_front.url, cache_dir=tmp_path / "cache", jobs=4,
-        client_settings=ClientSettings(backoff_s=0.01, read_timeout=5,
-                                       ca_bundle=str(tls_cert[0]))),
-        plan=files.plan()).run()
-    n = check_checkout(shaman_server.storage, result.checkout_path, dict(files.expected()))
+    result = Submission(files.blend, opts(
+        tls_front.url, tmp_path, jobs=4,
+        client={"backoff_s": 0.01, "read_timeout": 5, "ca_bundle": str(tls_cert[0])})).run()
+    n = check_checkout(shaman_server.storage, result.checkout_path, files.expected())
     uploads = shaman_server.counters.requests["upload"]
-    assert uploads == len(files.keys()), shaman_server.counters.statuses
+    assert uploads == len(files.content_keys()), shaman_server.counters.statuses
     fault_row("https with a self-signed certificate: default settings, then with the CA bundle",
               area="security", saw=f"default: {err} | with ca_bundle: done, checkout "
               f"{result.checkout_path}",
@@ -340,7 +338,7 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_is_used(
 
 def test_no_credentials_or_unrelated_paths_in_logs_errors_or_history(
     shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path,
-    caplog: pytest.LogCaptureFixture, fault_row: Callable[..., Any],
+    opts: Options, caplog: pytest.LogCaptureFixture, fault_row: Callable[..., Any],
 ) -> None:
     root = tmp_path / "prod"
     shutil.copytree(basic_production.root, root, symlinks=True)
@@ -352,15 +350,14 @@ def test_no_credentials_or_unrelated_paths_in_logs_errors_or_history(
     caplog.set_level(logging.DEBUG)
     # 1. A password in the URL: refused (a Manager has no login), and never repeated.
     with_password = shaman_server.url.replace("http://", f"http://render:{secret}@")
-    refused = error_of(lambda: Submission(main, SubmitOptions(
-        server_url=with_password, cache_dir=tmp_path / "cache", client_settings=FAST)).run())
+    refused = error_of(lambda: Submission(main, opts(with_password, tmp_path,
+                                                     client=FAST)).run())
     assert isinstance(refused, ConfigError), repr(refused)
     # 2. A run with a retried 502 and a failed checkout, logging at DEBUG.
     shaman_server.faults.fail_next("requirements", count=1, status=502, message="hiccup")
     shaman_server.faults.fail_next("create", count=1, status=500, message="disk full")
-    err = error_of(lambda: Submission(main, SubmitOptions(
-        server_url=shaman_server.url, cache_dir=tmp_path / "cache",
-        client_settings=FAST)).run())
+    err = error_of(lambda: Submission(main, opts(shaman_server.url, tmp_path,
+                                                 client=FAST)).run())
     assert isinstance(err, ShamanError), repr(err)
     history = (tmp_path / "cache" / "history.jsonl").read_text()
     texts = {"logs": caplog.text, "errors": f"{refused}\n{err}", "history": history}

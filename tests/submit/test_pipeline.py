@@ -1,8 +1,12 @@
 """The submission pipeline against the local Shaman server, over real HTTP on loopback.
 
-Plans are built by hand from plain generated files here (the pipeline does not care what
-the files hold); ``test_pipeline_blend.py`` runs it on real .blend productions. Timing is
-never asserted: ordering comes from server counters, events, or a seam in the hashing.
+Every submission goes through the public API and collects a real .blend, as the command
+line and Blender do: a template from ``blend_templates`` whose fluid cache folder
+``tex/`` makes every file the test writes there a dependency, so each test still chooses
+its files' number, sizes and contents. The ``lib_prod`` cases add a linked library that
+the collector rewrites (the temporary-copy cases). ``test_pipeline_blend.py`` runs the
+pipeline on generated every-kind productions. Timing is never asserted: ordering comes
+from server counters, events, or a seam in the hashing.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any
 import pytest
 
 from shaman_addon import __version__
-from shaman_addon.collect.plan import MissingFile, PackPlan, PlanFile
+from shaman_addon.collect import paths as paths_mod
+from shaman_addon.collect.plan import MissingFile
 from shaman_addon.errors import (
     Cancelled,
     ChecksumMismatch,
@@ -29,83 +34,25 @@ from shaman_addon.errors import (
     ShamanError,
 )
 from shaman_addon.progress import Phase, ProgressEvent
-from shaman_addon.shaman.client import ShamanClient, UploadResult
 from shaman_addon.submit import Submission, SubmitOptions, SubmitResult, Tuning
 from shaman_addon.submit import checkout_name as checkout_name_mod
 from shaman_addon.submit import checksums as checksums_mod
-from shaman_addon.submit import pipeline as pipeline_mod
 from shaman_addon.submit.checksums import ChecksumCache, FileStat
+
+from blend_templates import Project, Templates, content
+from fault_helpers import blend_paths_stay_inside, disk_state, pack_leftovers
 
 SAFETY_S = 60.0  # only ever a guard against a hang, never a pass/fail threshold
 
 
-# -- building plans ---------------------------------------------------------------------
+# -- building productions ---------------------------------------------------------------
 
 
-class Production:
-    """A folder of plain files standing in for a .blend project."""
-
-    def __init__(self, root: Path, sizes: list[int], *, seed: int = 0) -> None:
-        self.root = root
-        self.project = root / "project"
-        (self.project / "textures").mkdir(parents=True, exist_ok=True)
-        self.blend = self.project / "shot.blend"
-        self.blend.write_bytes(b"BLENDER-v402" + os.urandom(4000))
-        self.files: list[Path] = []
-        for i, size in enumerate(sizes):
-            path = self.project / "textures" / f"tex_{i:04d}.png"
-            path.write_bytes(_content(seed, i, size))
-            self.files.append(path)
-        self._temp_count = 0
-
-    @property
-    def all_files(self) -> list[Path]:
-        return [self.blend, *self.files]
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.all_files)
-
-    def plan(
-        self,
-        *,
-        missing: list[MissingFile] | None = None,
-        with_temp_copy: bool = False,
-        extra: list[tuple[Path, str]] | None = None,
-    ) -> PackPlan:
-        """A fresh plan (the pipeline cleans each one up after its run)."""
-        files = [PlanFile(self.blend, "shot.blend", self.blend.stat().st_size, self.blend)]
-        files += [
-            PlanFile(p, f"textures/{p.name}", p.stat().st_size, p) for p in self.files
-        ]
-        for src, dest in extra or []:
-            files.append(PlanFile(src, dest, src.stat().st_size, src))
-        plan = PackPlan(
-            main_blend=self.blend,
-            project_root=self.project,
-            blend_checkout_path="shot.blend",
-            files=files,
-            missing=list(missing or []),
-        )
-        if with_temp_copy:
-            self._temp_count += 1
-            temp_dir = self.root / f"rewritten-{self._temp_count}"
-            temp_dir.mkdir()
-            copy = temp_dir / "lib.blend"
-            copy.write_bytes(b"BLENDER-v402 rewritten " + os.urandom(2000))
-            plan.files.append(PlanFile(copy, "libs/lib.blend", copy.stat().st_size,
-                                       self.project / "lib.blend", rewritten=True))
-            plan.temp_files.append(copy)
-            plan.temp_dir = temp_dir
-        return plan
-
-    def content_keys(self) -> set[tuple[str, int]]:
-        return {_key(p) for p in self.all_files}
-
-
-def _content(seed: int, i: int, size: int) -> bytes:
-    block = hashlib.sha256(f"{seed}-{i}".encode()).digest() * 2048  # 64 KiB, unique per file
-    return (block * (size // len(block) + 1))[:size]
+def make_prod(templates: Templates, root: Path, sizes: list[int], *, seed: int = 0,
+              variant: str = "plain") -> Project:
+    """A real .blend and ``tex/tex_NNNN.png`` of the given sizes (bytes unique per seed)."""
+    return Project(templates, root, sizes, variant=variant, seed=str(seed), prefix="tex_",
+                   digits=4)
 
 
 def _key(path: Path) -> tuple[str, int]:
@@ -126,11 +73,10 @@ def drain_all(events: queue.SimpleQueue[ProgressEvent]) -> list[ProgressEvent]:
 
 
 def run(
-    prod: Production, opts: SubmitOptions, **kw: Any
+    prod: Project, opts: SubmitOptions, **kw: Any
 ) -> tuple[SubmitResult, list[ProgressEvent]]:
     events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
-    plan = kw.pop("plan", None) or prod.plan()
-    result = Submission(prod.blend, opts, events=events, plan=plan, **kw).run()
+    result = Submission(prod.blend, opts, events=events, **kw).run()
     return result, drain_all(events)
 
 
@@ -139,19 +85,28 @@ def history(tmp_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def assert_checkout(server: Any, result: SubmitResult, prod: Production) -> None:
+def assert_checkout(server: Any, result: SubmitResult, prod: Project) -> None:
     """The checkout on the server's disk holds every file with the right bytes."""
     assert result.checkout_path
     folder = server.storage / "jobs" / result.checkout_path
     assert (folder / "shot.blend").read_bytes() == prod.blend.read_bytes()
     for p in prod.files:
-        assert (folder / "textures" / p.name).read_bytes() == p.read_bytes()
+        assert (folder / prod.checkout_path(p)).read_bytes() == p.read_bytes()
+
+
+SIZES = [1 + i * 33_000 for i in range(40)]
+"""40 files from 1 byte to ~1.3 MB: several upload chunks for the big ones."""
 
 
 @pytest.fixture
-def prod(tmp_path: Path) -> Production:
-    # 40 files from 1 byte to ~1.3 MB: several upload chunks for the big ones.
-    return Production(tmp_path, [1 + i * 33_000 for i in range(40)])
+def prod(blend_templates: Templates, tmp_path: Path) -> Project:
+    return make_prod(blend_templates, tmp_path, SIZES)
+
+
+@pytest.fixture
+def lib_prod(blend_templates: Templates, tmp_path: Path) -> Project:
+    """``prod`` with a linked library the collector rewrites: a temporary copy."""
+    return make_prod(blend_templates, tmp_path, SIZES, variant="library")
 
 
 class CancelRun:
@@ -187,7 +142,7 @@ def wait_for(condition: Callable[[], bool]) -> None:
 # -- the main paths ---------------------------------------------------------------------
 
 
-def test_cold_submission(any_style_server: Any, prod: Production, tmp_path: Path) -> None:
+def test_cold_submission(any_style_server: Any, prod: Project, tmp_path: Path) -> None:
     server = any_style_server
     result, events = run(prod, options(server, tmp_path, app_info={"blender": "4.2.3"}))
     assert result.files_total == 41
@@ -226,7 +181,7 @@ def test_cold_submission(any_style_server: Any, prod: Production, tmp_path: Path
 
 
 def test_unchanged_resubmission_is_one_requirements_call(
-    any_style_server: Any, prod: Production, tmp_path: Path
+    any_style_server: Any, prod: Project, tmp_path: Path
 ) -> None:
     server = any_style_server
     first, _ = run(prod, options(server, tmp_path))
@@ -247,13 +202,13 @@ def test_unchanged_resubmission_is_one_requirements_call(
 
 
 def test_one_changed_texture_sends_exactly_its_bytes(
-    any_style_server: Any, prod: Production, tmp_path: Path
+    any_style_server: Any, prod: Project, tmp_path: Path
 ) -> None:
     server = any_style_server
     run(prod, options(server, tmp_path))
     changed = prod.files[7]
     size = changed.stat().st_size
-    changed.write_bytes(_content(99, 7, size))  # same size, new content, new mtime
+    changed.write_bytes(content("99-7", size))  # same size, new content, new mtime
     st = changed.stat()
     os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     server.counters.reset()
@@ -267,7 +222,7 @@ def test_one_changed_texture_sends_exactly_its_bytes(
 
 
 def test_uploads_start_before_the_last_file_is_hashed(
-    shaman_server: Any, prod: Production, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shaman_server: Any, prod: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The last texture's hashing is held until the server has stored another file."""
     server = shaman_server
@@ -295,7 +250,7 @@ def test_uploads_start_before_the_last_file_is_hashed(
     assert_checkout(server, result, prod)
 
 
-def test_dry_run_creates_nothing(any_style_server: Any, prod: Production, tmp_path: Path) -> None:
+def test_dry_run_creates_nothing(any_style_server: Any, prod: Project, tmp_path: Path) -> None:
     server = any_style_server
     result, events = run(prod, options(server, tmp_path, dry_run=True))
     counters = server.counters
@@ -313,51 +268,59 @@ def test_dry_run_creates_nothing(any_style_server: Any, prod: Production, tmp_pa
     assert again.files_uploaded == 0 and again.files_already_stored == 41
 
 
-def test_duplicate_content_is_sent_once(shaman_server: Any, prod: Production,
+def test_duplicate_content_is_sent_once(shaman_server: Any, prod: Project,
                                         tmp_path: Path) -> None:
-    twin = prod.project / "twin.png"
-    twin.write_bytes(prod.files[20].read_bytes())
-    plan = prod.plan(extra=[(twin, "textures/twin.png")])
-    result, _ = run(prod, options(shaman_server, tmp_path), plan=plan)
+    twin = prod.add("twin.png", prod.files[20].read_bytes())
+    result, _ = run(prod, options(shaman_server, tmp_path))
     assert shaman_server.counters.bytes_received == prod.total_bytes
     assert result.files_total == 42 and result.files_uploaded == 41
     folder = shaman_server.storage / "jobs" / result.checkout_path
-    assert (folder / "textures" / "twin.png").read_bytes() == twin.read_bytes()
+    assert (folder / "tex" / "twin.png").read_bytes() == twin.read_bytes()
 
 
-def test_temp_copies_are_removed_and_sent(shaman_server: Any, prod: Production,
-                                          tmp_path: Path) -> None:
-    plan = prod.plan(with_temp_copy=True)
-    copy = plan.temp_files[0]
-    content = copy.read_bytes()
-    result, _ = run(prod, options(shaman_server, tmp_path), plan=plan)
-    assert not copy.exists() and plan.temp_dir is not None and not plan.temp_dir.exists()
+def test_temp_copies_are_removed_and_sent(shaman_server: Any, lib_prod: Project,
+                                          tmp_path: Path, private_tmp: Path) -> None:
+    """The library is sent as a rewritten copy: with a cache folder the copy is kept
+    there (``rewritten/``); without one it is a temporary file. Either way no
+    ``shaman-pack-*`` folder is left and the checkout holds the same rewritten bytes,
+    whose paths all lead inside the checkout."""
+    result, _ = run(lib_prod, options(shaman_server, tmp_path))
+    assert pack_leftovers(private_tmp) == []
+    copy = lib_prod.rewritten_library(tmp_path / "cache").read_bytes()
+    assert copy != lib_prod.library.read_bytes()  # really rewritten
     folder = shaman_server.storage / "jobs" / result.checkout_path
-    assert (folder / "libs" / "lib.blend").read_bytes() == content
+    assert (folder / "libs" / "lib.blend").read_bytes() == copy
+    assert blend_paths_stay_inside(shaman_server.storage, result.checkout_path) > 0
+    again, _ = run(lib_prod, options(shaman_server, tmp_path, cache_dir=None,
+                                     checkout_template="no cache"))
+    assert pack_leftovers(private_tmp) == []
+    folder = shaman_server.storage / "jobs" / again.checkout_path
+    assert (folder / "libs" / "lib.blend").read_bytes() == copy  # deterministic bytes
 
 
 # -- missing dependencies -----------------------------------------------------------------
 
 
-def test_missing_dependencies_are_listed(shaman_server: Any, prod: Production,
+def test_missing_dependencies_are_listed(shaman_server: Any, blend_templates: Templates,
                                          tmp_path: Path) -> None:
-    gone = MissingFile("//textures/gone.png", ("shot.blend",))
-    result, _ = run(prod, options(shaman_server, tmp_path), plan=prod.plan(missing=[gone]))
+    prod = make_prod(blend_templates, tmp_path, SIZES, variant="missing")
+    assert prod.missing is not None
+    gone = MissingFile(str(prod.missing), (f"{prod.blend}: IM gone.png",))
+    result, _ = run(prod, options(shaman_server, tmp_path))
     assert result.missing == [gone]
     assert result.checkout_path
 
 
-def test_fail_on_missing_stops_before_any_upload(shaman_server: Any, prod: Production,
-                                                 tmp_path: Path) -> None:
-    gone = MissingFile("//textures/gone.png", ("shot.blend",))
-    plan = prod.plan(missing=[gone], with_temp_copy=True)
+def test_fail_on_missing_stops_before_any_upload(shaman_server: Any, blend_templates: Templates,
+                                                 tmp_path: Path, private_tmp: Path) -> None:
+    prod = make_prod(blend_templates, tmp_path, SIZES, variant="both")  # + a temporary copy
     events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
     sub = Submission(prod.blend, options(shaman_server, tmp_path, fail_on_missing=True),
-                     events=events, plan=plan)
+                     events=events)
     with pytest.raises(MissingDependencies, match=r"gone\.png"):
         sub.run()
     assert shaman_server.counters.requests == {}
-    assert not plan.temp_files[0].exists()
+    assert pack_leftovers(private_tmp) == []
     assert drain_all(events)[-1].phase is Phase.FAILED
     assert history(tmp_path)[-1]["status"] == "failed"
 
@@ -367,7 +330,7 @@ def test_fail_on_missing_stops_before_any_upload(shaman_server: Any, prod: Produ
 
 @pytest.mark.local_server_only
 def test_deferred_uploads_go_to_the_back_and_finish(
-    shaman_server: Any, prod: Production, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shaman_server: Any, prod: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Someone else is "uploading" one file for two requirements calls: 425s, a wait
     round, then this client sends it."""
@@ -387,7 +350,7 @@ def test_deferred_uploads_go_to_the_back_and_finish(
 
 
 @pytest.mark.local_server_only
-def test_reset_mid_upload_then_status_check(shaman_server: Any, prod: Production,
+def test_reset_mid_upload_then_status_check(shaman_server: Any, prod: Project,
                                             tmp_path: Path) -> None:
     server = shaman_server
     server.faults.drop_upload_after(200_000, count=2)
@@ -399,7 +362,7 @@ def test_reset_mid_upload_then_status_check(shaman_server: Any, prod: Production
 
 
 @pytest.mark.local_server_only
-def test_early_208_is_checked_not_trusted(shaman_server: Any, prod: Production,
+def test_early_208_is_checked_not_trusted(shaman_server: Any, prod: Project,
                                           tmp_path: Path) -> None:
     server = shaman_server
     server.faults.early_208_and_drop(count=3)
@@ -410,7 +373,7 @@ def test_early_208_is_checked_not_trusted(shaman_server: Any, prod: Production,
 
 
 @pytest.mark.local_server_only
-def test_417_rehashes_once_and_corrects_the_cache(shaman_server: Any, prod: Production,
+def test_417_rehashes_once_and_corrects_the_cache(shaman_server: Any, prod: Project,
                                                   tmp_path: Path) -> None:
     server = shaman_server
     victim = prod.files[5]
@@ -428,8 +391,9 @@ def test_417_rehashes_once_and_corrects_the_cache(shaman_server: Any, prod: Prod
 
 
 @pytest.mark.local_server_only
-def test_417_twice_fails_naming_the_file(shaman_server: Any, tmp_path: Path) -> None:
-    prod = Production(tmp_path, [50_000])
+def test_417_twice_fails_naming_the_file(shaman_server: Any, blend_templates: Templates,
+                                          tmp_path: Path) -> None:
+    prod = make_prod(blend_templates, tmp_path, [50_000])
     server = shaman_server
     server.faults.fail_next("upload", count=10, status=417,
                             message="file SHA256 mismatched, declared x but received y")
@@ -441,7 +405,7 @@ def test_417_twice_fails_naming_the_file(shaman_server: Any, tmp_path: Path) -> 
 
 
 def test_checkout_name_collision_gets_a_new_unique_path(
-    any_style_server: Any, prod: Production, tmp_path: Path
+    any_style_server: Any, prod: Project, tmp_path: Path
 ) -> None:
     server = any_style_server
     first, _ = run(prod, options(server, tmp_path, checkout_template="fixed/name"))
@@ -457,7 +421,7 @@ def test_checkout_name_collision_gets_a_new_unique_path(
 
 @pytest.mark.local_server_only
 def test_missing_files_at_checkout_are_sent_again(
-    any_style_server: Any, prod: Production, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    any_style_server: Any, prod: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A blob vanishes between the last requirements call and create (both styles)."""
     server = any_style_server
@@ -481,7 +445,7 @@ def test_missing_files_at_checkout_are_sent_again(
 
 @pytest.mark.local_server_only
 def test_missing_files_twice_at_checkout_is_a_clear_failure(
-    shaman_server: Any, prod: Production, tmp_path: Path
+    shaman_server: Any, prod: Project, tmp_path: Path
 ) -> None:
     server = shaman_server
     server.faults.fail_next("create", count=2, status=500,
@@ -494,70 +458,73 @@ def test_missing_files_twice_at_checkout_is_a_clear_failure(
 # -- cancel ---------------------------------------------------------------------------------
 
 
-def _cancel_fixture(prod: Production, server: Any, tmp_path: Path, **kw: Any
-                    ) -> tuple[Submission, PackPlan, queue.SimpleQueue[ProgressEvent]]:
-    plan = prod.plan(with_temp_copy=True)
+def _cancel_fixture(prod: Project, server: Any, tmp_path: Path, **kw: Any
+                    ) -> tuple[Submission, queue.SimpleQueue[ProgressEvent]]:
+    """A submission of a production with a library (so a temporary copy is made)."""
+    assert prod.library is not None
     events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
-    sub = Submission(prod.blend, options(server, tmp_path, **kw), events=events, plan=plan)
-    return sub, plan, events
+    sub = Submission(prod.blend, options(server, tmp_path, **kw), events=events)
+    return sub, events
 
 
-def _assert_cancelled_cleanly(runner: CancelRun, plan: PackPlan, server: Any,
+def _assert_cancelled_cleanly(runner: CancelRun, private_tmp: Path, server: Any,
                               events: queue.SimpleQueue[ProgressEvent]) -> None:
     runner.join()
     assert isinstance(runner.error, Cancelled), runner.error
     assert server.counters.checkouts == []
     assert list((server.storage / "jobs").iterdir()) == []
-    assert not plan.temp_files[0].exists()
+    assert pack_leftovers(private_tmp) == []  # no temporary rewritten copy left
     assert drain_all(events)[-1].phase is Phase.CANCELLED
 
 
-def _next_run_completes_and_skips(prod: Production, server: Any, tmp_path: Path) -> None:
-    stored_before = {k for k in prod.content_keys() if server.is_stored(*k)}
+def _next_run_completes_and_skips(prod: Project, server: Any, tmp_path: Path) -> None:
+    stored_before = disk_state(server.storage).stored  # only this test's contents
     server.faults.reset()
     server.counters.reset()
     result, _ = run(prod, options(server, tmp_path))
     assert_checkout(server, result, prod)
     sent = set(server.counters.bytes_received_by_file)
     assert not (sent & stored_before)
-    assert sent == prod.content_keys() - stored_before
+    assert sent == prod.content_keys(tmp_path / "cache") - stored_before
 
 
 @pytest.mark.local_server_only
-def test_cancel_part_way_through_an_upload(shaman_server: Any, tmp_path: Path) -> None:
+def test_cancel_part_way_through_an_upload(shaman_server: Any, blend_templates: Templates,
+                                           tmp_path: Path, private_tmp: Path) -> None:
     """One upload hangs on the server, others finish; cancel from this thread."""
-    prod = Production(tmp_path, [3_000_000] + [100_000] * 12)
+    prod = make_prod(blend_templates, tmp_path, [3_000_000] + [100_000] * 12,
+                     variant="library")
     server = shaman_server
     server.faults.hang_next("upload", 1)
-    sub, plan, events = _cancel_fixture(prod, server, tmp_path, jobs=2)
+    sub, events = _cancel_fixture(prod, server, tmp_path, jobs=2)
     runner = CancelRun(sub)
     wait_for(lambda: sum(
         n for (ep, st), n in server.counters.statuses.items() if ep == "upload"
     ) >= 3)
     sub.cancel()
-    _assert_cancelled_cleanly(runner, plan, server, events)
-    assert any(server.is_stored(*k) for k in prod.content_keys())
+    _assert_cancelled_cleanly(runner, private_tmp, server, events)
+    assert any(server.is_stored(*k) for k in prod.content_keys(tmp_path / "cache"))
     _next_run_completes_and_skips(prod, server, tmp_path)
 
 
 @pytest.mark.local_server_only
-def test_cancel_while_asking_requirements(shaman_server: Any, prod: Production,
-                                          tmp_path: Path) -> None:
+def test_cancel_while_asking_requirements(shaman_server: Any, lib_prod: Project,
+                                          tmp_path: Path, private_tmp: Path) -> None:
     server = shaman_server
     server.faults.hang_next("requirements", 1)
-    sub, plan, events = _cancel_fixture(prod, server, tmp_path)
+    sub, events = _cancel_fixture(lib_prod, server, tmp_path)
     runner = CancelRun(sub)
     wait_for(lambda: server.counters.requests.get("requirements", 0) >= 1)
     sub.cancel()
-    _assert_cancelled_cleanly(runner, plan, server, events)
-    _next_run_completes_and_skips(prod, server, tmp_path)
+    _assert_cancelled_cleanly(runner, private_tmp, server, events)
+    _next_run_completes_and_skips(lib_prod, server, tmp_path)
 
 
-def test_cancel_while_hashing(shaman_server: Any, tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
-    prod = Production(tmp_path, [4_000_000] * 3)
+def test_cancel_while_hashing(shaman_server: Any, blend_templates: Templates, tmp_path: Path,
+                              private_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prod = make_prod(blend_templates, tmp_path, [4_000_000] * 3, variant="library")
     server = shaman_server
-    sub, plan, events = _cancel_fixture(prod, server, tmp_path)
+    sub, events = _cancel_fixture(prod, server, tmp_path)
     real_hash = checksums_mod.sha256_file
 
     def hash_and_cancel(path: Path, **kw: Any) -> tuple[str, int]:
@@ -572,25 +539,27 @@ def test_cancel_while_hashing(shaman_server: Any, tmp_path: Path,
 
     monkeypatch.setattr(checksums_mod, "sha256_file", hash_and_cancel)
     runner = CancelRun(sub)
-    _assert_cancelled_cleanly(runner, plan, server, events)
+    _assert_cancelled_cleanly(runner, private_tmp, server, events)
     assert server.counters.bytes_received == 0
     monkeypatch.setattr(checksums_mod, "sha256_file", real_hash)
     _next_run_completes_and_skips(prod, server, tmp_path)
 
 
-def test_cancel_before_collecting(shaman_server: Any, prod: Production, tmp_path: Path) -> None:
-    sub, plan, events = _cancel_fixture(prod, shaman_server, tmp_path)
+def test_cancel_before_collecting(shaman_server: Any, lib_prod: Project, tmp_path: Path,
+                                  private_tmp: Path) -> None:
+    sub, events = _cancel_fixture(lib_prod, shaman_server, tmp_path)
     sub.cancel()
     runner = CancelRun(sub)
-    _assert_cancelled_cleanly(runner, plan, shaman_server, events)
+    _assert_cancelled_cleanly(runner, private_tmp, shaman_server, events)
     assert shaman_server.counters.requests == {}
     assert history(tmp_path)[-1]["status"] == "cancelled"
 
 
-def test_cancel_just_before_the_checkout(shaman_server: Any, prod: Production, tmp_path: Path,
+def test_cancel_just_before_the_checkout(shaman_server: Any, lib_prod: Project, tmp_path: Path,
+                                         private_tmp: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     server = shaman_server
-    sub, plan, events = _cancel_fixture(prod, server, tmp_path)
+    sub, events = _cancel_fixture(lib_prod, server, tmp_path)
     real_render = checkout_name_mod.render_checkout_name
 
     def render_and_cancel(*args: Any, **kw: Any) -> str:
@@ -599,22 +568,22 @@ def test_cancel_just_before_the_checkout(shaman_server: Any, prod: Production, t
 
     monkeypatch.setattr(checkout_name_mod, "render_checkout_name", render_and_cancel)
     runner = CancelRun(sub)
-    _assert_cancelled_cleanly(runner, plan, server, events)
+    _assert_cancelled_cleanly(runner, private_tmp, server, events)
     assert "create" not in server.counters.requests
     monkeypatch.setattr(checkout_name_mod, "render_checkout_name", real_render)
     server.counters.reset()
-    result, _ = run(prod, options(server, tmp_path))
+    result, _ = run(lib_prod, options(server, tmp_path))
     assert server.counters.bytes_received == 0 and result.files_uploaded == 0
 
 
 @pytest.mark.local_server_only
 def test_cancel_after_create_was_sent_does_not_cut_it_off(
-    shaman_server: Any, prod: Production, tmp_path: Path
+    shaman_server: Any, lib_prod: Project, tmp_path: Path, private_tmp: Path
 ) -> None:
     """Once the create call is out, cancel leaves it alone: its answer is reported."""
     server = shaman_server
     server.faults.delay("create", 0.3)
-    sub, plan, _events = _cancel_fixture(prod, server, tmp_path)
+    sub, _events = _cancel_fixture(lib_prod, server, tmp_path)
     runner = CancelRun(sub)
     wait_for(lambda: server.counters.requests.get("create", 0) >= 1)
     sub.cancel()
@@ -622,13 +591,13 @@ def test_cancel_after_create_was_sent_does_not_cut_it_off(
     assert runner.error is None
     assert runner.result is not None and runner.result.checkout_path
     assert server.counters.checkouts == [runner.result.checkout_path]
-    assert not plan.temp_files[0].exists()
+    assert pack_leftovers(private_tmp) == []
 
 
 # -- the checksum cache under another process's lock -------------------------------------
 
 
-def test_locked_cache_means_no_cache_this_run(shaman_server: Any, prod: Production,
+def test_locked_cache_means_no_cache_this_run(shaman_server: Any, prod: Project,
                                               tmp_path: Path) -> None:
     server = shaman_server
     run(prod, options(server, tmp_path))
@@ -649,7 +618,7 @@ def test_locked_cache_means_no_cache_this_run(shaman_server: Any, prod: Producti
     assert history(tmp_path)[-1]["cache_hits"] == 41  # not wiped
 
 
-def test_no_cache_dir_means_no_cache_and_no_history(shaman_server: Any, prod: Production,
+def test_no_cache_dir_means_no_cache_and_no_history(shaman_server: Any, prod: Project,
                                                     tmp_path: Path) -> None:
     result, _ = run(prod, options(shaman_server, tmp_path, cache_dir=None))
     assert result.files_uploaded == 41
@@ -657,19 +626,26 @@ def test_no_cache_dir_means_no_cache_and_no_history(shaman_server: Any, prod: Pr
 
 
 def test_bad_checkout_path_in_plan_is_refused_before_sending(
-    shaman_server: Any, prod: Production, tmp_path: Path
+    shaman_server: Any, prod: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = prod.plan()
-    plan.files.append(PlanFile(prod.files[0], "../escape.png", 10, prod.files[0]))
-    with pytest.raises(ShamanError, match="not a safe"):
-        run(prod, options(shaman_server, tmp_path), plan=plan)
-    assert shaman_server.counters.requests == {}
+    """A bug in collecting, made on purpose: ``paths.to_checkout_path`` (the one place
+    checkout paths are made) is patched to give ONE file an escaping path. The submission
+    must refuse the plan before anything is sent."""
+    victim = str(prod.files[0])
+    real = paths_mod.to_checkout_path
 
+    def escapes_for_one_file(abs_path: Any, project_root: Any) -> str:
+        return "../escape.png" if str(abs_path) == victim else real(abs_path, project_root)
+
+    monkeypatch.setattr(paths_mod, "to_checkout_path", escapes_for_one_file)
+    with pytest.raises(ShamanError, match="not a safe"):
+        run(prod, options(shaman_server, tmp_path))
+    assert shaman_server.counters.requests == {}
 
 
 @pytest.mark.local_server_only
 def test_a_stuck_other_uploader_is_taken_over(
-    shaman_server: Any, prod: Production, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shaman_server: Any, prod: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server says "uploading" for one file at every requirements call: after some
     wait rounds this client sends it without the defer header and finishes."""
@@ -683,37 +659,31 @@ def test_a_stuck_other_uploader_is_taken_over(
     assert_checkout(server, result, prod)
 
 
+@pytest.mark.local_server_only
 def test_a_server_that_keeps_losing_a_file_fails_naming_it(
-    shaman_server: Any, prod: Production, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shaman_server: Any, prod: Project, tmp_path: Path
 ) -> None:
     """Uploads of one file "succeed" but it never shows up as stored (a server losing
     it): bounded rounds, then an error that names the file; no checkout."""
     lost = _key(prod.files[4])
-
-    class LosingClient(ShamanClient):
-        def upload(self, sha: str, size: int, path: Any, **kw: Any) -> Any:
-            if (sha, size) == lost:
-                return UploadResult.STORED  # claimed, never sent
-            return super().upload(sha, size, path, **kw)
-
-        def lanes(self) -> Any:
-            return []  # every upload through upload() above, none through a fast lane
-
-    monkeypatch.setattr(pipeline_mod, "ShamanClient", LosingClient)
+    shaman_server.faults.lose_uploads(*lost)  # answered 200 every time, never stored
     with pytest.raises(ShamanError, match=r"still lacks 1 file\(s\).*tex_0004\.png"):
         run(prod, options(shaman_server, tmp_path))
     assert shaman_server.counters.checkouts == []
     # MAX_ROUNDS upload rounds, each answered by a requirements call, plus the first call
     assert len(shaman_server.counters.requirements_files) == Tuning().max_rounds + 1
+    assert not shaman_server.is_stored(*lost)
+    assert shaman_server.counters.bytes_received_by_file[lost] >= lost[1]  # it was sent
 
 
 @pytest.mark.local_server_only
 def test_a_failed_upload_stops_the_submission_while_still_hashing(
-    shaman_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shaman_server: Any, blend_templates: Templates, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An upload refused for good (400) while files are still being hashed: the
     hashing stops, the error is the server's, and no checkout is made."""
-    prod = Production(tmp_path, [30_000] * 30)
+    prod = make_prod(blend_templates, tmp_path, [30_000] * 30)
     server = shaman_server
     server.faults.fail_next("upload", count=1000, status=400, message="injected refusal")
     real_hash = checksums_mod.sha256_file

@@ -27,13 +27,10 @@ from shaman_addon.submit import Submission, SubmitOptions, SubmitResult, Tuning
 
 import blendgen
 
-pytestmark = pytest.mark.slow
+# Every test gets a temp folder of its own (``private_tmp``): other processes on the
+# machine use /tmp too, and the tests look for temporary copies left in it.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_tmp")]
 
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> blendgen.ProductionInfo:
-    out = tmp_path_factory.mktemp("production")
-    return blendgen.generate(out, libraries=2, files=30, total_bytes=3_000_000, kinds="all")
 
 
 OVERLAP = Tuning(hash_first_bytes=0)
@@ -75,35 +72,26 @@ def _assert_checkout_matches_plan(server: Any, result: SubmitResult,
         plan.cleanup()
 
 
-@pytest.fixture(autouse=True)
-def own_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temp folder of this test's own: other processes on the machine use /tmp too."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
 def _pack_dirs() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("shaman-pack-*"))
 
 
 def test_cold_then_unchanged_resubmission(any_style_server: Any,
-                                          production: blendgen.ProductionInfo,
+                                          every_kind_3mb_production: blendgen.ProductionInfo,
                                           tmp_path: Path) -> None:
     server = any_style_server
     cache = tmp_path / "cache"
-    first, events = _submit(production, server, cache)
+    first, events = _submit(every_kind_3mb_production, server, cache)
     assert _pack_dirs() == set()  # the rewritten temporary copies are gone
     assert first.files_uploaded > 50 and first.missing == []
     assert first.worker_blend_path == f"{{jobs}}/{first.checkout_path}/shots/main.blend"
-    rewritten = _assert_checkout_matches_plan(server, first, production)
+    rewritten = _assert_checkout_matches_plan(server, first, every_kind_3mb_production)
     assert rewritten > 0  # so the temp-folder check above meant something
     assert [e.phase for e in events][-1] is Phase.DONE
     assert Phase.COLLECTING in {e.phase for e in events}
 
     server.counters.reset()
-    second, _ = _submit(production, server, cache)
+    second, _ = _submit(every_kind_3mb_production, server, cache)
     counters = server.counters
     assert counters.requests["requirements"] == 1
     assert counters.requirements_files == [second.files_total]
@@ -112,7 +100,7 @@ def test_cold_then_unchanged_resubmission(any_style_server: Any,
     # Every checksum from the cache, the rewritten .blend copies' too (sent from the
     # rewrite cache, the same file as last time).
     assert _history(cache)[-1]["cache_hits"] == second.files_total
-    _assert_checkout_matches_plan(server, second, production)
+    _assert_checkout_matches_plan(server, second, every_kind_3mb_production)
 
 
 def test_one_changed_texture_costs_its_bytes(shaman_server: Any, tmp_path: Path) -> None:
@@ -146,12 +134,13 @@ def test_missing_texture_is_listed_or_stops(shaman_server: Any, tmp_path: Path) 
     assert "upload" not in shaman_server.counters.requests
 
 
-def test_cancel_while_collecting(shaman_server: Any, production: blendgen.ProductionInfo,
+def test_cancel_while_collecting(shaman_server: Any,
+                                 every_kind_3mb_production: blendgen.ProductionInfo,
                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Cancel from another thread as soon as collect reports its first step."""
     real_collect = collect_mod.collect
     opts = SubmitOptions(server_url=shaman_server.url, cache_dir=tmp_path / "cache")
-    sub = Submission(production.main_blend, opts)
+    sub = Submission(every_kind_3mb_production.main_blend, opts)
 
     def collect_and_cancel(*args: Any, **kw: Any) -> Any:
         report = kw["on_progress"]
@@ -171,7 +160,7 @@ def test_cancel_while_collecting(shaman_server: Any, production: blendgen.Produc
     assert shaman_server.counters.requests == {}
     assert _pack_dirs() == set()
     monkeypatch.setattr(collect_mod, "collect", real_collect)
-    result, _ = _submit(production, shaman_server, tmp_path / "cache")
+    result, _ = _submit(every_kind_3mb_production, shaman_server, tmp_path / "cache")
     assert result.checkout_path and result.files_uploaded == result.files_total
 
 
@@ -200,7 +189,7 @@ def _hold_libraries_until(monkeypatch: pytest.MonkeyPatch, production: blendgen.
 
 
 def test_uploads_start_while_the_libraries_are_still_read(
-        shaman_server: Any, production: blendgen.ProductionInfo, tmp_path: Path,
+        shaman_server: Any, every_kind_3mb_production: blendgen.ProductionInfo, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The main file's own dependencies are hashed, asked about and sent before the
     collector reads the first library. Every file is asked about once, in batches; with
@@ -208,14 +197,15 @@ def test_uploads_start_while_the_libraries_are_still_read(
     before the checkout (which checks again itself); every file is in place."""
     server = shaman_server
     held = _hold_libraries_until(
-        monkeypatch, production, lambda: server.counters.requests.get("upload", 0) > 0)
-    result, events = _submit(production, server, tmp_path / "cache", tuning=OVERLAP)
+        monkeypatch, every_kind_3mb_production,
+        lambda: server.counters.requests.get("upload", 0) > 0)
+    result, events = _submit(every_kind_3mb_production, server, tmp_path / "cache", tuning=OVERLAP)
     assert held == [True]  # an upload was stored while the collector waited
     counters = server.counters
     assert counters.requests["requirements"] >= 2
     assert sum(counters.requirements_files) == result.files_total  # each file asked once
     assert result.files_uploaded == result.files_total and result.missing == []
-    _assert_checkout_matches_plan(server, result, production)
+    _assert_checkout_matches_plan(server, result, every_kind_3mb_production)
     assert _pack_dirs() == set()
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions)  # totals grew while collecting: never backwards
@@ -223,13 +213,14 @@ def test_uploads_start_while_the_libraries_are_still_read(
 
 
 def test_cancel_while_uploading_and_still_collecting(
-        shaman_server: Any, production: blendgen.ProductionInfo, tmp_path: Path,
+        shaman_server: Any, every_kind_3mb_production: blendgen.ProductionInfo, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     server = shaman_server
     opts = SubmitOptions(server_url=server.url, cache_dir=tmp_path / "cache", tuning=OVERLAP)
-    sub = Submission(production.main_blend, opts)
+    sub = Submission(every_kind_3mb_production.main_blend, opts)
     held = _hold_libraries_until(
-        monkeypatch, production, lambda: server.counters.requests.get("upload", 0) > 0,
+        monkeypatch, every_kind_3mb_production,
+        lambda: server.counters.requests.get("upload", 0) > 0,
         then=sub.cancel)
     with pytest.raises(Cancelled):
         sub.run()

@@ -1,8 +1,9 @@
-"""Fixtures with real .blend productions (made by bpy in a subprocess, once a session).
+"""Helpers for tests on real .blend productions (the productions themselves are session
+fixtures in ``tests/conftest.py``).
 
-``production`` is the every-kind production of ``blendgen`` (2 libraries + a chain);
 ``materialise`` lays out a pack plan the way a Shaman server does: each file's bytes in
-a content store named by SHA-256 and size, and the checkout as relative symlinks into it.
+a content store named by SHA-256 and size, and the checkout as relative symlinks into it;
+``tree_hashes`` proves nothing was written to a folder.
 """
 
 from __future__ import annotations
@@ -12,46 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
-from blendgen import ProductionInfo, generate, generate_edge_cases
-
-__all__ = [
-    "basic_production",
-    "edge",
-    "materialise",
-    "production",
-    "production_dir",
-    "sha256_file",
-    "tree_hashes",
-]
-
-
-@pytest.fixture(scope="session")
-def production_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pristine every-kind production; copy it (``production``) before changing it."""
-    out = tmp_path_factory.mktemp("production")
-    generate(out, libraries=2, files=12, total_bytes=12 * 100, kinds="all", seed=1)
-    return out
-
-
-@pytest.fixture(scope="session")
-def production(production_dir: Path) -> ProductionInfo:
-    """The every-kind production (shared: tests must not modify it)."""
-    return ProductionInfo.load(production_dir)
-
-
-@pytest.fixture(scope="session")
-def basic_production(tmp_path_factory: pytest.TempPathFactory) -> ProductionInfo:
-    """A small production without the exotic kinds (fast to copy around)."""
-    out = tmp_path_factory.mktemp("basic")
-    return generate(out, libraries=2, files=4, total_bytes=400, kinds="basic", seed=2)
-
-
-@pytest.fixture(scope="session")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The corner-case files of ``blendgen.EdgeCases`` (paths by name)."""
-    return generate_edge_cases(tmp_path_factory.mktemp("edge"))
+__all__ = ["materialise", "sha256_file", "tree_hashes"]
 
 
 def sha256_file(path: Path) -> str:

@@ -1,6 +1,7 @@
-"""What the fault, bad-input and security suites share: small plain-file productions,
-a look at a Shaman server's disk, checkout checks through the symlinks, the checksum
-cache's consistency, and a seam on the progress queue to act at an exact phase.
+"""What the fault, bad-input and security suites share: a look at a Shaman server's disk,
+checkout checks through the symlinks, the checksum cache's consistency, and a seam on
+the progress queue to act at an exact phase. Their small productions are real .blend
+files from ``blend_templates`` (``Project``).
 
 Plain helpers (no fixtures): ``fault_report`` holds the report fixture.
 """
@@ -17,16 +18,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shaman_addon.collect.plan import PackPlan, PlanFile
 from shaman_addon.progress import Phase, ProgressEvent
+from shaman_addon.shaman.client import ClientSettings
 from shaman_addon.submit import CACHE_FILE_NAME, Submission, SubmitOptions, SubmitResult
 
 SAFETY_S = 120.0  # only a guard against a hang, never a pass/fail threshold
 
 
-def content(seed: str, size: int) -> bytes:
-    block = hashlib.sha256(seed.encode()).digest() * 2048  # 64 KiB, unique per seed
-    return (block * (size // len(block) + 1))[:size]
+# -- the options of every submission in the fault table ---------------------------------
+
+
+FAST: dict[str, Any] = {"backoff_s": 0.01, "max_attempts": 4, "connect_timeout": 2.0,
+                        "read_timeout": 20.0}
+"""The table's default client settings: short back-off, bounded waits."""
+
+
+class Options:
+    """Makes the table's options; ``strategy`` holds the upload strategy's settings,
+    applied on top of every test's own (empty until there is more than one strategy)."""
+
+    def __init__(self, strategy: dict[str, Any]) -> None:
+        self.strategy = strategy
+
+    @property
+    def fast(self) -> ClientSettings:
+        """The settings a test gets unless it asks for others."""
+        return self.client(**FAST)
+
+    def client(self, **fields: Any) -> ClientSettings:
+        """Client settings with exactly ``fields`` (the rest at their defaults), plus the
+        upload strategy under test."""
+        return ClientSettings(**{**fields, **self.strategy})
+
+    def __call__(self, url: str, tmp_path: Path, *, client: dict[str, Any] | None = None,
+                 **kw: Any) -> SubmitOptions:
+        """Options for a submission to ``url`` with the cache in ``tmp_path/cache``;
+        ``client`` replaces the ``FAST`` client settings."""
+        kw.setdefault("cache_dir", tmp_path / "cache")
+        settings = self.client(**(FAST if client is None else client))
+        return SubmitOptions(server_url=url, client_settings=settings, **kw)
 
 
 def sha_of(path: Path) -> tuple[str, int]:
@@ -37,49 +67,6 @@ def sha_of(path: Path) -> tuple[str, int]:
             h.update(chunk)
             n += len(chunk)
     return h.hexdigest(), n
-
-
-class Files:
-    """A folder of plain files standing in for a project (the pipeline reads bytes only)."""
-
-    def __init__(self, root: Path, sizes: list[int], *, seed: str = "f") -> None:
-        self.root = root
-        self.project = root / "project"
-        (self.project / "tex").mkdir(parents=True, exist_ok=True)
-        self.blend = self.project / "shot.blend"
-        self.blend.write_bytes(b"BLENDER-v402" + content(seed + "blend", 3000))
-        self.files = []
-        for i, size in enumerate(sizes):
-            p = self.project / "tex" / f"t{i:03d}.png"
-            p.write_bytes(content(f"{seed}-{i}", size))
-            self.files.append(p)
-        self.temp_dirs: list[Path] = []
-
-    def expected(self) -> dict[str, Path]:
-        """Checkout path -> local file, for every file of ``plan()``."""
-        out = {"shot.blend": self.blend}
-        out.update({f"tex/{p.name}": p for p in self.files})
-        return out
-
-    def plan(self, *, with_temp_copy: bool = False) -> PackPlan:
-        """A fresh plan; with a temporary 'rewritten' copy the pipeline must remove."""
-        files = [PlanFile(src, cp, src.stat().st_size, src) for cp, src in self.expected().items()]
-        plan = PackPlan(main_blend=self.blend, project_root=self.project,
-                        blend_checkout_path="shot.blend", files=files)
-        if with_temp_copy:
-            temp_dir = self.root / f"rewritten-{len(self.temp_dirs)}"
-            temp_dir.mkdir()
-            copy = temp_dir / "lib.blend"
-            copy.write_bytes(b"BLENDER-v402 rewritten " + content(str(temp_dir), 2000))
-            plan.files.append(PlanFile(copy, "libs/lib.blend", copy.stat().st_size,
-                                       self.project / "lib.blend", rewritten=True))
-            plan.temp_files.append(copy)
-            plan.temp_dir = temp_dir
-            self.temp_dirs.append(temp_dir)
-        return plan
-
-    def keys(self) -> set[tuple[str, int]]:
-        return {sha_of(p) for p in self.expected().values()}
 
 
 # -- the server's disk -------------------------------------------------------------------
@@ -135,6 +122,23 @@ def check_checkout(storage: Path, checkout_path: str, expected: dict[str, Path |
         data = want if isinstance(want, bytes) else Path(want).read_bytes()
         assert link.read_bytes() == data, f"{rel}: wrong bytes in the checkout"
     return len(expected)
+
+
+def blend_paths_stay_inside(storage: Path, checkout_path: str) -> int:
+    """Every path stored in every .blend of the checkout is ``//``-relative and leads
+    inside the checkout (read through the symlinks, as Blender on a worker opens them);
+    returns how many paths were checked."""
+    from shaman_addon.collect.trace import trace_blend
+
+    folder = storage / "jobs" / checkout_path
+    checked = 0
+    for blend in sorted(folder.rglob("*.blend")):
+        for ref in trace_blend(blend).refs:
+            assert ref.path.startswith("//"), f"{blend}: {ref.referrer} -> {ref.path!r}"
+            target = os.path.normpath(os.path.join(blend.parent, ref.path[2:]))
+            assert Path(target).is_relative_to(folder), f"{blend}: {ref.path!r} leaves it"
+            checked += 1
+    return checked
 
 
 # -- the local side ----------------------------------------------------------------------

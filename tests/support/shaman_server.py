@@ -297,6 +297,7 @@ class Faults:
         self._hang: dict[str, int] = {}
         self._delay: dict[str, float] = {}
         self._uploading: dict[tuple[str, int], int] = {}
+        self._lose: set[tuple[str, int]] = set()
 
     @staticmethod
     def _check(endpoint: str) -> None:
@@ -342,6 +343,12 @@ class Faults:
             else:
                 self._uploading.pop((sha, size), None)
 
+    def lose_uploads(self, sha: str, size: int) -> None:
+        """Uploads of this content are read whole and answered 200 (204 in the spec's
+        style), but never stored: a server that loses a file it said it took."""
+        with self._lock:
+            self._lose.add((sha, size))
+
     def reset(self) -> None:
         with self._lock:
             self.shaman_disabled = False
@@ -352,6 +359,7 @@ class Faults:
             self._hang.clear()
             self._delay.clear()
             self._uploading.clear()
+            self._lose.clear()
             released, self._release = self._release, threading.Event()
         released.set()
 
@@ -395,6 +403,10 @@ class Faults:
     def _reported_uploading(self, key: tuple[str, int]) -> bool:
         with self._lock:
             return key in self._uploading
+
+    def _loses(self, key: tuple[str, int]) -> bool:
+        with self._lock:
+            return key in self._lose
 
     def _requirements_call_done(self) -> None:
         with self._lock:
@@ -987,6 +999,8 @@ class _Handler(BaseHTTPRequestHandler):
                                f"{received} bytes")
                 elif actual != sha:
                     problem = f"file SHA256 mismatched, declared {sha} but received {actual}"
+                elif owner.faults._loses(key):
+                    log.debug("losing %s/%d as told (answered as stored)", sha, size)
                 else:
                     store.commit(key, upload, temp)
         finally:
@@ -1077,7 +1091,7 @@ class _Handler(BaseHTTPRequestHandler):
             if call == "shaman_disabled":
                 faults.shaman_disabled = bool(kwargs.get("value", True))
             elif call in ("fail_next", "html_next", "drop_upload_after", "early_208_and_drop",
-                          "hang_next", "delay", "report_uploading", "reset"):
+                          "hang_next", "delay", "report_uploading", "lose_uploads", "reset"):
                 getattr(faults, call)(**kwargs)
             else:
                 raise ValueError(f"unknown fault call {call!r}")

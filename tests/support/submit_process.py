@@ -1,10 +1,10 @@
-"""A submitting process for the two-submitters test: one folder of files, one Submission.
+"""A submitting process for the two-submitters test: one .blend, one Submission.
 
-    python tests/submit_process.py --server URL --cache-dir DIR --root FOLDER \
+    python tests/support/submit_process.py --server URL --cache-dir DIR --blend FILE \
         [--barrier FILE] [--dry-run] [--jobs N]
 
-Builds a plan from every file under ``--root`` (sorted, so two processes send in the same
-order), prints ``ready`` and, with ``--barrier``, waits for that file to exist so two
+Submits ``--blend`` through the public API (collecting it like the command line does),
+printing ``ready`` first and, with ``--barrier``, waiting for that file to exist so two
 processes start their submissions at the same moment. Prints the result as one JSON line
 (or ``{"error": ...}``) and exits 0 on success, 1 on failure.
 """
@@ -19,35 +19,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from shaman_addon.collect.plan import PackPlan, PlanFile
 from shaman_addon.errors import ShamanError
 from shaman_addon.submit import Submission, SubmitOptions
-
-
-def plan_for(root: Path) -> PackPlan:
-    files = [
-        PlanFile(p, p.relative_to(root).as_posix(), p.stat().st_size, p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    ]
-    blend = next((f for f in files if f.checkout_path.endswith(".blend")), files[0])
-    return PackPlan(main_blend=blend.source, project_root=root,
-                    blend_checkout_path=blend.checkout_path, files=files)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--cache-dir", type=Path, required=True)
-    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--blend", type=Path, required=True)
     parser.add_argument("--barrier", type=Path)
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--jobs", type=int, default=4)
     args = parser.parse_args()
-    plan = plan_for(args.root)
     options = SubmitOptions(server_url=args.server, cache_dir=args.cache_dir,
                             dry_run=args.dry_run, jobs=args.jobs)
-    submission = Submission(plan.main_blend, options, plan=plan)
+    submission = Submission(args.blend, options)
     print("ready", flush=True)
     if args.barrier is not None:
         gate = threading.Event()

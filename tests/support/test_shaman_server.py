@@ -1038,6 +1038,32 @@ def test_report_uploading_does_not_stop_an_upload_without_the_header(
                      {"files": [fspec(data, "p")]}).json() == {"files": []}
 
 
+@pytest.mark.parametrize("style", ["manager", "spec"])
+def test_lose_uploads_answers_stored_but_keeps_nothing(
+        shaman_server_factory: Callable[..., Any], style: str) -> None:
+    server = shaman_server_factory(style)
+    lost, kept = b"this one is lost", b"this one is kept"
+    server.faults.lose_uploads(sha_of(lost), len(lost))
+    ok = 204 if style == "spec" else 200
+    for _ in range(2):  # every time, not once
+        assert upload(server, lost).status == ok
+        # the upload is unregistered just after its answer: "uploading" until then
+        wait_for(lambda: status_of(server, lost) != "uploading", "the upload ended")
+        assert status_of(server, lost) == "unknown"
+        assert not server.is_stored(sha_of(lost), len(lost))
+    assert upload(server, kept).status == ok
+    assert server.is_stored(sha_of(kept), len(kept))
+    assert server.counters.bytes_received == 2 * len(lost) + len(kept)  # read whole
+    assert server.counters.statuses[("upload", ok)] == 3
+    body = {"files": [fspec(lost, "lost.png"), fspec(kept, "kept.png")]}
+    answer = post_json(server, "requirements", body).json()["files"]
+    assert [(f["path"], f["status"]) for f in answer] == [("lost.png", "unknown")]
+    assert list((server.storage / "file-store" / "uploading").rglob("*.*")) == []
+    server.faults.reset()
+    assert upload(server, lost).status == ok
+    assert server.is_stored(sha_of(lost), len(lost))
+
+
 def test_faults_reject_unknown_endpoints(shaman_server: ShamanServer) -> None:
     with pytest.raises(ValueError):
         shaman_server.faults.fail_next("uploads")
@@ -1053,12 +1079,14 @@ def test_faults_reset_clears_everything(shaman_server: ShamanServer) -> None:
     faults.hang_next("file_status")
     faults.delay("create", 60)
     faults.report_uploading("ab" * 32, 1, 10)
-    faults.reset()
     data = b"all clear"
+    faults.lose_uploads(sha_of(data), len(data))
+    faults.reset()
     assert call(shaman_server, "GET", "/api/v3/configuration").json()["shamanEnabled"]
     assert post_json(shaman_server, "requirements", {"files": []}).status == 200
     assert status_of(shaman_server, data) == "unknown"
     assert upload(shaman_server, data).status == 200
+    assert shaman_server.is_stored(sha_of(data), len(data))  # no longer lost
     assert post_json(shaman_server, "create", {"checkoutPath": "j", "files": []}).status == 200
 
 
