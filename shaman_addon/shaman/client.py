@@ -235,7 +235,8 @@ class ShamanClient:
             return []
         made = [PipelinedConnection(parts.hostname, parts.port or 80, self._registry,
                                     connect_timeout=self.settings.connect_timeout,
-                                    read_timeout=self.settings.read_timeout,
+                                    read_timeout=min(self.settings.read_timeout,
+                                                     self.settings.lane_read_timeout),
                                     max_size=self.settings.chunk_size)
                 for _ in range(max(1, self.settings.upload_connections))]
         with self._lanes_lock:

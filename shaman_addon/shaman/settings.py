@@ -21,3 +21,7 @@ class ClientSettings:
     upload_connections: int = 1
     # False: every upload goes through ``requests``, even where pipelining would apply.
     pipelining: bool = True
+    # A pipelined connection that gets no answer for this long (or read_timeout, if
+    # shorter) hands its uploads to the ordinary ones: the requests behind one slow
+    # answer would otherwise all wait for it (head-of-line blocking).
+    lane_read_timeout: float = 5.0

@@ -104,7 +104,9 @@ class FileStat:
             st = os.stat(path)
         except FileNotFoundError as exc:
             raise LocalFileChanged(
-                f"{path} disappeared before it could be hashed.", path=str(path)
+                f"{path} is gone: it was deleted or moved after it was found as a "
+                "dependency. Submit again once it is back (or its user no longer needs it).",
+                path=str(path),
             ) from exc
         if isinstance(path, PurePath) and path.is_absolute():
             key = str(path)  # the same text as .absolute(), without a new Path per call

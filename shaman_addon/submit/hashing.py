@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import threading
+import time
 
 from ..errors import LocalFileChanged
 from ..progress import ProgressTracker
@@ -21,6 +22,13 @@ from .contents import Entry
 from .messages import Hashed, HashResult, Inbox, StageFailed
 
 log = logging.getLogger(__name__)
+
+HAND_OVER_BEFORE = 256 << 10
+HOLD_AT_MOST_S = 0.02
+"""Checksums wait for company (one hand-off to the main thread per batch, not per file)
+only while small files are hashed, and never longer than this: before a file this large,
+whose hashing takes a while, what is done goes first, so uploads are never held back
+behind one file."""
 
 
 def hash_workers(jobs: int) -> int:
@@ -34,12 +42,18 @@ def hash_entry(entry: Entry, tracker: ProgressTracker, stop: threading.Event) ->
     source, label = entry.file.source, entry.file.checkout_path
     before = entry.stat
     for attempt in range(2):
-        sha, nbytes = checksums.sha256_file(
-            source,
-            on_bytes=lambda n: tracker.hashed_bytes(n, label),
-            cancel=stop,
-            size_hint=before.size,
-        )
+        try:
+            sha, nbytes = checksums.sha256_file(
+                source,
+                on_bytes=lambda n: tracker.hashed_bytes(n, label),
+                cancel=stop,
+                size_hint=before.size,
+            )
+        except OSError as exc:
+            raise LocalFileChanged(
+                f"{source} cannot be read to compute its checksum "
+                f"({exc.strerror or exc}); it may have been deleted or moved since it was "
+                "found as a dependency.", path=str(source)) from exc
         after = FileStat.of(source)
         if after == before and nbytes == before.size:
             return HashResult(entry, before, sha)
@@ -89,13 +103,20 @@ class HashStage:
 
     def _work(self) -> None:
         done: list[HashResult] = []
+        held_since = 0.0
         while not self.stop_event.is_set():
-            if done and (self._todo.empty() or len(done) >= self._batch):
+            if done and self._todo.empty():  # nothing else to do: hand them over first
                 self._inbox.put(Hashed(tuple(done)))
                 done = []
             entry = self._todo.get()
             if entry is None:
                 break
+            if done and (len(done) >= self._batch or entry.stat.size >= HAND_OVER_BEFORE
+                         or time.monotonic() - held_since >= HOLD_AT_MOST_S):
+                self._inbox.put(Hashed(tuple(done)))
+                done = []
+            if not done:
+                held_since = time.monotonic()
             try:
                 done.append(hash_entry(entry, self._tracker, self.stop_event))
             except BaseException as exc:  # handed to the main thread, which raises it

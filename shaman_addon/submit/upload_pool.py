@@ -42,11 +42,13 @@ class Lane(Protocol[T_contra]):
 
     def read(self, item: T_contra) -> bool:
         """Read the oldest answer (it is ``item``'s): True when stored, False to send the
-        item the ordinary way. Raising means the connection broke."""
+        item the ordinary way. Raising means its answer is lost (the connection broke
+        before it came): the lane drops that connection itself, so every other item
+        written on it raises too, while items already on a new connection do not."""
 
     def broken(self, items: Sequence[T_contra], error: BaseException) -> None:
-        """``items`` were written to a connection that broke before their answers came
-        (called before they fall back)."""
+        """The answers of ``items`` are lost to ``error``: whether the server stored
+        them is unknown (called before they fall back)."""
 
     def reset(self) -> None:
         """Forget the connection and any answers still due (after a failure, or to stop)."""
@@ -173,14 +175,10 @@ class UploadPool(Generic[T]):
             ahead -= nbytes
             try:
                 stored = lane.read(oldest)
-            except BaseException as exc:  # the connection is gone: all of them again
-                rest = [oldest, *(i for i, _ in written)]
-                log.debug("lane: %s; %d upload(s) go the ordinary way", exc, len(rest))
-                written.clear()
-                ahead = 0
-                lane.reset()
-                lane.broken(rest, exc)
-                self._fall_back(rest)
+            except BaseException as exc:  # its answer is lost; the lane knows for which
+                log.debug("lane: %s; one upload goes the ordinary way", exc)
+                lane.broken([oldest], exc)
+                self._fall_back([oldest])
                 continue
             if stored:
                 self._settled(1)
