@@ -128,15 +128,18 @@ class Asker:
                 uploads.put(item)
         return len(work)
 
-    def ensure_all_stored(self, specs: list[FileSpec],
+    def ensure_all_stored(self, specs: Callable[[], list[FileSpec]],
                           answer: list[FileRequirement] | None) -> None:
-        """Requirements over the whole list until it comes back empty (bounded)."""
+        """Requirements over the whole list until it comes back empty (bounded).
+
+        ``specs`` gives the list as it is now: a file hashed again after a 417 has a new
+        checksum by the next round."""
         rounds = waits = 0
         tuning = self._tuning
         while True:
             if answer is None:
                 self._tracker.set_phase(Phase.CHECKING)
-                answer = self.ask(specs)
+                answer = self.ask(specs())
             if not answer:
                 self._tracker.answered(None)
                 return

@@ -57,10 +57,12 @@ class CancelState:
                     self.create_sent = False
 
 
-def create_checkout(client: ShamanClient, specs: list[FileSpec], *, template: str,
+def create_checkout(client: ShamanClient, specs: Callable[[], list[FileSpec]], *,
+                    template: str,
                     blend_name: str, tracker: ProgressTracker, cancel: CancelState,
                     resend_missing: Callable[[], None], max_attempts: int) -> str:
-    """Create the checkout; returns the path the SERVER chose."""
+    """Create the checkout of the files ``specs()`` lists (asked again after a resend);
+    returns the path the SERVER chose."""
     tracker.set_phase(Phase.CHECKING_OUT)
     base = checkout_name.render_checkout_name(template, blend_name=blend_name)
     path = base
@@ -68,7 +70,7 @@ def create_checkout(client: ShamanClient, specs: list[FileSpec], *, template: st
     for _attempt in range(max_attempts):
         try:
             with cancel.creating():
-                return client.create_checkout(specs, path)
+                return client.create_checkout(specs(), path)
         except CheckoutExists:
             suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits)
                              for _ in range(4))

@@ -26,7 +26,7 @@ from .checksums import ChecksumCache, FileStat
 from .collecting import CollectStage
 from .contents import Contents
 from .hashing import HashStage
-from .messages import FilesFound, Hashed, Inbox, Message, PlanReady, StageFailed
+from .messages import FilesFound, HashesReady, Inbox, Message, PlanReady, StageFailed
 from .options import SubmitOptions
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,9 @@ class Gathering:
                 for item in found:
                     self._arrive(item.file, item.stat, item.cached_sha)
                 self._report_hits()
-            case Hashed(results=results):
+            case HashesReady():
                 self._raise_if_upload_failed()  # an upload failed: stop the rest
+                results = self._hashing.take()
                 self._counts.outstanding -= len(results)
                 current = [r for r in results if self._contents.is_current(r.entry)]
                 if current:

@@ -1,9 +1,13 @@
 """The hashing stage: a few threads computing SHA-256 of the files the cache did not know.
 
-Files arrive one at a time while the collector still reads libraries; results go back to
-the main thread in batches (``Hashed``), handed over before a thread would wait for more
-work, so no checksum is held back while there is nothing to do. Plain threads and a
-queue rather than futures: waiting on thousands of futures costs time per future.
+Files arrive one at a time while the collector still reads libraries. A finished
+checksum is never held back: it joins a list, and the main thread is rung
+(``HashesReady``) only when that list was empty, then takes everything finished so far
+(``take``). An idle main thread hears of each file at once; a busy one finds a batch
+when it comes back, with one wake-up for the whole batch instead of one per file (each
+wake-up is a GIL hand-off, and a submission hashes thousands of small files). Plain
+threads and a queue rather than futures: waiting on thousands of futures costs time per
+future.
 """
 
 from __future__ import annotations
@@ -12,24 +16,15 @@ import logging
 import os
 import queue
 import threading
-import time
 
 from ..errors import LocalFileChanged
 from ..progress import ProgressTracker
 from . import checksums
 from .checksums import FileStat
 from .contents import Entry
-from .messages import Hashed, HashResult, Inbox, StageFailed
+from .messages import HashesReady, HashResult, Inbox, StageFailed
 
 log = logging.getLogger(__name__)
-
-HAND_OVER_BEFORE = 256 << 10
-HOLD_AT_MOST_S = 0.02
-"""Checksums wait for company (one hand-off to the main thread per batch, not per file)
-only while small files are hashed, and never longer than this: before a file this large,
-whose hashing takes a while, what is done goes first, so uploads are never held back
-behind one file."""
-
 
 def hash_workers(jobs: int) -> int:
     """One core is left to the upload threads (and to Blender's interface, or a local
@@ -70,14 +65,15 @@ def hash_entry(entry: Entry, tracker: ProgressTracker, stop: threading.Event) ->
 class HashStage:
     """Threads that hash the entries given to ``want`` and report to ``inbox``."""
 
-    def __init__(self, inbox: Inbox, tracker: ProgressTracker, *, workers: int,
-                 batch: int) -> None:
+    def __init__(self, inbox: Inbox, tracker: ProgressTracker, *, workers: int) -> None:
         self._inbox = inbox
         self._tracker = tracker
         self._workers = workers
-        self._batch = batch
         self._todo: queue.SimpleQueue[Entry | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._done: list[HashResult] = []
+        self._rung = False  # a HashesReady is on its way and ``take`` not called since
         self.stop_event = threading.Event()
 
     def want(self, entry: Entry) -> None:
@@ -101,26 +97,27 @@ class HashStage:
         for thread in self._threads:
             thread.join()
 
+    def take(self) -> list[HashResult]:
+        """Every checksum finished since the last call (main thread)."""
+        with self._lock:
+            done, self._done = self._done, []
+            self._rung = False
+        return done
+
+    def _deliver(self, result: HashResult) -> None:
+        with self._lock:
+            self._done.append(result)
+            ring, self._rung = not self._rung, True
+        if ring:
+            self._inbox.put(HashesReady())
+
     def _work(self) -> None:
-        done: list[HashResult] = []
-        held_since = 0.0
         while not self.stop_event.is_set():
-            if done and self._todo.empty():  # nothing else to do: hand them over first
-                self._inbox.put(Hashed(tuple(done)))
-                done = []
             entry = self._todo.get()
             if entry is None:
-                break
-            if done and (len(done) >= self._batch or entry.stat.size >= HAND_OVER_BEFORE
-                         or time.monotonic() - held_since >= HOLD_AT_MOST_S):
-                self._inbox.put(Hashed(tuple(done)))
-                done = []
-            if not done:
-                held_since = time.monotonic()
+                return
             try:
-                done.append(hash_entry(entry, self._tracker, self.stop_event))
+                self._deliver(hash_entry(entry, self._tracker, self.stop_event))
             except BaseException as exc:  # handed to the main thread, which raises it
                 self._inbox.put(StageFailed("hashing", exc))
                 return
-        if done:
-            self._inbox.put(Hashed(tuple(done)))

@@ -44,8 +44,9 @@ class HashResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Hashed:
-    results: tuple[HashResult, ...]
+class HashesReady:
+    """Checksums are waiting in the hashing stage: ``HashStage.take`` them (one message
+    for however many finished meanwhile)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,5 +57,5 @@ class StageFailed:
     error: BaseException
 
 
-Message = FilesFound | PlanReady | Hashed | StageFailed
+Message = FilesFound | PlanReady | HashesReady | StageFailed
 Inbox = queue.SimpleQueue[Message]

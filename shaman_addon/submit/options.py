@@ -52,8 +52,6 @@ class Tuning:
     stream_batch: int = 64
     """Files the collector hands over at a time while it still reads libraries: waking
     the main thread for each file would fight the collector for the GIL."""
-    hashed_batch: int = 64
-    """Most checksums a hashing thread hands to the main thread at once."""
     lane_ahead_requests: int = 128
     lane_ahead_bytes: int = 4 << 20
     """How far a pipelined lane writes ahead of the answers it has read: enough requests

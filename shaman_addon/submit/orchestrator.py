@@ -71,8 +71,7 @@ class Submission:
         self._client: ShamanClient | None = None
         self._uploads: Uploads | None = None
         self._hashing = HashStage(self._inbox, self._tracker,
-                                  workers=hash_workers(options.jobs),
-                                  batch=options.tuning.hashed_batch)
+                                  workers=hash_workers(options.jobs))
         self._collector: CollectStage | None = None
         self._gathering: Gathering | None = None
         self._asker: Asker | None = None
@@ -185,7 +184,10 @@ class Submission:
     def _submit(self, plan: PackPlan) -> SubmitResult:
         asker = self._asker
         assert asker is not None and self._client is not None
-        specs = self._contents.specs(plan.files)
+
+        def specs() -> list[FileSpec]:  # as they are now (a 417 re-hash changes one)
+            return self._contents.specs(plan.files)
+
         if asker.overlapping:
             asker.flush(force=True)
             self._tracker.set_phase(Phase.UPLOADING)
@@ -194,13 +196,13 @@ class Submission:
             asker.ensure_all_stored(specs, [] if confirmed else None)
         else:
             self._tracker.set_phase(Phase.CHECKING)
-            asker.ensure_all_stored(specs, asker.ask(specs))
+            asker.ensure_all_stored(specs, asker.ask(specs()))
         checkout_path = create_checkout(
             self._client, specs, template=self.options.checkout_template,
             blend_name=self.options.as_name or self.blend.name, tracker=self._tracker,
             cancel=self._state, resend_missing=lambda: asker.ensure_all_stored(specs, None),
             max_attempts=self.options.tuning.max_name_attempts)
-        return self._result(plan, specs, checkout_path, sent=self._ledger.sent())
+        return self._result(plan, specs(), checkout_path, sent=self._ledger.sent())
 
     def _wait_uploads(self) -> None:
         if self._uploads is not None:

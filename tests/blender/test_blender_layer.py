@@ -364,7 +364,7 @@ def test_headless_submit_exit_codes(
 
 
 def test_the_command_line_and_headless_blender_print_the_same_result(
-    production: dict[str, Any], shaman_server: Any, user_dir: Path, tmp_path: Path
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path, tmp_path: Path
 ) -> None:
     import os
     import subprocess
@@ -372,7 +372,7 @@ def test_the_command_line_and_headless_blender_print_the_same_result(
 
     from blender_scripts.runner import REPO
 
-    blend = production["main"]
+    blend = tiny_production["main"]
     env = {k: v for k, v in os.environ.items() if k != "SHAMAN_SERVER_URL"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     cli = subprocess.run(

@@ -15,11 +15,17 @@ import pytest
 from blend_templates import Project, Templates
 from fault_helpers import Options
 
+STRATEGIES = {
+    "pipelined": {},  # the client's default on plain http: small uploads on lanes
+    "requests": {"pipelining": False},  # every upload through requests
+}
 
-@pytest.fixture
-def opts() -> Options:
-    """The table's options; the upload strategy is the client's default for now."""
-    return Options({})
+
+@pytest.fixture(params=sorted(STRATEGIES))
+def opts(request: pytest.FixtureRequest) -> Options:
+    """The table's options: every case runs once per upload strategy, and must end the
+    same way with each (the report's test ids say which)."""
+    return Options(STRATEGIES[request.param])
 
 
 @pytest.fixture
