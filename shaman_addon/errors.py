@@ -7,6 +7,7 @@ as is, the Blender layer shows it in a report, so no traceback reaches the artis
 
 from __future__ import annotations
 
+import enum
 from typing import Literal, Self
 
 
@@ -217,3 +218,29 @@ class RequestNotRead(ExchangeFailed):
     """A pipelined request written behind an answer that closed the connection
     (``Connection: close``): the server never read it, so sending it again is a first
     attempt, not a repeat (RFC 9112, section 9.3.2)."""
+
+
+class AttemptPhase(enum.Enum):
+    """How far one request got before it failed: all the retry rules look at."""
+
+    CONNECT = "connect"  # no connection was made: nothing was sent
+    SENT = "sent"  # the request (or part of it) went out; no usable answer
+    STATUS = "status"  # an HTTP answer with an error status
+    FINAL = "final"  # never retried (TLS, cancel, local file, odd answer...)
+
+
+class AttemptFailed(Exception):
+    """One attempt's failure inside the Shaman client's retry loop: ``error`` for the
+    person, ``phase`` for the rules. ``cause``: the failure the error was made from, its
+    ``__cause__`` when raised (as ``raise error from cause`` would set it, also for a
+    reworded copy's original). The loop raises ``error``, never this."""
+
+    def __init__(self, error: ShamanError, phase: AttemptPhase, status: int | None = None,
+                 cause: BaseException | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.phase = phase
+        self.status = status
+        self.cause = cause
+        if cause is not None:
+            error.__cause__ = cause

@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import (
+    AttemptFailed,
+    AttemptPhase,
     Cancelled,
     CheckoutAnswerLost,
     ConfigError,
@@ -54,7 +56,7 @@ from .protocol import (
     specs_json,
 )
 from .requests_transport import RequestsTransport
-from .retry import AttemptFailed, Phase, Retrier, retry_create, retry_read, retry_upload
+from .retry import Retrier, retry_create, retry_read, retry_upload
 from .server_check import check_server
 from .settings import ClientSettings
 from .sockets import ConnectionRegistry
@@ -185,13 +187,13 @@ class ShamanClient:
             try:
                 answer = self._exchange(what, "POST", url, payload)
             except AttemptFailed as failed:
-                if failed.phase is Phase.SENT:
+                if failed.phase is AttemptPhase.SENT:
                     raise AttemptFailed(CheckoutAnswerLost(
                         f"The request to create checkout {checkout_path!r} was sent to {url} "
                         f"but no answer came back ({failed.error}). The checkout may or may "
                         "not exist now; it was not asked for again, because that could make "
                         "a second one. Look in the Manager's jobs folder before resubmitting.",
-                        url=url, status=None), Phase.FINAL, cause=failed.error) from failed
+                        url=url, status=None), AttemptPhase.FINAL, cause=failed.error) from failed
                 raise
             if answer.status != 200:
                 raise status_failure(what, url, answer)
@@ -200,7 +202,7 @@ class ShamanClient:
             if not isinstance(answered, str) or not answered:
                 raise AttemptFailed(NotAShamanServer(
                     f"{url} answered 200, but without a checkoutPath: {preview(data)}",
-                    url=url, status=200), Phase.FINAL)
+                    url=url, status=200), AttemptPhase.FINAL)
             if answered != checkout_path:
                 log.info("server made checkout %r (asked for %r)", answered, checkout_path)
             return answered
@@ -274,7 +276,7 @@ class ShamanClient:
         def attempt() -> UploadResult:
             earlier, given[0] = given[0], None
             if self._stop_requested(cancel):
-                raise AttemptFailed(Cancelled(f"{what} cancelled"), Phase.FINAL)
+                raise AttemptFailed(Cancelled(f"{what} cancelled"), AttemptPhase.FINAL)
             if isinstance(earlier, TransportFailure):  # the whole body had gone out
                 raise self._upload_failed(what, request, earlier, size, size, cancel)
             answer = earlier or self._send_upload(what, request, fspath, size, on_bytes,
@@ -290,13 +292,14 @@ class ShamanClient:
             # Unbuffered: the body's reads go straight into its reused buffer.
             fileobj = open(fspath, "rb", buffering=0)  # noqa: SIM115  (closed by with)
         except OSError as exc:
-            raise AttemptFailed(cannot_read(fspath, exc), Phase.FINAL) from exc
+            raise AttemptFailed(cannot_read(fspath, exc), AttemptPhase.FINAL) from exc
         with fileobj:
             actual = file_size(fileobj)
             if actual != size:
                 raise AttemptFailed(LocalFileChanged(
                     f"{fspath} is {actual} bytes now but was {size} bytes when it was hashed; "
-                    "it changed on disk, so it will be hashed again", path=fspath), Phase.FINAL)
+                    "it changed on disk, so it will be hashed again", path=fspath),
+                    AttemptPhase.FINAL)
             body = UploadBody(
                 fileobj, size, path=fspath, chunk_size=self.settings.chunk_size,
                 send_timeout=self.settings.read_timeout, on_bytes=on_bytes,
@@ -306,7 +309,7 @@ class ShamanClient:
             try:
                 return self._transport.upload(request, body)
             except ShamanError as exc:  # Cancelled / LocalFileChanged from the body
-                raise AttemptFailed(exc, Phase.FINAL) from exc
+                raise AttemptFailed(exc, AttemptPhase.FINAL) from exc
             except TransportFailure as failure:
                 raise self._upload_failed(what, request, failure, body.sent, size,
                                           cancel) from failure
@@ -316,7 +319,7 @@ class ShamanClient:
         if self._stop_requested(cancel):
             return AttemptFailed(Cancelled(
                 f"{what} cancelled while the request was in flight ({sent} bytes sent)"),
-                Phase.FINAL, cause=failure)
+                AttemptPhase.FINAL, cause=failure)
         return upload_failure(what, request.url, failure, sent, size, self.settings)
 
     # -- machinery ----------------------------------------------------------------------
@@ -327,13 +330,13 @@ class ShamanClient:
     def _exchange(self, what: str, method: str, url: str, payload: Any) -> Answer:
         """One exchange through ``requests``; a failure becomes ``AttemptFailed``."""
         if self.aborted:
-            raise AttemptFailed(Cancelled(f"{what} cancelled"), Phase.FINAL)
+            raise AttemptFailed(Cancelled(f"{what} cancelled"), AttemptPhase.FINAL)
         try:
             return self._transport.call(method, url, payload)
         except TransportFailure as failure:
             if self.aborted:
                 raise AttemptFailed(Cancelled(
-                    f"{what} cancelled while the request was in flight"), Phase.FINAL,
+                    f"{what} cancelled while the request was in flight"), AttemptPhase.FINAL,
                     cause=failure) from failure
             raise network_failure(what, url, failure, self.settings) from failure
 

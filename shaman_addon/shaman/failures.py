@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import (
+    AttemptFailed,
+    AttemptPhase,
     ConnectFailed,
     NotAShamanServer,
     ServerTimeout,
@@ -21,7 +23,6 @@ from ..errors import (
     UploadReset,
 )
 from .messages import Answer
-from .retry import AttemptFailed, Phase
 from .server_errors import error_from_response, read_error_body
 from .settings import ClientSettings
 
@@ -39,7 +40,7 @@ def _connect_failure(what: str, url: str, failure: ConnectFailed,
                 else "; set the CA bundle setting if the Manager uses its own certificate")
         return AttemptFailed(ServerUnreachable(
             f"{what}: the TLS connection to {url} failed: {reason}{hint}", url=url),
-            Phase.FINAL, cause=failure)
+            AttemptPhase.FINAL, cause=failure)
     if failure.kind == "proxy":
         error = ServerUnreachable(
             f"{what}: the proxy for {url} failed: {reason} (proxy settings come from the "
@@ -56,7 +57,7 @@ def _connect_failure(what: str, url: str, failure: ConnectFailed,
         error = ServerUnreachable(
             f"{what}: cannot reach {url}: {reason}; is the Manager running, and is the URL "
             "right?", url=url)
-    return AttemptFailed(error, Phase.CONNECT, cause=failure)
+    return AttemptFailed(error, AttemptPhase.CONNECT, cause=failure)
 
 
 def network_failure(what: str, url: str, failure: TransportFailure,
@@ -72,7 +73,7 @@ def network_failure(what: str, url: str, failure: TransportFailure,
         error = ServerUnreachable(
             f"{what}: the connection to {url} dropped before an answer came "
             f"({failure.reason})", url=url)
-    return AttemptFailed(error, Phase.SENT, cause=failure)
+    return AttemptFailed(error, AttemptPhase.SENT, cause=failure)
 
 
 def upload_failure(what: str, url: str, failure: TransportFailure, sent: int, size: int,
@@ -86,14 +87,14 @@ def upload_failure(what: str, url: str, failure: TransportFailure, sent: int, si
     return AttemptFailed(UploadReset(
         f"{what}: the connection to {url} dropped after {sent} of {size} bytes ({reason}); "
         "ask the server for the file's status before sending it again", url=url),
-        Phase.FINAL, cause=failure)
+        AttemptPhase.FINAL, cause=failure)
 
 
 def status_failure(what: str, url: str, answer: Answer) -> AttemptFailed:
     """An answer with an error status, in the server's own words where it has any."""
     body = read_error_body(answer.body, answer.header("Content-Type"))
     error = error_from_response(what, url, answer.status, answer.reason, body)
-    return AttemptFailed(error, Phase.STATUS, answer.status)
+    return AttemptFailed(error, AttemptPhase.STATUS, answer.status)
 
 
 def json_object(what: str, url: str, answer: Answer) -> dict[str, Any]:
@@ -105,9 +106,9 @@ def json_object(what: str, url: str, answer: Answer) -> dict[str, Any]:
         raise AttemptFailed(NotAShamanServer(
             f"{what}: {url} answered {answer.status} with {body.describe()}, not JSON; is "
             "this the Flamenco Manager's URL?", url=url, status=answer.status),
-            Phase.FINAL) from None
+            AttemptPhase.FINAL) from None
     if not isinstance(data, dict):
         raise AttemptFailed(NotAShamanServer(
             f"{what}: {url} answered with unexpected JSON {preview(data)}; is this the "
-            "Flamenco Manager's URL?", url=url, status=answer.status), Phase.FINAL)
+            "Flamenco Manager's URL?", url=url, status=answer.status), AttemptPhase.FINAL)
     return data

@@ -7,42 +7,18 @@ An attempt that fails raises ``AttemptFailed``: the error a person would read, a
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..errors import Cancelled, ShamanDisabled, ShamanError
+from ..errors import AttemptFailed, AttemptPhase, Cancelled, ShamanDisabled
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
 T = TypeVar("T")
-
-
-class Phase(enum.Enum):
-    CONNECT = "connect"  # no connection was made: nothing was sent
-    SENT = "sent"  # the request (or part of it) went out; no usable answer
-    STATUS = "status"  # an HTTP answer with an error status
-    FINAL = "final"  # never retried (TLS, cancel, local file, odd answer...)
-
-
-class AttemptFailed(Exception):
-    """One attempt's failure: ``error`` for the person, ``phase`` for the rules.
-    ``cause``: the failure the error was made from, its ``__cause__`` when raised (as
-    ``raise error from cause`` would set it, also for a reworded copy's original)."""
-
-    def __init__(self, error: ShamanError, phase: Phase, status: int | None = None,
-                 cause: BaseException | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.phase = phase
-        self.status = status
-        self.cause = cause
-        if cause is not None:
-            error.__cause__ = cause
 
 
 RetryRule = Callable[[AttemptFailed], bool]
@@ -54,22 +30,22 @@ def _gateway_trouble(f: AttemptFailed, statuses: tuple[int, ...]) -> bool:
 
 def retry_read(f: AttemptFailed) -> bool:
     """requirements, file status, configuration: safe to repeat."""
-    if f.phase in (Phase.CONNECT, Phase.SENT):
+    if f.phase in (AttemptPhase.CONNECT, AttemptPhase.SENT):
         return True
-    return f.phase is Phase.STATUS and _gateway_trouble(f, (502, 504))
+    return f.phase is AttemptPhase.STATUS and _gateway_trouble(f, (502, 504))
 
 
 def retry_upload(f: AttemptFailed) -> bool:
     """POST file: content-addressed, so repeating is safe; a reset mid-body goes back to
     the caller (it asks the status first) instead of looping here."""
-    if f.phase is Phase.CONNECT:
+    if f.phase is AttemptPhase.CONNECT:
         return True
-    return f.phase is Phase.STATUS and _gateway_trouble(f, (500, 502, 504))
+    return f.phase is AttemptPhase.STATUS and _gateway_trouble(f, (500, 502, 504))
 
 
 def retry_create(f: AttemptFailed) -> bool:
     """checkout/create: only when nothing was sent at all."""
-    return f.phase is Phase.CONNECT
+    return f.phase is AttemptPhase.CONNECT
 
 
 class Retrier:
