@@ -43,6 +43,7 @@ class Settings:
     project_root: Path | None = None
     jobs: int = DEFAULT_JOBS
     connections: int = DEFAULT_CONNECTIONS
+    pipelining: bool = True
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     fail_on_missing: bool = False
 
@@ -133,6 +134,7 @@ def client_settings(settings: Settings, *, request_timeout: float | None = None)
         read_timeout=timeout,
         pool_size=max(MIN_POOL_SIZE, settings.jobs),
         upload_connections=settings.connections,
+        pipelining=settings.pipelining,
     )
 
 

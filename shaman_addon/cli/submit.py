@@ -52,8 +52,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=settings.DEFAULT_JOBS, metavar="N",
                    help=f"parallel uploads (default {settings.DEFAULT_JOBS})")
     p.add_argument("--connections", type=int, default=settings.DEFAULT_CONNECTIONS,
-                   metavar="N", help="plain-http connections the small uploads share, each "
-                   f"carrying several requests at once (default {settings.DEFAULT_CONNECTIONS})")
+                   metavar="N", help="pipelined connections the small uploads share on a "
+                   "plain-http server reached without a proxy, each carrying many requests "
+                   f"at once (default {settings.DEFAULT_CONNECTIONS})")
+    p.add_argument("--no-pipelining", dest="pipelining", action="store_false",
+                   help="send every upload through the ordinary HTTP client, one request "
+                   "per connection at a time (for a network device that mishandles "
+                   "pipelined requests)")
     p.add_argument("--dry-run", action="store_true",
                    help="collect, hash and ask the server, print what would be uploaded, "
                    "create nothing")
@@ -76,6 +81,7 @@ def _options(args: argparse.Namespace) -> SubmitOptions:
             project_root=args.project_root,
             jobs=args.jobs,
             connections=args.connections,
+            pipelining=args.pipelining,
             fail_on_missing=args.fail_on_missing,
         ),
         settings.Run(

@@ -41,6 +41,7 @@ class Contents:
         self._lock = threading.Lock()
         self._entries: dict[str, Entry] = {}
         self._holders: dict[Key, list[Entry]] = {}
+        self._by_source: dict[Path, list[Entry]] = {}  # upload threads look files up by it
 
     def __len__(self) -> int:
         with self._lock:
@@ -52,8 +53,9 @@ class Contents:
         with self._lock:
             old = self._entries.get(file.checkout_path)
             if old is not None:
-                self._unhold(old)
+                self._forget(old)
             self._entries[file.checkout_path] = entry
+            self._by_source.setdefault(file.source, []).append(entry)
         return entry
 
     def is_current(self, entry: Entry) -> bool:
@@ -77,6 +79,12 @@ class Contents:
             self._holders.setdefault((sha, size), []).append(entry)
         return spec
 
+    def _forget(self, entry: Entry) -> None:
+        self._unhold(entry)
+        same_source = self._by_source.get(entry.file.source, [])
+        if entry in same_source:
+            same_source.remove(entry)
+
     def _unhold(self, entry: Entry) -> None:
         if entry.spec is None:
             return
@@ -88,7 +96,7 @@ class Contents:
         """Forget files that are not in the finished plan (they vanished meanwhile)."""
         with self._lock:
             for path in [p for p in self._entries if p not in paths]:
-                self._unhold(self._entries.pop(path))
+                self._forget(self._entries.pop(path))
 
     def specs(self, files: Sequence[PlanFile]) -> list[FileSpec]:
         """The checksums of ``files``, in that order (every one must be known)."""
@@ -106,7 +114,7 @@ class Contents:
     def entries_of(self, source: Path) -> list[Entry]:
         """Every current entry read from ``source`` (one file can land at several paths)."""
         with self._lock:
-            return [e for e in self._entries.values() if e.file.source == source]
+            return list(self._by_source.get(source, ()))
 
     def held_keys(self) -> set[Key]:
         """The contents some current file holds."""
@@ -116,10 +124,8 @@ class Contents:
     def original_of(self, source: Path) -> Path:
         """The artist's file behind ``source`` (itself unless it is a rewritten copy)."""
         with self._lock:
-            for entry in self._entries.values():
-                if entry.file.source == source:
-                    return entry.file.original
-        return source
+            entries = self._by_source.get(source)
+            return entries[0].file.original if entries else source
 
 
 class UploadLedger:
