@@ -12,4 +12,4 @@ rm -f .coverage
 echo "== line coverage of the orchestration (shaman_addon/submit) =="
 .venv/bin/python -m coverage report --include='shaman_addon/submit/*' --skip-empty
 echo "== line coverage of the core (everything but the bpy layer) =="
-.venv/bin/python -m coverage report --omit='shaman_addon/blender/*' --skip-empty | tail -1
+.venv/bin/python -m coverage report --omit='shaman_addon/blender/*' --skip-empty | grep '^TOTAL'
