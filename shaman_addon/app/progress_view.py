@@ -39,8 +39,6 @@ class ProgressView:
     files_done: int = field(default=0, metadata={"name": "Files done", "min": 0})
     files_total: int = field(default=0, metadata={"name": "Files", "min": 0})
     bytes_text: str = ""
-    speed_text: str = ""
-    eta_text: str = ""
     current_file: str = ""
     bar_text: str = ""
     status_line: str = ""
@@ -69,8 +67,6 @@ class ProgressView:
             files_done=int(event.files_done),
             files_total=int(event.files_total),
             bytes_text=bytes_text,
-            speed_text=speed,
-            eta_text=eta,
             current_file=event.current_file,
             bar_text=" · ".join(parts),
             status_line=event.status_line(),

@@ -55,11 +55,6 @@ class PipelinedConnection:
         self._next_ticket = 0
         registry.add(self)
 
-    @property
-    def in_flight(self) -> int:
-        """Requests written whose answers are not read yet."""
-        return len(self._tickets)
-
     def fits(self, size: int) -> bool:
         """Small enough to be read whole and written with its head in one piece."""
         return 0 <= size <= self._max_size

@@ -108,7 +108,6 @@ def _both_pipelined(server: ScriptedServer, lane: PipelinedConnection, files: Fi
     peer.read_request()
     peer.read_request()
     assert [r.path for r in peer.requests] == list(tickets)
-    assert lane.in_flight == 2  # nobody answered yet
     return peer, tickets
 
 
@@ -145,7 +144,6 @@ def test_two_small_uploads_are_pipelined_on_one_connection(
         assert answer.status == statuses[target]
         assert answer.body == f"echo {target}".encode()
         assert answer.header("content-length") == str(len(answer.body))
-    assert lane.in_flight == 0
     assert len(server.peers) == 1 and not server.connection_waiting()
 
 
@@ -223,7 +221,6 @@ def test_dropped_connection_fails_every_waiting_upload_then_recovers(
         with pytest.raises(ExchangeFailed) as info:
             lane.read(ticket)
         assert not isinstance(info.value, RequestNotRead)
-    assert lane.in_flight == 0
 
     ticket = _write(lane, files, "/after/1", b"x")
     new_peer = server.accept()
@@ -428,7 +425,7 @@ def test_writes_ahead_and_reads_in_order(
     next write goes out on a new connection."""
     tickets = [_write(lane, files, f"/files/{i}", bytes([65 + i]) * (i + 1))
                for i in range(3)]
-    assert lane.in_flight == 3 and len(set(tickets)) == 3
+    assert len(set(tickets)) == 3
     peer = server.accept()
     got = [peer.read_request() for _ in range(3)]
     assert [r.body for r in got] == [b"A", b"BB", b"CCC"]
@@ -437,7 +434,6 @@ def test_writes_ahead_and_reads_in_order(
     answers = [lane.read(t) for t in tickets]
     assert [(a.status, a.body) for a in answers] == [
         (200, b"answer 0"), (425, b"answer 1"), (208, b"answer 2")]
-    assert lane.in_flight == 0
 
     ticket = _write(lane, files, "/files/next", b"n")
     fresh = server.accept()  # the closed connection is not used again
