@@ -12,6 +12,7 @@ case, prints one table and writes it to ``benchmarks/RESULTS.md``. See
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -216,9 +217,10 @@ class Bench:
             out.append(f"{counts.requirements_calls} requirements calls")
         if counts.by_endpoint.get("upload"):
             out.append(f"{counts.by_endpoint['upload']} upload requests")
-        from shaman_addon.submit.history import read_history
+        from shaman_addon.submit.history import HISTORY_FILE_NAME
 
-        last = list(read_history(cache))[-1]
+        lines = (cache / HISTORY_FILE_NAME).read_text("utf-8").splitlines()
+        last = json.loads(lines[-1])  # one JSON document per line, the newest last
         if last.get("cache_hits") != last.get("files_total"):
             out.append(f"{last.get('cache_hits')} of {last.get('files_total')} checksums "
                        "from the cache")

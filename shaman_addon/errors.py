@@ -24,6 +24,14 @@ class ShamanError(Exception):
         return new
 
 
+def error_text(exc: BaseException) -> str:
+    """The sentence for any failure: ours as it is, anything else named plainly (a bug
+    shows its type, so a report of it can be acted on)."""
+    if isinstance(exc, ShamanError):
+        return str(exc)
+    return f"Unexpected error ({type(exc).__name__}): {exc}"
+
+
 class ConfigError(ShamanError):
     """A setting is wrong (empty URL, no scheme, bad template...)."""
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Cancelled, ShamanError
+from ..errors import Cancelled, ShamanError, error_text
 from ..units import format_files
 from .exit_codes import exit_code_for
 
@@ -95,13 +95,6 @@ def missing_lines(missing: Sequence[MissingFile]) -> list[str]:
     return [f"MISSING ({len(missing)}): used but not on disk:"] + [
         f"  {m.path} (used by {_users(m.referenced_by) or '?'})" for m in missing
     ]
-
-
-def error_text(exc: BaseException) -> str:
-    """The sentence for a failure: ours as it is, anything else named plainly."""
-    if isinstance(exc, ShamanError):
-        return str(exc)
-    return f"Unexpected error ({type(exc).__name__}): {exc}"
 
 
 def error_line(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..collect.plan import PackPlan
-from ..errors import Cancelled, ShamanError
+from ..errors import Cancelled, ShamanError, error_text
 from ..progress import Phase, ProgressEvent, ProgressTracker
 from ..shaman.client import FileSpec, ShamanClient
 from .asking import Asker
@@ -113,7 +113,7 @@ class Submission:
             return result
         except BaseException as exc:
             error = self._as_cancel(exc)
-            self._report_failure(error, exc)
+            self._report_failure(error)
             if error is exc:
                 raise
             raise error from exc
@@ -229,14 +229,9 @@ class Submission:
             return Cancelled(CANCELLED_MESSAGE)
         return exc
 
-    def _report_failure(self, error: BaseException, original: BaseException) -> None:
-        if isinstance(error, Cancelled):
-            self._tracker.finish(Phase.CANCELLED, str(error))
-        elif isinstance(error, ShamanError):
-            self._tracker.finish(Phase.FAILED, str(error))
-        else:
-            self._tracker.finish(
-                Phase.FAILED, f"Unexpected error ({type(original).__name__}): {original}")
+    def _report_failure(self, error: BaseException) -> None:
+        phase = Phase.CANCELLED if isinstance(error, Cancelled) else Phase.FAILED
+        self._tracker.finish(phase, error_text(error))
 
     def _cache_hits(self) -> int:
         return self._gathering.cache_hits if self._gathering is not None else 0
