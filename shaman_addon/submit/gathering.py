@@ -31,8 +31,9 @@ from .options import SubmitOptions
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.2
-"""How often the loop wakes without news: to notice a cancel and send a due batch."""
+POLL_S = 0.05
+"""How often the loop wakes without news: to notice a cancel, take the checksums
+finished since (the hashing threads ring only per batch) and send a due batch."""
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Gathering:
         except queue.Empty:
             self._raise_if_cancelled()
             self._raise_if_upload_failed()  # every hashing thread may be waiting on it
+            self._take_hashes()
             self._asker.flush(force=False)
             return None
         self._raise_if_cancelled()
@@ -112,21 +114,25 @@ class Gathering:
                 self._report_hits()
             case HashesReady():
                 self._raise_if_upload_failed()  # an upload failed: stop the rest
-                results = self._hashing.take()
-                self._counts.outstanding -= len(results)
-                current = [r for r in results if self._contents.is_current(r.entry)]
-                if current:
-                    self._tracker.file_hashed(count=len(current))
-                for result in current:
-                    spec = self._contents.set_checksum(result.entry, result.sha,
-                                                       result.stat.size, result.stat)
-                    self._cache.put(result.stat, result.sha)
-                    self._asker.take(spec)
+                self._take_hashes()
             case PlanReady(plan=plan):
                 self._plan_arrived(plan)
             case StageFailed(stage=stage, error=error):
                 log.debug("%s failed: %r", stage, error)
                 raise error
+
+    def _take_hashes(self) -> None:
+        """Every checksum finished so far: record it, cache it, give it to the asker."""
+        results = self._hashing.take()
+        self._counts.outstanding -= len(results)
+        current = [r for r in results if self._contents.is_current(r.entry)]
+        if current:
+            self._tracker.file_hashed(count=len(current))
+        for result in current:
+            spec = self._contents.set_checksum(result.entry, result.sha, result.stat.size,
+                                               result.stat)
+            self._cache.put(result.stat, result.sha)
+            self._asker.take(spec)
 
     def _arrive(self, file: PlanFile, stat: FileStat | None = None,
                 sha: str | None = None) -> None:

@@ -1,13 +1,13 @@
 """The hashing stage: a few threads computing SHA-256 of the files the cache did not know.
 
 Files arrive one at a time while the collector still reads libraries. A finished
-checksum is never held back: it joins a list, and the main thread is rung
-(``HashesReady``) only when that list was empty, then takes everything finished so far
-(``take``). An idle main thread hears of each file at once; a busy one finds a batch
-when it comes back, with one wake-up for the whole batch instead of one per file (each
-wake-up is a GIL hand-off, and a submission hashes thousands of small files). Plain
-threads and a queue rather than futures: waiting on thousands of futures costs time per
-future.
+checksum joins a list the main thread takes (``take``) whenever it wakes, and at the
+latest at its next poll (``gathering.POLL_S``): it is never held behind the next file's
+hashing, however slow that is. The main thread is rung (``HashesReady``) once the list
+holds ``RING_AT`` checksums, or when there is nothing left to hash: one wake-up per batch,
+not per file, since each wake-up is a GIL hand-off and a submission hashes thousands of
+small files. Plain threads and a queue rather than futures: waiting on thousands of
+futures costs time per future.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from .contents import Entry
 from .messages import HashesReady, HashResult, Inbox, StageFailed
 
 log = logging.getLogger(__name__)
+
+RING_AT = 32
+"""Checksums waiting before the main thread is woken for them (see the docstring)."""
+
 
 def hash_workers(jobs: int) -> int:
     """One core is left to the upload threads (and to Blender's interface, or a local
@@ -107,7 +111,8 @@ class HashStage:
     def _deliver(self, result: HashResult) -> None:
         with self._lock:
             self._done.append(result)
-            ring, self._rung = not self._rung, True
+            ring = not self._rung and (len(self._done) >= RING_AT or self._todo.empty())
+            self._rung = self._rung or ring
         if ring:
             self._inbox.put(HashesReady())
 

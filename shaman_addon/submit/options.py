@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..shaman.client import ClientSettings
+from ..shaman.settings import ClientSettings
 from .checkout_name import DEFAULT_TEMPLATE
 
 
