@@ -180,6 +180,67 @@ class BatVersionMismatch(ShamanError):
     """The installed BAT is not the version whose private hooks the tracer overrides."""
 
 
+# -- render jobs (the Manager's job API) ------------------------------------------
+
+
+class ManagerTooOld(ShamanError):
+    """The Manager answers, but without the job API this extension submits through."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class JobTypeUnknown(ShamanError):
+    """The Manager has no job type of that name (the message lists the ones it has)."""
+
+
+class WorkerTagUnknown(ShamanError):
+    """No worker tag of that name on the Manager (the message lists the ones it has)."""
+
+
+class JobSettingInvalid(ConfigError):
+    """A job setting's value does not fit its job type: names the key, the type or the
+    choices expected, and where the value came from (--set, the panel, the script)."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class SettingNotComputable(ConfigError):
+    """A job setting's automatic value reads something only Blender can evaluate; the
+    message names the setting and the ``--set KEY=VALUE`` that supplies it."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class JobRefused(ServerError):
+    """The Manager refused the job (400 from ``/jobs/check`` or ``/jobs``):
+    ``server_message`` holds its own words (a bad frame range, a movie format...)."""
+
+
+class JobTypeStale(ServerError):
+    """412 again after refreshing the job type once: it changed on the Manager while
+    this submission was prepared."""
+
+
+class JobNotSubmitted(ShamanError):
+    """The checkout exists but submitting the render job failed; ``checkout_path`` says
+    where the files are, so the job can be submitted again without uploading."""
+
+    def __init__(self, message: str, *, checkout_path: str) -> None:
+        super().__init__(message)
+        self.checkout_path = checkout_path
+
+
+class SharedStorageUnavailable(ShamanError):
+    """Shaman is disabled on the Manager and the .blend is not inside the Manager's
+    shared storage, so the farm cannot reach it."""
+
+
 # -- transport failures: internal signals, never shown to a person as they are --------
 
 
