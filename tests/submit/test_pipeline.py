@@ -670,8 +670,11 @@ def test_a_server_that_keeps_losing_a_file_fails_naming_it(
     with pytest.raises(ShamanError, match=r"still lacks 1 file\(s\).*tex_0004\.png"):
         run(prod, options(shaman_server, tmp_path))
     assert shaman_server.counters.checkouts == []
-    # MAX_ROUNDS upload rounds, each answered by a requirements call, plus the first call
-    assert len(shaman_server.counters.requirements_files) == Tuning().max_rounds + 1
+    # max_rounds upload rounds, each followed by a requirements call over the whole list,
+    # after the first call; one call more when the first files were asked about while
+    # collecting still ran (a slow machine: then the whole list is asked once again).
+    calls = len(shaman_server.counters.requirements_files)
+    assert Tuning().max_rounds + 1 <= calls <= Tuning().max_rounds + 2
     assert not shaman_server.is_stored(*lost)
     assert shaman_server.counters.bytes_received_by_file[lost] >= lost[1]  # it was sent
 
