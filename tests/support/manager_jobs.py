@@ -54,9 +54,11 @@ What a test reads and changes, on ``server.jobs`` (a ``ManagerJobs``) unless not
   off. Over HTTP, ``POST /test/fault`` takes ``{"call": "bump_etag", "kwargs": {"name":
   ...}}``, ``"stale_etags"`` / ``"too_old"`` with ``{"value": bool}``.
 
-Not recorded, so worded as the Manager's code words it as far as known: a frame range
+Not recorded, so modelled on what the Manager's code does as far as known: a frame range
 that runs backwards, a ``chunk_size`` that is not a number, a missing
-``render_output_path``, a duplicate worker tag name (500), an unknown audience (400).
+``render_output_path``, a duplicate worker tag name (500), an unknown audience (400),
+an unknown worker tag on ``/jobs/check`` (204: only storing the job looks the tag up),
+the tasks of a paused job (``queued``, like a queued job's), echo-sleep-test's tasks.
 """
 
 from __future__ import annotations
