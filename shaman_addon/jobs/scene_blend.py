@@ -35,8 +35,6 @@ _IMAGE_TYPES: dict[int, tuple[str, str]] = {
     1: ("IRIS", ".rgb"),
     4: ("JPEG", ".jpg"),
     14: ("TARGA_RAW", ".tga"),
-    15: ("AVI_RAW", ".jpg"),
-    16: ("AVI_JPEG", ".jpg"),
     17: ("PNG", ".png"),
     20: ("BMP", ".bmp"),
     21: ("HDR", ".hdr"),
