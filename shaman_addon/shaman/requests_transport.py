@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -163,13 +164,46 @@ class RequestsTransport:
         self.user_agent = str(session.headers["User-Agent"])
         self.proxied = requests.utils.select_proxy(base_url + "/", session.proxies) is not None
 
-    def call(self, method: str, url: str, payload: Any = None) -> Answer:
-        """One exchange with an optional JSON body; raises TransportFailure."""
+    def call(self, method: str, url: str, payload: Any = None, *,
+             max_bytes: int | None = None, deadline_s: float | None = None) -> Answer:
+        """One exchange with an optional JSON body; raises TransportFailure.
+
+        ``max_bytes``: read at most this much of the body (the answer comes back
+        ``truncated``); ``deadline_s``: the whole exchange, answer included, takes at
+        most this long (a timed-out ExchangeFailed), however slowly the server drips."""
+        if max_bytes is None and deadline_s is None:
+            try:
+                response = self._session.request(
+                    method, url, json=payload, timeout=self._timeout, verify=self._verify,
+                    allow_redirects=False)
+                return answer_from(response)
+            except requests.RequestException as exc:
+                raise transport_failure(exc) from exc
+        return self._bounded_call(method, url, payload, max_bytes, deadline_s)
+
+    def _bounded_call(self, method: str, url: str, payload: Any, max_bytes: int | None,
+                      deadline_s: float | None) -> Answer:
+        start = time.monotonic()
+        limit = max_bytes if max_bytes is not None else -1
         try:
             response = self._session.request(
                 method, url, json=payload, timeout=self._timeout, verify=self._verify,
-                allow_redirects=False)
-            return answer_from(response)
+                allow_redirects=False, stream=True)
+            with response:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_content(64 * 1024):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if deadline_s is not None and time.monotonic() - start > deadline_s:
+                        raise ExchangeFailed(
+                            f"no complete answer within {deadline_s:g} s", timed_out=True)
+                    if 0 <= limit < size:
+                        break
+                body = b"".join(chunks)
+                return Answer(response.status_code, response.reason or "",
+                              list(response.headers.items()), body[:limit] if limit >= 0
+                              else body, truncated=0 <= limit < size)
         except requests.RequestException as exc:
             raise transport_failure(exc) from exc
 
