@@ -21,6 +21,7 @@ from the .blend and ``bpy_module=None``.
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -114,10 +115,16 @@ def _not_computable(job_type: JobType, setting: JobSetting, exc: Exception,
     return SettingNotComputable(text, key=key)
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(expression: str, where: str) -> Any:
+    """An expression compiled once (the panel evaluates them on every redraw)."""
+    return compile(expression, where, "eval")
+
+
 def _evaluate_one(job_type: JobType, setting: JobSetting, names: dict[str, Any],
                   command_line: bool) -> Any:
     try:
-        code = compile(setting.eval, f"<{job_type.name}: {setting.key}>", "eval")
+        code = _compiled(setting.eval, f"<{job_type.name}: {setting.key}>")
         result = eval(code, names)  # the Manager's own expression: see the docstring
     except Exception as exc:
         raise _not_computable(job_type, setting, exc, names["settings"],
