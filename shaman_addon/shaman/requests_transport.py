@@ -140,6 +140,28 @@ def answer_from(response: requests.Response) -> Answer:
                   list(response.headers.items()), response.content)
 
 
+def _read_bounded(raw: Any, limit: int, start: float,
+                  deadline_s: float | None) -> tuple[bytes, bool]:
+    """The body, at most ``limit`` bytes (-1: all), and whether there was more. Read as
+    it arrives (``read1``: urllib3 2) so the deadline is looked at after every piece, even
+    when the server drips it; urllib3 1 (older Blender) reads in small pieces instead."""
+    read1 = getattr(raw, "read1", None)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = (read1(64 * 1024, decode_content=True) if read1 is not None
+                 else raw.read(4096, decode_content=True))
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        size += len(chunk)
+        if 0 <= limit < size:
+            return b"".join(chunks)[:limit], True
+        if deadline_s is not None and time.monotonic() - start > deadline_s:
+            raise ExchangeFailed(f"no complete answer within {deadline_s:g} s",
+                                 timed_out=True)
+
+
 class RequestsTransport:
     """One ``requests`` session to one Manager, with the environment read once."""
 
@@ -190,22 +212,13 @@ class RequestsTransport:
                 method, url, json=payload, timeout=self._timeout, verify=self._verify,
                 allow_redirects=False, stream=True)
             with response:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_content(64 * 1024):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if deadline_s is not None and time.monotonic() - start > deadline_s:
-                        raise ExchangeFailed(
-                            f"no complete answer within {deadline_s:g} s", timed_out=True)
-                    if 0 <= limit < size:
-                        break
-                body = b"".join(chunks)
+                body, truncated = _read_bounded(response.raw, limit, start, deadline_s)
                 return Answer(response.status_code, response.reason or "",
-                              list(response.headers.items()), body[:limit] if limit >= 0
-                              else body, truncated=0 <= limit < size)
+                              list(response.headers.items()), body, truncated=truncated)
         except requests.RequestException as exc:
             raise transport_failure(exc) from exc
+        except urllib3.exceptions.HTTPError as exc:  # raised by the raw body's reads
+            raise transport_failure(requests.exceptions.ConnectionError(exc)) from exc
 
     def upload(self, request: UploadRequest, body: UploadBody) -> Answer:
         """POST ``body`` straight through the session's adapter (same pools, proxies, TLS
