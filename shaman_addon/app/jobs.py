@@ -26,7 +26,7 @@ from ..jobs.catalog import (
     save_manager_info,
 )
 from ..jobs.request import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, JobRequest
-from ..jobs.types import JobType
+from ..jobs.types import JobSetting, JobType
 from ..submit.checkout_name import render_job_name
 from .settings import Names, Settings, check, client_settings, resolve_server_url
 
@@ -163,3 +163,20 @@ def prepare_job(info: ManagerInfo, choice: JobChoice, *, blend: Path, evaluate: 
         worker_tag=choice.worker_tag, paused=choice.paused,
         submitter_platform=host_platform(platform),
         metadata={**default_metadata(blend), **(metadata or {})})
+
+
+def how_submit_fills(setting: JobSetting) -> tuple[str, list[str]]:
+    """How the command line's ``submit`` fills ``setting`` in without Blender:
+    ('computed', []), ('default', []), ('needs_set', [what only Blender reads]),
+    ('optional', []) or ('submission', [])."""
+    from ..jobs.scene_blend import blender_only_reads
+    from ..jobs.values import NOT_GIVEN_KEYS
+
+    if setting.key in NOT_GIVEN_KEYS:
+        return "submission", []
+    if setting.eval:
+        unknown = blender_only_reads(setting.eval)
+        return ("needs_set", unknown) if unknown else ("computed", [])
+    if setting.default is not None:
+        return "default", []
+    return ("needs_set", []) if setting.required else ("optional", [])

@@ -169,41 +169,80 @@ def check_json(server: str, answer: ServerCheck) -> dict[str, Any]:
     }
 
 
-def _setting_line(s: JobSetting) -> str:
-    kind = s.type.value + (f", {s.subtype.value}" if s.subtype.value else "")
-    if s.choices:
-        kind += f", one of {', '.join(s.choices)}"
-    if s.minimum is not None or s.maximum is not None:
-        low = "" if s.minimum is None else f"{s.minimum:g}"
-        high = "" if s.maximum is None else f"{s.maximum:g}"
-        kind += f", {low}..{high}"
-    extra: list[str] = []
-    if s.required:
-        extra.append("required")
-    if s.eval:
-        extra.append("automatic unless set" if s.editable else "automatic")
-    elif s.default is not None:
-        extra.append(f"default {s.default!r}")
-    if not s.visible.shown_to_artist:
-        extra.append(f"not shown to artists ({s.visible.value})")
-    tail = f"; {', '.join(extra)}" if extra else ""
-    return f"    {s.key} ({kind}){tail}: {s.title}"
+def _setting_json(setting: JobSetting) -> dict[str, Any]:
+    from ..jobs.values import expected
+    from .jobs import how_submit_fills
+
+    how, reads = how_submit_fills(setting)
+    return {
+        "key": setting.key, "type": setting.type.value, "subtype": setting.subtype.value,
+        "expected": expected(setting), "default": setting.default,
+        "choices": list(setting.choices), "min": setting.minimum, "max": setting.maximum,
+        "required": setting.required, "editable": setting.editable,
+        "visible": setting.visible.value, "shown_to_artist": setting.visible.shown_to_artist,
+        "label": setting.title, "description": setting.description, "eval": setting.eval,
+        "eval_description": setting.eval_description,
+        "show_link_button": setting.show_link_button,
+        "command_line": how, "blender_only_reads": reads,
+    }
 
 
-def job_types_lines(info: ManagerInfo) -> list[str]:
-    """The Manager's job types and worker tags, for ``job-types``."""
-    lines = [f"Flamenco Manager {info.version} at {info.url}: "
-             f"{len(info.job_types)} job type(s)"]
-    for job_type in info.job_types:
-        lines.append(f"  {job_type.name}: {job_type.label}")
-        lines.extend(_setting_line(s) for s in job_type.settings if s.key != "blendfile")
-    tags = ", ".join(t.name for t in info.worker_tags) or "none (any worker)"
-    lines.append(f"Worker tags: {tags}")
+def job_types_json(info: ManagerInfo) -> dict[str, Any]:
+    """``job-types --json``: every job type, each setting with how ``submit`` fills it
+    in without Blender, and the worker tags."""
+    return {
+        "server": info.url, "version": info.version, "fetched_at": info.fetched_at,
+        "job_types": [
+            {"name": t.name, "label": t.label, "description": t.description, "etag": t.etag,
+             "settings": [_setting_json(s) for s in t.settings]}
+            for t in info.job_types],
+        "worker_tags": [{"id": t.id, "name": t.name, "description": t.description}
+                        for t in info.worker_tags],
+    }
+
+
+def _how_words(setting: JobSetting) -> str:
+    from .jobs import how_submit_fills
+
+    how, reads = how_submit_fills(setting)
+    if how == "submission":
+        return "set by the submission (the .blend in the checkout)"
+    if how == "computed":
+        return "computed from the .blend"
+    if how == "default":
+        return f"default {setting.default!r}"
+    if how == "optional":
+        return "optional"
+    why = f" (reads {', '.join(reads)}, which only Blender knows)" if reads else " (required)"
+    return f"needs --set {setting.key}=VALUE{why}"
+
+
+def _setting_lines(setting: JobSetting) -> list[str]:
+    from ..jobs.values import expected
+
+    shown = "shown to the artist" if setting.visible.shown_to_artist else "not shown"
+    flags = [f"{setting.visible.value}: {shown}"]
+    if setting.required:
+        flags.append("required")
+    if not setting.editable:
+        flags.append("not editable")
+    lines = [f"  {setting.key}: {expected(setting)}; {'; '.join(flags)}",
+             f"      command line: {_how_words(setting)}"]
+    if setting.eval:
+        lines.append(f"      automatic value: {setting.eval}")
+    if setting.description:
+        lines.append(f"      {setting.description}")
     return lines
 
 
-def manager_info_json(info: ManagerInfo) -> dict[str, Any]:
-    """``job-types --json``: the Manager's job types in its own JSON form, and its tags."""
-    doc = info.to_json()
-    doc.pop("format", None)
-    return doc
+def job_types_lines(info: ManagerInfo) -> list[str]:
+    """``job-types``: the Manager's job types and worker tags in words."""
+    lines = [f"Job types of the Manager at {info.url} (Flamenco {info.version}):"]
+    for job_type in info.job_types:
+        about = f": {job_type.description}" if job_type.description else ""
+        lines.append(f"{job_type.name} ({job_type.label}){about}")
+        for setting in job_type.settings:
+            lines.extend(_setting_lines(setting))
+    tags = ", ".join(t.name for t in info.worker_tags) or "none"
+    lines.append(f"Worker tags: {tags}")
+    return lines

@@ -164,15 +164,25 @@ def test_present_words_a_job_not_submitted_with_its_checkout() -> None:
 
 
 def test_job_types_in_words_and_json(jobs_server: Any, tmp_path: Path) -> None:
+    """One wording for the job types (the command line's ``job-types`` prints these)."""
     info = _info(jobs_server, tmp_path)
     lines = present.job_types_lines(info)
-    assert lines[0] == f"Flamenco Manager 3.9-beta1 at {jobs_server.url}: 2 job type(s)"
-    assert "  simple-blender-render: Simple Blender Render" in lines
-    frames = next(line for line in lines if line.startswith("    frames "))
-    assert frames.startswith("    frames (string); required, automatic unless set")
-    assert any(line.startswith("    add_path_components (int32, 0..32); required")
+    assert lines[0] == f"Job types of the Manager at {jobs_server.url} (Flamenco 3.9-beta1):"
+    assert any(line.startswith("simple-blender-render (Simple Blender Render)")
                for line in lines)
-    assert not any(line.startswith("    blendfile ") for line in lines)
-    assert lines[-1] == "Worker tags: none (any worker)"
-    doc = present.manager_info_json(info)
-    assert "format" not in doc and ManagerInfo.from_json({**doc, "format": 1}) == info
+    frames = lines.index(next(line for line in lines if line.startswith("  frames: ")))
+    assert "required" in lines[frames]
+    assert lines[frames + 1] == "      command line: computed from the .blend"
+    root = next(line for line in lines if line.startswith("  render_output_root: "))
+    assert lines[lines.index(root) + 1] == (
+        "      command line: needs --set render_output_root=VALUE (required)")
+    assert lines[-1] == "Worker tags: none"
+    doc = present.job_types_json(info)
+    assert doc["server"] == info.url and doc["version"] == "3.9-beta1"
+    render = next(t for t in doc["job_types"] if t["name"] == "simple-blender-render")
+    by_key = {s["key"]: s for s in render["settings"]}
+    assert by_key["frames"]["command_line"] == "computed"
+    assert by_key["blendfile"]["command_line"] == "submission"
+    assert by_key["render_output_root"]["command_line"] == "needs_set"
+    assert by_key["add_path_components"]["min"] == 0
+    assert by_key["add_path_components"]["max"] == 32
