@@ -3,8 +3,10 @@
 1. start the local Shaman server (tests/support/shaman_server.py) on a free loopback port;
 2. build a small demo production with real Blender (textures, a UDIM set, an image
    sequence, a linked library with its own texture, a file outside the project);
-3. submit it with ``python -m shaman_addon submit``;
-4. print the checkout path and a short tree of the checkout on the server's disk;
+3. submit it with ``python -m shaman_addon submit --job-type simple-blender-render``:
+   the files go to Shaman, then the render job for the checkout goes to the Manager;
+4. print the checkout path, the job's page and the settings the Manager received, and a
+   short tree of the checkout on the server's disk;
 5. open the checkout's .blend with Blender and check nothing is missing;
 6. submit again and show that nothing was uploaded the second time.
 
@@ -19,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,15 +47,20 @@ def start_server(storage: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, line.removeprefix("listening on ")
 
 
-def submit(blend: Path, url: str, cache: Path) -> dict:
+def submit(blend: Path, url: str, cache: Path, *job: str) -> dict:
     out = subprocess.run(
         [PY, "-m", "shaman_addon", "submit", str(blend), "--server", url, "--json",
-         "--cache-dir", str(cache)],
+         "--cache-dir", str(cache), *job],
         cwd=REPO, stdout=subprocess.PIPE, text=True, check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"submit failed with exit code {out.returncode}")
     return json.loads(out.stdout)
+
+
+def fetch_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as answer:  # the local server only
+        return json.loads(answer.read(1 << 20))
 
 
 def check_checkout(checkout: Path, blend: Path) -> dict:
@@ -101,9 +109,17 @@ def main() -> int:
         blend = Path(production.main_blend)
         print(f"  main file: {blend}")
 
-        step("Submitting (cold: empty server, empty cache)")
-        first = submit(blend, url, cache)
+        step("Submitting with a render job (cold: empty server, empty cache)")
+        render = DEMO / "render"
+        first = submit(blend, url, cache, "--job-type", "simple-blender-render",
+                       "--set", f"render_output_root={render}")
         print(f"  checkout path (from the server): {first['checkout_path']}")
+        job = first["job"]
+        print(f"  render job: {job['name']!r}, {job['status']}, id {job['id']}")
+        print(f"  its page: {job['url']}")
+        received = fetch_json(f"{url}/api/v3/jobs/{job['id']}")["settings"]
+        for key in sorted(received):
+            print(f"    {key} = {received[key]!r}")
         print(f"  the workers open: {first['worker_blend_path']}")
         print(f"  files: {first['files_total']}, uploaded {first['files_uploaded']} "
               f"({first['bytes_uploaded']:,} bytes), already stored "
