@@ -68,9 +68,11 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
             row = layout.row(align=True)
             op = row.operator("shaman.submit", text="Check Dependencies", icon="VIEWZOOM")
             op.dry_run = True
+            op.use_panel_choice = True
             row = layout.row()
             row.scale_y = 1.4
-            row.operator("shaman.submit", text="Submit to Shaman", icon="EXPORT")
+            op = row.operator("shaman.submit", text="Submit to Shaman", icon="EXPORT")
+            op.use_panel_choice = True
 
         if state is not None and state.has_result and running is None:
             self._draw_result(layout, state)

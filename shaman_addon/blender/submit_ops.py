@@ -199,6 +199,12 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
         default="",
         options={"SKIP_SAVE"},
     )
+    use_panel_choice: BoolProperty(  # type: ignore[valid-type]
+        name="Use the panel's render job",
+        description="Submit the render job chosen in the panel (its buttons set this)",
+        default=False,
+        options={"HIDDEN", "SKIP_SAVE"},
+    )
     paused: BoolProperty(  # type: ignore[valid-type]
         name="Paused",
         description="Submit the render job paused: it starts when it is resumed on the "
@@ -218,8 +224,10 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
 
     def _job_ask(self, context: Any, *, from_panel: bool) -> JobAsk | None:
         """The render job asked for: the operator's arguments when a script gives a job
-        type; the panel's choice when the artist clicks (no job type given)."""
-        if from_panel and not self.properties.is_property_set("job_type"):
+        type; the panel's choice from its buttons, or when invoked from the interface
+        without a job type."""
+        panel = from_panel or self.use_panel_choice
+        if panel and not self.properties.is_property_set("job_type"):
             from . import job_choice
 
             return job_choice.panel_ask(context)

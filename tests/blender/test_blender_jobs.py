@@ -109,13 +109,16 @@ def test_before_refresh_the_menu_offers_refresh_and_checkout_only(panel_run: Run
     assert label(drawn, "Refresh to read the Manager's job types.")["icon"] == "INFO"
     assert any(e.get("op") == "shaman.refresh_job_types" for e in drawn)
     assert res["refresh"]["ret"] == ["FINISHED"], res["refresh"]
-    assert res["menu"] == ["__none__", "echo-sleep-test", SIMPLE, CUSTOM]
+    assert res["menu"][0] == "__none__"
+    assert sorted(res["menu"][1:]) == sorted(["echo-sleep-test", SIMPLE, CUSTOM])
     assert res["tags"] == ["__any__", "gpu"]
     none = res["none_drawn"]  # checkout only: no settings, nothing to refresh
     assert setting_props(none) == set() and not any(
         (e["text"] or "").startswith("Refresh to read") for e in entries(none, "label"))
-    assert any(e.get("op") == "shaman.submit" and e["text"] == "Submit to Shaman"
-               for e in none)
+    buttons = [e for e in none if e.get("op") == "shaman.submit"]
+    assert [(e["text"], e["props"]) for e in buttons] == [
+        ("Check Dependencies", {"dry_run": True, "use_panel_choice": True}),
+        ("Submit to Shaman", {"use_panel_choice": True})]
 
 
 def test_every_setting_type_and_visibility_is_drawn_as_the_job_type_says(
@@ -204,6 +207,7 @@ def test_a_job_submitted_from_the_panel_shows_its_page(panel_run: Run) -> None:
     assert res["submit"]["ret"] == ["FINISHED"], res["submit"]
     st = res["job_state"]
     assert st["result_ok"], st
+    assert server.jobs.jobs, (st, res["choice_before_submit"], res["submit"])
     job = server.jobs.jobs[-1]
     assert st["job_id"] == job["id"] and st["job_status"] == "paused"
     assert st["job_url"] == f"{server.url}/app/jobs/{job['id']}"

@@ -136,6 +136,18 @@ def call(fn: Any, *a: Any, **kw: Any) -> dict[str, Any]:
     return {"raised": False, "error": "", "ret": sorted(ret)}
 
 
+def enum_identifiers(data: Any, prop: str) -> list[str]:
+    """A dynamic enum's items as Blender offers them (its refusal of an unknown value
+    lists them: RNA gives no items of a dynamic enum without a context)."""
+    import ast
+
+    try:
+        setattr(data, prop, "\x01 not an item")
+    except TypeError as exc:
+        return list(ast.literal_eval(str(exc).rsplit(" not found in ", 1)[1]))
+    raise AssertionError(f"{prop} took a value that is not an item")
+
+
 def job_props() -> Any:
     return bpy.context.window_manager.shaman_job
 
@@ -165,10 +177,8 @@ def sc_panel(args: dict[str, Any]) -> dict[str, Any]:
         bpy.ops.wm.save_as_mainfile(filepath=str(other), copy=True)
     res: dict[str, Any] = {"before_refresh": draw_panel()}
     res["refresh"] = call(bpy.ops.shaman.refresh_job_types)
-    res["menu"] = [i.identifier for i in
-                   job_props().bl_rna.properties["job_type"].enum_items]
-    res["tags"] = [i.identifier for i in
-                   job_props().bl_rna.properties["worker_tag"].enum_items]
+    res["menu"] = enum_identifiers(job_props(), "job_type")
+    res["tags"] = enum_identifiers(job_props(), "worker_tag")
     res["none_drawn"] = draw_panel()
     job_props().job_type = custom
     gen, group = group_for(custom)
@@ -221,10 +231,13 @@ def _submit_from_panel(args: dict[str, Any]) -> dict[str, Any]:
     _gen, group = group_for(args["simple"])
     group.v_render_output_root = args["render_output_root"]
     drawn = draw_panel()
-    submitted = call(bpy.ops.shaman.submit, "INVOKE_DEFAULT")
+    before_submit = _choice_json()
+    # what the panel's Submit button runs (background Blender calls execute, not invoke)
+    submitted = call(bpy.ops.shaman.submit, use_panel_choice=True)
     st = state()
     return {
         "simple_drawn": drawn,
+        "choice_before_submit": before_submit,
         "submit": submitted,
         "job_state": {k: getattr(st, k) for k in (
             "result_ok", "error", "job_id", "job_name", "job_status", "job_url", "job_text",
