@@ -259,7 +259,8 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     wm_type: Any = bpy.types.WindowManager
-    wm_type.shaman_job = bpy.props.PointerProperty(type=SHAMAN_PG_job)
+    wm_type.shaman_job = bpy.props.PointerProperty(  # type: ignore[func-returns-value]
+        type=SHAMAN_PG_job)
 
 
 def unregister() -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INT32 = (-(2**31), 2**31 - 1)
-_SUBTYPES = {Subtype.FILE_PATH: "FILE_PATH", Subtype.DIR_PATH: "DIR_PATH",
+_SUBTYPES: dict[Subtype, Any] = {Subtype.FILE_PATH: "FILE_PATH", Subtype.DIR_PATH: "DIR_PATH",
              Subtype.FILE_NAME: "FILE_NAME", Subtype.HASHED_FILE_PATH: "FILE_PATH"}
 
 
@@ -87,8 +87,10 @@ def _number_default(setting: JobSetting, low: float, high: float) -> float:
 
 def setting_property(setting: JobSetting) -> Any:
     """The bpy property for one setting, from its type, subtype, choices and bounds."""
-    common = {"name": setting.title, "description": setting.description or setting.title,
-              "update": _changed}
+    common: dict[str, Any] = {
+        "name": setting.title, "description": setting.description or setting.title,
+        "update": _changed,
+    }
     if setting.choices:
         items = [(c, c, "") for c in setting.choices]  # a fixed list: Blender copies it
         default = setting.default if setting.default in setting.choices else items[0][0]
@@ -119,7 +121,7 @@ def make_group(job_type: JobType) -> Generated:
         names[setting.key] = name
         annotations[name] = setting_property(setting)
         if setting.eval and setting.show_link_button:
-            annotations[lock_name(name)] = BoolProperty(
+            annotations[lock_name(name)] = BoolProperty(  # type: ignore[func-returns-value]
                 name=f"Automatic {setting.title}",
                 description=f"Closed: {setting.eval_description or 'the automatic value'}; "
                 "open: type your own",
@@ -162,7 +164,8 @@ def sync_groups(info: ManagerInfo | None) -> None:
         gen = make_group(jt)
         bpy.utils.register_class(gen.cls)
         wm_type: Any = bpy.types.WindowManager
-        setattr(wm_type, gen.attr, bpy.props.PointerProperty(type=gen.cls))
+        pointer = bpy.props.PointerProperty(type=gen.cls)  # type: ignore[func-returns-value]
+        setattr(wm_type, gen.attr, pointer)
         _groups[name] = gen
 
 

@@ -123,14 +123,14 @@ def prepare_job(
     dry_run: bool = False,
     unsaved: str = "AUTO",
     background: bool | None = None,
-    job: render_job.JobAsk | None = None,
+    render: render_job.JobAsk | None = None,
 ) -> tuple[jobs.SubmitJob, list[str]]:
     """A job ready to start, claimed as the session's one submission, and warnings.
 
     Raises ShamanError subclasses with the sentence for the artist; a second submission
     is refused (Busy) before anything is saved. ``unsaved`` and ``background`` decide
     about a temporary copy (see ``ui_state.wants_temp_copy``); ``background`` defaults to
-    ``bpy.app.background``. ``job`` asks for a render job: its settings are evaluated
+    ``bpy.app.background``. ``render`` asks for a render job: its settings are evaluated
     here, on the main thread, before the worker exists.
     """
     settings = preferences.read(context)
@@ -139,7 +139,7 @@ def prepare_job(
     names = OVERRIDE_NAMES if server_url.strip() else app_settings.BLENDER_NAMES
     settings = dataclasses.replace(settings, server_url=url)
     request = render_job.build_request(
-        context, job, url=url, settings=settings, names=names, blend=original,
+        context, render, url=url, settings=settings, names=names, blend=original,
         cache_dir=cache_dir(),
     )
     options = submit_options(

@@ -253,7 +253,7 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
                 dry_run=self.dry_run,
                 unsaved=self.unsaved_changes,
                 background=bpy.app.background or context.window is None,
-                job=self._job_ask(context, from_panel=from_panel),
+                render=self._job_ask(context, from_panel=from_panel),
             )
         except (ShamanError, OSError) as exc:  # OSError: the copy or the user folder
             message = (
