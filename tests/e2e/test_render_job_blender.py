@@ -10,8 +10,8 @@ renders pixel-equal to frame N of the source. Before that, refused jobs (a frame
 the Manager cannot parse, an unknown worker tag, settings that are not JSON) stop the
 same script with the Manager's or the extension's words and upload nothing.
 
-Four Blender processes: the production, the headless script, and one render each of
-the source and of the checkout.
+Three Blender processes of its own (the production is the session's): the headless
+script, and one render each of the source and of the checkout.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from render_compare import differing_pixels, pixels_equal, render_frame
-from render_production import RenderProduction, generate
+from render_production import RenderProduction
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "blender"))
 from blender_scripts.runner import run_bpy
@@ -35,8 +35,9 @@ OUTPUT_ROOT = "/farm/renders/"
 
 
 @pytest.fixture
-def production(tmp_path: Path) -> RenderProduction:
-    return generate(tmp_path / "source")
+def production(render_production: RenderProduction, tmp_path: Path) -> RenderProduction:
+    """A copy of the session's render production: this test moves it away."""
+    return render_production.copy_to(tmp_path / "source")
 
 
 def headless_args(server: Any, blend: Path) -> dict[str, Any]:
