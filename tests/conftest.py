@@ -17,6 +17,7 @@ from blend_templates import Templates
 from blend_templates import generate as generate_templates
 from blendgen import ProductionInfo, generate, generate_edge_cases
 from fault_report import *  # noqa: F403  (fixture fault_row, the fault report hooks)
+from render_fixtures import *  # noqa: F403  (fixture: render_production)
 from server_fixtures import *  # noqa: F403  (fixtures: shaman_server, ...)
 from tls_fixtures import *  # noqa: F403  (fixture: tls_cert)
 

@@ -50,6 +50,7 @@ class ExternalServer:
 
     counters = None
     faults = None
+    jobs = None  # no job-API knobs either (a local server's ``manager_jobs.ManagerJobs``)
 
     def __init__(self, url: str, storage: Path, style: str = "manager") -> None:
         self.url = url.rstrip("/")

@@ -10,6 +10,10 @@ the OpenAPI description promises: 204, 409, 424). Fault injection (``Faults``) l
 test provoke the failures a client must survive; ``Counters`` lets it check what was
 actually sent.
 
+It also answers a Manager's job API (version, variables, job types, worker tags,
+``/jobs/check``, ``/jobs``, jobs and their tasks): ``manager_jobs.py`` decides those
+answers; ``server.jobs`` holds its state and knobs.
+
 Run on its own::
 
     python tests/shaman_server.py --host 127.0.0.1 --port 0 --storage DIR [--style spec]
@@ -47,10 +51,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from manager_jobs import JOB_ENDPOINTS, ManagerJobs
+from manager_jobs import route as job_route
+
 log = logging.getLogger("shaman_server")
 
 CHUNK = 1024 * 1024
-ENDPOINTS = ("requirements", "file_status", "upload", "create", "configuration")
+ENDPOINTS = ("requirements", "file_status", "upload", "create", "configuration",
+             *JOB_ENDPOINTS)
 STYLES = ("manager", "spec")
 
 # A lingering close after an early answer: how long and how much we discard while the
@@ -203,6 +211,8 @@ class Counters:
             self._bytes_drained = 0
             self._requirements_files: list[int] = []
             self._checkouts: list[str] = []
+            self._job_checks: list[Any] = []
+            self._job_submissions: list[Any] = []
 
     @property
     def requests(self) -> dict[str, int]:
@@ -240,6 +250,18 @@ class Counters:
         with self._lock:
             return list(self._checkouts)
 
+    @property
+    def job_checks(self) -> list[Any]:
+        """Every JSON document ``POST /api/v3/jobs/check`` received, in order."""
+        with self._lock:
+            return list(self._job_checks)
+
+    @property
+    def job_submissions(self) -> list[Any]:
+        """Every JSON document ``POST /api/v3/jobs`` received, in order."""
+        with self._lock:
+            return list(self._job_submissions)
+
     def as_json(self) -> dict[str, Any]:
         """A JSON-able snapshot, for ``GET /test/counters`` of a separate process."""
         with self._lock:
@@ -253,6 +275,8 @@ class Counters:
                 "bytes_drained": self._bytes_drained,
                 "requirements_files": list(self._requirements_files),
                 "checkouts": list(self._checkouts),
+                "job_checks": list(self._job_checks),
+                "job_submissions": list(self._job_submissions),
             }
 
     # -- recording, used by the server
@@ -281,6 +305,14 @@ class Counters:
     def _checkout(self, path: str) -> None:
         with self._lock:
             self._checkouts.append(path)
+
+    def _job_check(self, doc: Any) -> None:
+        with self._lock:
+            self._job_checks.append(doc)
+
+    def _job_submission(self, doc: Any) -> None:
+        with self._lock:
+            self._job_submissions.append(doc)
 
 
 class Faults:
@@ -634,6 +666,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._not_allowed()
             return
+        job = job_route(method, path)
+        if job is not None:
+            self._serve_job(method, *job)
+            return
         if path == "/test/counters" and method == "GET":
             self._send(200, go_json(self.owner.counters.as_json()), "application/json")
             return
@@ -641,6 +677,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._read_body()
             self.owner.counters.reset()
             self.owner.faults.reset()
+            self.owner.jobs.reset_knobs()
             self._send(204)
             return
         if path == "/test/fault" and method == "POST":
@@ -648,6 +685,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._discard_small_body()
         self._send(404, go_json({"message": "Not Found"}), "application/json")
+
+    def _serve_job(self, method: str, endpoint: str, params: tuple[str, ...]) -> None:
+        """The job API (``manager_jobs``): bodies decoded here, answers decided there."""
+        if not endpoint:
+            self._not_allowed()
+            return
+        self._endpoint = endpoint
+
+        def answer() -> None:
+            jobs = self.owner.jobs
+            if jobs.too_old:
+                self._send(404, go_json({"message": "Not Found"}), "application/json")
+                return
+            doc: Any = None
+            if method == "POST":
+                ok, doc = self._decode_json()
+                if not ok:
+                    return
+            status, reply = jobs.answer(endpoint, params, method, doc)
+            if reply is None:
+                self._send(status)
+            else:
+                self._send(status, go_json(reply), "application/json")
+
+        self._serve(endpoint, answer)
 
     def _not_allowed(self) -> None:
         self._discard_small_body()
@@ -804,18 +866,25 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False
 
-    def _parse_json(self, schema: str) -> dict[str, Any] | None:
-        """Decode and validate a request body; answers 400 itself and returns None."""
+    def _decode_json(self) -> tuple[bool, Any]:
+        """Decode a request body; (False, None) once it has answered the 400 itself."""
         body: bytes = self._body
         prefix = "request body has an error: "
         if not body.strip():
             self._send_validation(prefix + "value is required but missing")
-            return None
+            return False, None
         try:
-            doc = json.loads(body)
+            return True, json.loads(body)
         except ValueError:
             self._send_validation(prefix + "failed to decode request body: "
                                   + _go_json_decode_error(body))
+            return False, None
+
+    def _parse_json(self, schema: str) -> dict[str, Any] | None:
+        """Decode and validate a request body; answers 400 itself and returns None."""
+        prefix = "request body has an error: "
+        ok, doc = self._decode_json()
+        if not ok:
             return None
         where = f"doesn't match schema #/components/schemas/{schema}: "
         problem = _schema_problem(doc, schema)
@@ -1088,8 +1157,13 @@ class _Handler(BaseHTTPRequestHandler):
             call = doc["call"]
             kwargs = doc.get("kwargs", {})
             faults = self.owner.faults
+            jobs = self.owner.jobs
             if call == "shaman_disabled":
                 faults.shaman_disabled = bool(kwargs.get("value", True))
+            elif call in ("stale_etags", "too_old"):
+                setattr(jobs, call, bool(kwargs.get("value", True)))
+            elif call == "bump_etag":
+                jobs.bump_etag(kwargs["name"])
             elif call in ("fail_next", "html_next", "drop_upload_after", "early_208_and_drop",
                           "hang_next", "delay", "report_uploading", "lose_uploads", "reset"):
                 getattr(faults, call)(**kwargs)
@@ -1272,6 +1346,7 @@ class ShamanServer:
         self.faults = Faults()
         self.url = ""
         self._store = _Store(self.storage)
+        self.jobs = ManagerJobs(self)  # the job API: job types, worker tags, jobs
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
