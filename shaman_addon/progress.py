@@ -30,6 +30,7 @@ class Phase(enum.StrEnum):
     CHECKING = "checking"
     UPLOADING = "uploading"
     CHECKING_OUT = "checking out"
+    RENDER_JOB = "render job"  # checking it before any upload, submitting it after
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -94,11 +95,12 @@ class ProgressEvent:
             return f"{label}: {self.message}" if self.message else label
         if phase is Phase.DONE:
             return self.message or f"Done: {format_count(self.files_total)} files"
-        if phase in (Phase.COLLECTING, Phase.CHECKING, Phase.CHECKING_OUT):
+        if phase in (Phase.COLLECTING, Phase.CHECKING, Phase.CHECKING_OUT, Phase.RENDER_JOB):
             words = {
                 Phase.COLLECTING: "Collecting dependencies",
                 Phase.CHECKING: "Asking the server which files it lacks",
                 Phase.CHECKING_OUT: "Creating the checkout",
+                Phase.RENDER_JOB: "Render job",
             }[phase]
             extra = self.message or self.current_file
             return f"{words}: {extra}" if extra else words

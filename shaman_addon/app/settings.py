@@ -20,6 +20,7 @@ from ..submit.checkout_name import DEFAULT_TEMPLATE, template_fields
 from . import netpolicy
 
 if TYPE_CHECKING:
+    from ..jobs.request import JobRequest
     from ..shaman.client import ClientSettings
     from ..submit import SubmitOptions
 
@@ -163,6 +164,8 @@ class Run:
     dry_run: bool = False
     as_name: str | None = None
     app_info: dict[str, str] = field(default_factory=dict)
+    job: JobRequest | None = None
+    """The render job (``app.jobs.prepare_job``); None: checkout only."""
 
 
 def submit_options(
@@ -184,4 +187,5 @@ def submit_options(
         as_name=run.as_name,
         client_settings=client_settings(settings),
         app_info=dict(run.app_info),
+        job=run.job,
     )

@@ -40,6 +40,26 @@ def find_project_root(blend: Path) -> Path:
     return start
 
 
+def placement(blend: Path, *, project_root: Path | None,
+              as_name: str | None) -> tuple[Path, Path, str]:
+    """Where the main .blend lands, before anything is read: the path it is traced as
+    (``as_name`` applied), the project root, and its checkout path. ``collect`` places it
+    so; a render job is checked with this path before collecting starts."""
+    blend = Path(os.path.abspath(blend))
+    if as_name:
+        named = Path(as_name)
+        virtual = Path(os.path.abspath(named if named.is_absolute() else blend.parent / named))
+    else:
+        virtual = blend
+    if project_root is not None:
+        root = Path(os.path.abspath(project_root))
+        if not root.is_dir():
+            raise ConfigError(f"the project root {root} (--project-root) is not a folder")
+    else:
+        root = find_project_root(virtual)
+    return virtual, root, paths.to_checkout_path(canon(virtual), canon(root))
+
+
 def collect(
     blend: Path,
     *,
@@ -91,25 +111,12 @@ class _Collector:
         if not blend.is_file():
             raise BlendFileError(f"{blend} does not exist or is not a file", path=str(blend))
         self.blend = blend
-        if as_name:
-            named = Path(as_name)
-            self.virtual = Path(
-                os.path.abspath(named if named.is_absolute() else blend.parent / named)
-            )
-        else:
-            self.virtual = blend
-        if project_root is not None:
-            root = Path(os.path.abspath(project_root))
-            if not root.is_dir():
-                raise ConfigError(f"the project root {root} (--project-root) is not a folder")
-            self.root = root
-        else:
-            self.root = find_project_root(self.virtual)
+        self.virtual, self.root, self.main_cp = placement(blend, project_root=project_root,
+                                                          as_name=as_name)
         self.temp_base = temp_dir
         self.cache_dir = cache_dir
         self.cancel = cancel
         self.progress = on_progress or (lambda _msg: None)
-        self.main_cp = paths.to_checkout_path(canon(self.virtual), canon(self.root))
         self.blend_key = canon(self.blend)
         self.root_key = canon(self.root)
         self.expander = Expander()

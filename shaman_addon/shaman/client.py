@@ -327,12 +327,15 @@ class ShamanClient:
     def _stop_requested(self, cancel: threading.Event | None) -> bool:
         return self.aborted or (cancel is not None and cancel.is_set())
 
-    def _exchange(self, what: str, method: str, url: str, payload: Any) -> Answer:
-        """One exchange through ``requests``; a failure becomes ``AttemptFailed``."""
+    def _exchange(self, what: str, method: str, url: str, payload: Any, *,
+                  max_bytes: int | None = None, deadline_s: float | None = None) -> Answer:
+        """One exchange through ``requests``; a failure becomes ``AttemptFailed``.
+        ``max_bytes``/``deadline_s`` bound the answer (see ``RequestsTransport.call``)."""
         if self.aborted:
             raise AttemptFailed(Cancelled(f"{what} cancelled"), AttemptPhase.FINAL)
         try:
-            return self._transport.call(method, url, payload)
+            return self._transport.call(method, url, payload, max_bytes=max_bytes,
+                                        deadline_s=deadline_s)
         except TransportFailure as failure:
             if self.aborted:
                 raise AttemptFailed(Cancelled(

@@ -42,6 +42,8 @@ class Answer:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     will_close: bool = False
+    truncated: bool = False
+    """The body was longer than the caller's size cap; ``body`` holds its first bytes."""
 
     def header(self, name: str, default: str = "") -> str:
         """The first value of header ``name`` (any letter case)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -139,6 +140,28 @@ def answer_from(response: requests.Response) -> Answer:
                   list(response.headers.items()), response.content)
 
 
+def _read_bounded(raw: Any, limit: int, start: float,
+                  deadline_s: float | None) -> tuple[bytes, bool]:
+    """The body, at most ``limit`` bytes (-1: all), and whether there was more. Read as
+    it arrives (``read1``: urllib3 2) so the deadline is looked at after every piece, even
+    when the server drips it; urllib3 1 (older Blender) reads in small pieces instead."""
+    read1 = getattr(raw, "read1", None)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = (read1(64 * 1024, decode_content=True) if read1 is not None
+                 else raw.read(4096, decode_content=True))
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        size += len(chunk)
+        if 0 <= limit < size:
+            return b"".join(chunks)[:limit], True
+        if deadline_s is not None and time.monotonic() - start > deadline_s:
+            raise ExchangeFailed(f"no complete answer within {deadline_s:g} s",
+                                 timed_out=True)
+
+
 class RequestsTransport:
     """One ``requests`` session to one Manager, with the environment read once."""
 
@@ -163,15 +186,39 @@ class RequestsTransport:
         self.user_agent = str(session.headers["User-Agent"])
         self.proxied = requests.utils.select_proxy(base_url + "/", session.proxies) is not None
 
-    def call(self, method: str, url: str, payload: Any = None) -> Answer:
-        """One exchange with an optional JSON body; raises TransportFailure."""
+    def call(self, method: str, url: str, payload: Any = None, *,
+             max_bytes: int | None = None, deadline_s: float | None = None) -> Answer:
+        """One exchange with an optional JSON body; raises TransportFailure.
+
+        ``max_bytes``: read at most this much of the body (the answer comes back
+        ``truncated``); ``deadline_s``: the whole exchange, answer included, takes at
+        most this long (a timed-out ExchangeFailed), however slowly the server drips."""
+        if max_bytes is None and deadline_s is None:
+            try:
+                response = self._session.request(
+                    method, url, json=payload, timeout=self._timeout, verify=self._verify,
+                    allow_redirects=False)
+                return answer_from(response)
+            except requests.RequestException as exc:
+                raise transport_failure(exc) from exc
+        return self._bounded_call(method, url, payload, max_bytes, deadline_s)
+
+    def _bounded_call(self, method: str, url: str, payload: Any, max_bytes: int | None,
+                      deadline_s: float | None) -> Answer:
+        start = time.monotonic()
+        limit = max_bytes if max_bytes is not None else -1
         try:
             response = self._session.request(
                 method, url, json=payload, timeout=self._timeout, verify=self._verify,
-                allow_redirects=False)
-            return answer_from(response)
+                allow_redirects=False, stream=True)
+            with response:
+                body, truncated = _read_bounded(response.raw, limit, start, deadline_s)
+                return Answer(response.status_code, response.reason or "",
+                              list(response.headers.items()), body, truncated=truncated)
         except requests.RequestException as exc:
             raise transport_failure(exc) from exc
+        except urllib3.exceptions.HTTPError as exc:  # raised by the raw body's reads
+            raise transport_failure(requests.exceptions.ConnectionError(exc)) from exc
 
     def upload(self, request: UploadRequest, body: UploadBody) -> Answer:
         """POST ``body`` straight through the session's adapter (same pools, proxies, TLS

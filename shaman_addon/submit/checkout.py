@@ -15,6 +15,7 @@ import string
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from ..errors import Cancelled, CheckoutExists, CheckoutNamesTaken, MissingFilesAtCheckout
 from ..progress import Phase, ProgressTracker
@@ -58,13 +59,14 @@ class CancelState:
 
 
 def create_checkout(client: ShamanClient, specs: Callable[[], list[FileSpec]], *,
-                    template: str,
-                    blend_name: str, tracker: ProgressTracker, cancel: CancelState,
+                    template: str, blend_name: str, now: datetime,
+                    tracker: ProgressTracker, cancel: CancelState,
                     resend_missing: Callable[[], None], max_attempts: int) -> str:
     """Create the checkout of the files ``specs()`` lists (asked again after a resend);
-    returns the path the SERVER chose."""
+    returns the path the SERVER chose. ``now`` is when the submission started: a render
+    job checked before collecting was given the same name."""
     tracker.set_phase(Phase.CHECKING_OUT)
-    base = checkout_name.render_checkout_name(template, blend_name=blend_name)
+    base = checkout_name.render_checkout_name(template, blend_name=blend_name, now=now)
     path = base
     resent = False
     for _attempt in range(max_attempts):

@@ -87,6 +87,24 @@ def _current_user() -> str:
         return "user"
 
 
+def template_values(blend_name: str, *, now: datetime | None = None,
+                    user: str | None = None) -> dict[str, str]:
+    """Every placeholder's value (a ``/`` inside one becomes ``_``)."""
+    now = now or datetime.now()
+    stem = blend_name[:-6] if blend_name.lower().endswith(".blend") else blend_name
+    values = {
+        "blend_name": stem or _FALLBACK,
+        "date": now.strftime("%Y-%m-%d"),
+        "time": now.strftime("%H%M%S"),
+        "datetime": now.strftime("%Y%m%d-%H%M%S"),
+        "year": now.strftime("%Y"),
+        "month": now.strftime("%m"),
+        "day": now.strftime("%d"),
+        "user": user if user is not None else _current_user(),
+    }
+    return {k: v.replace("/", "_") for k, v in values.items()}
+
+
 def render_checkout_name(
     template: str,
     *,
@@ -103,20 +121,18 @@ def render_checkout_name(
     ConfigError. A result that sanitises to nothing falls back to the default template.
     """
     template_fields(template)
-    now = now or datetime.now()
-    stem = blend_name[:-6] if blend_name.lower().endswith(".blend") else blend_name
-    values = {
-        "blend_name": stem or _FALLBACK,
-        "date": now.strftime("%Y-%m-%d"),
-        "time": now.strftime("%H%M%S"),
-        "datetime": now.strftime("%Y%m%d-%H%M%S"),
-        "year": now.strftime("%Y"),
-        "month": now.strftime("%m"),
-        "day": now.strftime("%d"),
-        "user": user if user is not None else _current_user(),
-    }
-    values = {k: v.replace("/", "_") for k, v in values.items()}
+    values = template_values(blend_name, now=now, user=user)
     result = sanitize_checkout_path(template.format(**values))
     if not result and template != DEFAULT_TEMPLATE:
         result = sanitize_checkout_path(DEFAULT_TEMPLATE.format(**values))
     return result or _FALLBACK
+
+
+def render_job_name(template: str, *, blend_name: str, now: datetime | None = None,
+                    user: str | None = None) -> str:
+    """A render job's name from a template with the checkout path's placeholders (an
+    empty template: the blend's name). Not a path, so nothing is sanitised but blanks
+    around it; ConfigError on an unknown placeholder."""
+    template_fields(template or "{blend_name}")
+    values = template_values(blend_name, now=now, user=user)
+    return (template or "{blend_name}").format(**values).strip() or values["blend_name"]

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..shaman.settings import ClientSettings
 from .checkout_name import DEFAULT_TEMPLATE
+
+if TYPE_CHECKING:
+    from ..jobs.request import JobRequest
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,6 @@ class SubmitOptions:
     app_info: dict[str, str] = field(default_factory=dict)
     """Who submits: recorded in the history (interface, Blender version...)."""
     tuning: Tuning = field(default_factory=Tuning)
+    job: JobRequest | None = None
+    """The render job to check before uploading and submit after the checkout (None:
+    checkout only). Filled by ``app.settings.submit_options`` from ``Run.job``."""

@@ -13,6 +13,10 @@ network calls is chosen for the common cases:
   the whole list is confirmed (``Asker.ensure_all_stored``) before the checkout;
 - dry run: the same gathering, then ONE requirements call, and nothing is sent.
 
+With a render job (``SubmitOptions.job``), the job is checked with the Manager right
+after connecting, before collecting starts any upload, and submitted after the checkout
+(``job_stage``); a dry run only checks it.
+
 Stages report to the main thread through typed messages (``messages``); see
 ``gathering`` for the loop, ``uploading`` for what each upload answer means.
 """
@@ -25,12 +29,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
+from ..collect.collector import placement
 from ..collect.plan import PackPlan
 from ..errors import Cancelled, ShamanError, error_text
+from ..jobs.document import checkout_blendfile
+from ..jobs.manager import ManagerClient
 from ..progress import Phase, ProgressEvent, ProgressTracker
-from ..shaman.client import FileSpec, ShamanClient
+from ..shaman.client import FileSpec
+from . import checkout_name
 from .asking import Asker
 from .checkout import CANCELLED_MESSAGE, CancelState, create_checkout
 from .checksums import ChecksumCache
@@ -38,6 +47,7 @@ from .collecting import CollectStage
 from .contents import Contents, UploadLedger
 from .gathering import Gathering
 from .hashing import HashStage, hash_workers
+from .job_stage import JobStage
 from .messages import Inbox
 from .options import SubmitOptions
 from .result import SubmitResult, build_result, record_history
@@ -68,13 +78,16 @@ class Submission:
         self._contents = Contents()
         self._ledger = UploadLedger()
         self._cache = ChecksumCache(None)
-        self._client: ShamanClient | None = None
+        self._client: ManagerClient | None = None
         self._uploads: Uploads | None = None
         self._hashing = HashStage(self._inbox, self._tracker,
                                   workers=hash_workers(options.jobs))
         self._collector: CollectStage | None = None
         self._gathering: Gathering | None = None
         self._asker: Asker | None = None
+        self._job: JobStage | None = None
+        self._started = datetime.now()
+        self._blend_name = options.as_name or self.blend.name
 
     # -- public -------------------------------------------------------------------------
 
@@ -102,13 +115,11 @@ class Submission:
         error: BaseException | None = None
         try:
             self._tracker.set_phase(Phase.COLLECTING, current_file=self.blend.name)
+            self._started = datetime.now()  # the checkout path's {date} and {time}
             self._state.raise_if_cancelled()
             self._connect()  # a bad URL is reported before the slow part
-            plan = self._gather()
-            result = self._dry_run(plan) if self.options.dry_run else self._submit(plan)
-            summary = (f"Dry run: {result.files_uploaded:,} files to upload" if result.dry_run
-                       else f"Done: checkout {result.checkout_path}")
-            self._tracker.finish(Phase.DONE, summary)
+            result = self._steps()
+            self._tracker.finish(Phase.DONE, _summary(result))
             result.phase_seconds = self._tracker.phase_seconds()
             return result
         except BaseException as exc:
@@ -130,7 +141,7 @@ class Submission:
         settings = opts.client_settings
         # One pooled connection per upload thread, plus the main thread's calls.
         settings = replace(settings, pool_size=max(settings.pool_size, opts.jobs + 2))
-        client = ShamanClient(opts.server_url, settings)
+        client = ManagerClient(opts.server_url, settings)
         with self._state.lock:
             self._client = client
             cancelled = self.cancel_event.is_set()
@@ -142,6 +153,56 @@ class Submission:
         self._asker = Asker(client, self._contents, self._ledger, self._get_uploads,
                             self._tracker, opts, clock=self._clock,
                             raise_if_cancelled=self._state.raise_if_cancelled)
+
+    def _steps(self) -> SubmitResult:
+        """Check the job, gather, upload, check out, submit the job."""
+        shared = self._check_job()
+        if shared is not None:
+            return self._shared_storage_job(shared)
+        plan = self._gather()
+        if self.options.dry_run:
+            return self._dry_run(plan)
+        result = self._submit(plan)
+        if self._job is not None:
+            assert result.checkout_path is not None
+            result.job = self._job.submit(
+                blendfile=checkout_blendfile(result.checkout_path, plan.blend_checkout_path),
+                checkout_path=result.checkout_path)
+        return result
+
+    def _check_job(self) -> str | None:
+        """Before anything is uploaded: the render job, checked as it will be submitted
+        (for the checkout path the template gives now, as the checkout will ask). Returns
+        the .blend's path when it renders from the Manager's shared storage (no Shaman),
+        else None."""
+        request = self.options.job
+        if request is None:
+            return None
+        assert self._client is not None
+        self._job = JobStage(self._client, request, tracker=self._tracker,
+                             cache_dir=self.options.cache_dir)
+        shared = self._job.shared_storage_blend(self.blend)
+        if shared is not None:
+            self._job.check(blendfile=shared, checkout_path=None)
+            return shared
+        base = checkout_name.render_checkout_name(
+            self.options.checkout_template, blend_name=self._blend_name, now=self._started)
+        _virtual, _root, blend_cp = placement(self.blend, project_root=self.options.project_root,
+                                              as_name=self.options.as_name)
+        self._job.check(blendfile=checkout_blendfile(base, blend_cp), checkout_path=base)
+        return None
+
+    def _shared_storage_job(self, blendfile: str) -> SubmitResult:
+        """The Manager has no Shaman and the .blend is in its shared storage: nothing to
+        collect or upload; the job renders the file where it is."""
+        assert self._job is not None
+        job = None if self.options.dry_run else self._job.submit(blendfile=blendfile,
+                                                                 checkout_path=None)
+        return SubmitResult(
+            checkout_path=None, blend_checkout_path="", worker_blend_path=blendfile,
+            files_total=0, bytes_total=0, files_uploaded=0, bytes_uploaded=0,
+            files_already_stored=0, bytes_already_stored=0, missing=[], warnings=[],
+            phase_seconds={}, dry_run=self.options.dry_run, job=job, shared_storage=True)
 
     def _get_uploads(self) -> Uploads:
         with self._state.lock:
@@ -199,7 +260,7 @@ class Submission:
             asker.ensure_all_stored(specs, asker.ask(specs()))
         checkout_path = create_checkout(
             self._client, specs, template=self.options.checkout_template,
-            blend_name=self.options.as_name or self.blend.name, tracker=self._tracker,
+            blend_name=self._blend_name, now=self._started, tracker=self._tracker,
             cancel=self._state, resend_missing=lambda: asker.ensure_all_stored(specs, None),
             max_attempts=self.options.tuning.max_name_attempts)
         return self._result(plan, specs(), checkout_path, sent=self._ledger.sent())
@@ -254,3 +315,13 @@ class Submission:
             if owned is not None:
                 owned.cleanup()
         return plan or leftover
+
+
+def _summary(result: SubmitResult) -> str:
+    """The final progress line."""
+    if result.dry_run:
+        return f"Dry run: {result.files_uploaded:,} files to upload"
+    job = f"; render job {result.job.id}" if result.job is not None else ""
+    if result.shared_storage:
+        return f"Done: no upload needed{job}"
+    return f"Done: checkout {result.checkout_path}{job}"

@@ -10,7 +10,8 @@ from typing import Any
 
 from .. import __version__
 from ..collect.plan import MissingFile, PackPlan
-from ..errors import Cancelled
+from ..errors import Cancelled, JobNotSubmitted
+from ..jobs.request import SubmittedJob
 from ..shaman.client import FileSpec, redact_url
 from .contents import Key
 from .history import append_history
@@ -45,6 +46,11 @@ class SubmitResult:
     dry_run: bool
     to_upload: list[str] = field(default_factory=list)
     """Checkout paths of the files sent (or, on a dry run, that would be sent)."""
+    job: SubmittedJob | None = None
+    """The render job the Manager accepted (None: checkout only, or a dry run)."""
+    shared_storage: bool = False
+    """The Manager runs without Shaman and the .blend is in its shared storage: the job
+    renders it where it is, nothing was uploaded (``worker_blend_path`` is the file)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +68,8 @@ class SubmitResult:
             "phase_seconds": {k: round(v, 4) for k, v in self.phase_seconds.items()},
             "dry_run": self.dry_run,
             "to_upload": list(self.to_upload),
+            "job": self.job.to_json() if self.job is not None else None,
+            "shared_storage": self.shared_storage,
         }
 
 
@@ -120,6 +128,8 @@ def record_history(options: SubmitOptions, blend: Path, *, plan: PackPlan | None
     elif plan is not None:
         record["files_total"] = len(plan.files)
         record["bytes_total"] = plan.total_bytes
+    if isinstance(error, JobNotSubmitted):
+        record["checkout_path"] = error.checkout_path
     try:
         append_history(Path(options.cache_dir), record)
     except OSError as exc:
