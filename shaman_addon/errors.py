@@ -241,6 +241,18 @@ class SharedStorageUnavailable(ShamanError):
     shared storage, so the farm cannot reach it."""
 
 
+class NotKnownWithoutBlender(AttributeError):
+    """Internal signal: a job setting's expression read something the command line's
+    reading of the .blend (``jobs/scene_blend.py``) does not know. ``what`` is the name
+    as the expression wrote it ('C.scene.render.engine'). An AttributeError, so
+    ``getattr(x, name, default)`` in an expression still works; ``evaluate_settings``
+    turns it into ``SettingNotComputable`` naming the setting and its ``--set``."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is not known without Blender")
+        self.what = what
+
+
 # -- transport failures: internal signals, never shown to a person as they are --------
 
 

@@ -11,9 +11,9 @@ from .. import __version__
 from ..app.exit_codes import exit_code_for
 from ..app.present import error_line
 from ..errors import ShamanError
-from . import check, deps, submit
+from . import check, deps, job_types, submit
 
-SUBCOMMANDS = (deps, submit, check)
+SUBCOMMANDS = (deps, submit, check, job_types)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import platform
 import signal
@@ -22,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 from ..app import present, settings
 from ..app.user_paths import default_cache_dir
 from ..errors import ConfigError, ShamanError
+from ..jobs.request import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from ..submit.checkout_name import DEFAULT_TEMPLATE, PLACEHOLDERS
 from .progress_printer import ProgressPrinter
 
 if TYPE_CHECKING:
     from ..app.runner import SubmissionRunner
+    from ..jobs.request import JobRequest
     from ..submit import SubmitOptions
 
 POLL_S = 0.1
@@ -69,35 +72,109 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="checksum cache and history folder (default: "
                    "$XDG_CACHE_HOME/shaman-submitter or ~/.cache/shaman-submitter)")
+    add_job_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_job_arguments(p: Any) -> None:
+    """The render job's flags (see ``job-types`` for the Manager's job types)."""
+    g = p.add_argument_group(
+        "render job", "after the checkout, submit a Flamenco job that renders it; the job "
+        "type's settings are computed from the .blend where they can be (see job-types)")
+    g.add_argument("--job-type", metavar="NAME",
+                   help="the Manager's job type, e.g. simple-blender-render (default: "
+                   "checkout only, no job)")
+    g.add_argument("--job-name", metavar="TEMPLATE",
+                   help="the job's name, with the checkout path's placeholders (default: "
+                   "the blend's name)")
+    g.add_argument("--priority", type=int, metavar="N",
+                   help=f"the job's priority, {MIN_PRIORITY}-{MAX_PRIORITY} "
+                   f"(default {DEFAULT_PRIORITY})")
+    g.add_argument("--worker-tag", metavar="NAME",
+                   help="only workers with this tag render it (default: any worker)")
+    g.add_argument("--paused", action="store_true", help="submit the job paused")
+    g.add_argument("--set", dest="assignments", action="append", default=[],
+                   metavar="KEY=VALUE", help="a job setting's value, typed as the job type "
+                   "says; wins over what is computed from the .blend (repeat for more)")
+    g.add_argument("--refresh-job-types", action="store_true",
+                   help="read the Manager's job types and worker tags again instead of "
+                   "the cached ones")
+
+
+def _job_flags_without_type(args: argparse.Namespace) -> list[str]:
+    given = [("--job-name", args.job_name is not None), ("--priority", args.priority is not None),
+             ("--worker-tag", args.worker_tag is not None), ("--paused", args.paused),
+             ("--set", bool(args.assignments)),
+             ("--refresh-job-types", args.refresh_job_types)]
+    return [flag for flag, on in given if on]
+
+
+def job_request(args: argparse.Namespace, server: str, chosen: settings.Settings,
+                names: settings.Names, cache_dir: Path) -> JobRequest | None:
+    """The render job the flags ask for (None without ``--job-type``): the Manager's job
+    type (cached, or read), ``--set`` typed by it, the rest computed from the .blend."""
+    if not args.job_type:
+        stray = _job_flags_without_type(args)
+        if stray:
+            raise ConfigError(f"{', '.join(stray)} only apply to a render job; add "
+                              "--job-type NAME (python -m shaman_addon job-types lists them).")
+        return None
+    from ..app import jobs
+    from ..jobs.scene_blend import command_line_evaluator
+    from ..jobs.values import parse_assignments
+
+    info = jobs.manager_info(server, chosen, names, cache_dir=cache_dir,
+                             refresh=args.refresh_job_types)
+    if info.job_type(args.job_type) is None and not args.refresh_job_types:
+        # Added on the Manager since the cache was made? Read them again, once.
+        info = jobs.manager_info(server, chosen, names, cache_dir=cache_dir, refresh=True)
+    job_type = info.job_type(args.job_type)
+    given = parse_assignments(job_type, args.assignments) if job_type is not None else {}
+    choice = jobs.JobChoice(
+        job_type=args.job_type, name=args.job_name or "",
+        priority=DEFAULT_PRIORITY if args.priority is None else args.priority,
+        worker_tag=args.worker_tag or "", paused=args.paused, given=given)
+    return jobs.prepare_job(info, choice, blend=args.blend,
+                            evaluate=command_line_evaluator(args.blend))
 
 
 def _options(args: argparse.Namespace) -> SubmitOptions:
     server, names = settings.command_line_server(args.server)
-    options = settings.submit_options(
-        settings.Settings(
-            server_url=server,
-            checkout_template=args.checkout_path,
-            project_root=args.project_root,
-            jobs=args.jobs,
-            connections=args.connections,
-            pipelining=args.pipelining,
-            fail_on_missing=args.fail_on_missing,
-        ),
-        settings.Run(
-            cache_dir=args.cache_dir if args.cache_dir is not None else default_cache_dir(),
-            dry_run=args.dry_run,
-            app_info={
-                "interface": "command line",
-                "python": platform.python_version(),
-                "platform": platform.platform(terse=True),
-            },
-        ),
-        names,
+    chosen = settings.Settings(
+        server_url=server,
+        checkout_template=args.checkout_path,
+        project_root=args.project_root,
+        jobs=args.jobs,
+        connections=args.connections,
+        pipelining=args.pipelining,
+        fail_on_missing=args.fail_on_missing,
+    )
+    cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
+    run = settings.Run(
+        cache_dir=cache_dir,
+        dry_run=args.dry_run,
+        app_info={
+            "interface": "command line",
+            "python": platform.python_version(),
+            "platform": platform.platform(terse=True),
+        },
     )
     if not args.blend.is_file():
         raise ConfigError(f"{args.blend} is not a file; give the .blend file to submit.")
-    return options
+    job = job_request(args, server, chosen, names, cache_dir)
+    return settings.submit_options(chosen, dataclasses.replace(run, job=job), names)
+
+
+def _refused(args: argparse.Namespace, error: ShamanError) -> int:
+    """An error before the submission starts (settings, the job): one sentence, and the
+    error document with --json."""
+    from ..app.runner import Outcome
+
+    outcome = Outcome(error=error)
+    if args.json:
+        print(json.dumps(present.outcome_json(outcome), indent=2))
+    print(present.error_line(error), file=sys.stderr)
+    return outcome.exit_code
 
 
 @contextlib.contextmanager
@@ -121,7 +198,11 @@ def _ctrl_c_cancels(runner: SubmissionRunner) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     from ..app.runner import SubmissionRunner, follow
 
-    runner = SubmissionRunner(args.blend, _options(args))
+    try:
+        options = _options(args)
+    except ShamanError as exc:
+        return _refused(args, exc)
+    runner = SubmissionRunner(args.blend, options)
     printer = ProgressPrinter(sys.stderr, tty=sys.stderr.isatty(), quiet=args.quiet)
 
     def on_tick(finished: bool) -> None:

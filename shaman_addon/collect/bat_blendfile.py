@@ -62,16 +62,21 @@ def _make_class() -> Any:
                       blendfile.BlendFile)
 
     class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
+        def __init__(self, path: Path, mode: str = "rb") -> None:
+            super().__init__(path, mode)  # reads every block header through the guard
+            if isinstance(self.fileobj, _ForwardSkips):
+                self.fileobj = self.fileobj.raw
+
         def _open_file(self, path: Path, mode: str) -> Any:
             data = _small_zstd(path)
             if data is None:
-                return super()._open_file(path, mode)
+                return _ForwardSkips(super()._open_file(path, mode), path, bat_exc)
             if not data.startswith(b"BLENDER"):
                 raise bat_exc.BlendFileError("Compressed file is not a blend file", path)
             self.filepath = path
             self.raw_filepath = path
             self.is_compressed = True
-            return io.BytesIO(data)
+            return _ForwardSkips(io.BytesIO(data), path, bat_exc)
 
         def decode_structs(self, block: Any) -> None:
             start = self.fileobj.tell()
@@ -91,6 +96,30 @@ def _make_class() -> Any:
             _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
 
     return SharedDNABlendFile
+
+
+class _ForwardSkips:
+    """The file object BAT reads the block headers through: a skip backwards is refused.
+
+    BAT skips each block by the length its header stores; a damaged file with a negative
+    length would send it back to the same header forever (the list of blocks growing
+    until memory runs out). Used only while the headers are read, then unwrapped."""
+
+    def __init__(self, raw: Any, path: Path, bat_exc: Any) -> None:
+        self.raw = raw
+        self.read = raw.read
+        self.tell = raw.tell
+        self._path = path
+        self._bat_exc = bat_exc
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR and offset < 0:
+            raise self._bat_exc.BlendFileError(
+                "A data block stores a negative length: the file is damaged", self._path)
+        return int(self.raw.seek(offset, whence))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
 
 
 def _small_zstd(path: Path) -> bytes | None:
