@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from render_compare import differing_pixels, pixels_equal, render_frame
 from render_production import RenderProduction
 
