@@ -225,3 +225,26 @@ def test_a_job_submitted_from_the_panel_shows_its_page(panel_run: Run) -> None:
     assert copy["props"] == {"text": st["job_url"]} and opened["props"] == {
         "url": st["job_url"]}
     assert opened["text"] == "Open"
+
+
+def test_a_refused_job_stops_the_panel_before_any_upload_in_the_managers_words(
+    panel_run: Run,
+) -> None:
+    res, _server, _args = panel_run
+    refused = res["refused"]
+    assert refused["raised"] and refused["uploads"] == 0, refused
+    assert 'invalid range "one to ten"' in refused["error"]
+    shown = " ".join(e["text"] or "" for e in entries(refused["drawn"], "label"))
+    assert 'invalid range "one to ten"' in shown and "Nothing was uploaded" in shown
+
+
+def test_a_job_refused_after_the_checkout_shows_the_checkout_kept(panel_run: Run) -> None:
+    res, server, _args = panel_run
+    kept = res["kept"]
+    assert kept["raised"] and "injected refusal" in kept["error"], kept
+    path = kept["kept_checkout"]
+    assert path and server.checkout_dir(path).is_dir()
+    row = label(kept["drawn"], "Checkout kept: ")
+    assert row["text"] == f"Checkout kept: {path}"
+    copy = [e for e in kept["drawn"] if e.get("op") == "shaman.copy_text"]
+    assert {"text": path} in [e["props"] for e in copy]

@@ -232,12 +232,28 @@ def _submit_from_panel(args: dict[str, Any]) -> dict[str, Any]:
     group.v_render_output_root = args["render_output_root"]
     drawn = draw_panel()
     before_submit = _choice_json()
+    url = args["url"]
     # what the panel's Submit button runs (background Blender calls execute, not invoke)
+    # 1. a frame range the Manager refuses: its words, nothing uploaded
+    group.lock_frames = False
+    group.v_frames = "one to ten"
+    before = uploads(url)
+    refused = call(bpy.ops.shaman.submit, use_panel_choice=True)
+    refused.update(uploads=uploads(url) - before, drawn=draw_panel())
+    group.lock_frames = True
+    # 2. the job refused after the checkout: the checkout is kept, and said where
+    server_call(url, "/test/fault", {"call": "fail_next", "kwargs": {
+        "endpoint": "jobs_submit", "status": 400, "message": "injected refusal"}})
+    kept = call(bpy.ops.shaman.submit, use_panel_choice=True)
+    kept.update(kept_checkout=state().kept_checkout, drawn=draw_panel())
+    # 3. the job submitted
     submitted = call(bpy.ops.shaman.submit, use_panel_choice=True)
     st = state()
     return {
         "simple_drawn": drawn,
         "choice_before_submit": before_submit,
+        "refused": refused,
+        "kept": kept,
         "submit": submitted,
         "job_state": {k: getattr(st, k) for k in (
             "result_ok", "error", "job_id", "job_name", "job_status", "job_url", "job_text",
