@@ -159,6 +159,7 @@ def test_every_setting_type_and_visibility_is_drawn_as_the_job_type_says(
     assert rna["lock_frames"]["default"] is True and "lock_output_path" not in rna
     for name in ("job_name", "priority", "worker_tag", "paused"):
         assert prop(drawn, name)["enabled"]
+    assert res["requests_while_drawing"] == 0  # drawing reads the cache, never the Manager
 
 
 def test_an_open_lock_takes_the_artists_value(panel_run: Run) -> None:

@@ -184,7 +184,12 @@ def sc_panel(args: dict[str, Any]) -> dict[str, Any]:
     gen, group = group_for(custom)
     res["names"] = dict(gen.names)
     res["rna"] = rna_of(group)
+    asked = sum(server_call(url, "/test/counters")["requests"].values())
     res["custom_drawn"] = draw_panel()
+    for _ in range(3):
+        draw_panel()
+    res["requests_while_drawing"] = (
+        sum(server_call(url, "/test/counters")["requests"].values()) - asked)
     # open the lock of each link-button setting and type a value; set the others
     for key, value in args["values"].items():
         name = gen.names[key]
