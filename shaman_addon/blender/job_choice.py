@@ -43,7 +43,6 @@ ANY_TAG = "__any__"
 """The worker tag item of any worker."""
 
 _info: app_jobs.ManagerInfo | None = None
-_info_url = ""
 _restoring = False
 
 
@@ -112,14 +111,10 @@ def current_info() -> app_jobs.ManagerInfo | None:
     return _info
 
 
-def info_url() -> str:
-    return _info_url
-
-
 def load_info(context: Any) -> None:
     """Read the cached Manager info of the preferences' server and generate the job
     types' properties (main thread; no network)."""
-    global _info, _info_url
+    global _info
     from ..shaman.client import normalise_base_url
 
     url = preferences.read(context).server_url
@@ -128,7 +123,7 @@ def load_info(context: Any) -> None:
     except ShamanError:
         url = ""
     info = app_jobs.cached_manager_info(url, cache_dir()) if url else None
-    _info, _info_url = info, url
+    _info = info
     sync_groups(info)
 
 
