@@ -20,11 +20,12 @@ _registered = False
 def register(package: str) -> None:
     """Register everything; ``package`` is the extension's ``__package__`` (prefs id)."""
     global _registered
-    from . import handlers, operators, panels, preferences, prepare, properties
+    from . import handlers, job_choice, operators, panels, preferences, prepare, properties
 
     preferences.set_package(package)
     preferences.register()
     properties.register()
+    job_choice.register()
     operators.register()
     panels.register()
     handlers.register()
@@ -36,6 +37,12 @@ def register(package: str) -> None:
     else:
         for path in removed:
             log.info("removed a temporary copy left by a crash: %s", path)
+    import bpy
+
+    try:
+        job_choice.reload(bpy.context)
+    except (AttributeError, RuntimeError) as exc:  # a restricted context at start-up
+        log.debug("the render job choice is loaded with the first file: %s", exc)
 
 
 def unregister() -> None:
@@ -43,7 +50,7 @@ def unregister() -> None:
     global _registered
     if not _registered:
         return
-    from . import handlers, job, operators, panels, preferences, properties
+    from . import handlers, job, job_choice, operators, panels, preferences, properties
 
     handlers.unregister()
     running = job.cancel_active(wait_s=UNREGISTER_JOIN_S)
@@ -51,6 +58,7 @@ def unregister() -> None:
         handlers.remove_timer(running)
     panels.unregister()
     operators.unregister()
+    job_choice.unregister()
     properties.unregister()
     preferences.unregister()
     _registered = False

@@ -52,6 +52,9 @@ def remove_timer(job: jobs.SubmitJob) -> None:
 def on_load_post(*_args: Any) -> None:
     """Nobody follows a job across a file load (its modal operator is gone): say so."""
     global _cancelled_by_load
+    from . import job_choice
+
+    job_choice.reload(bpy.context)  # the render job choice remembered for this file
     state = properties.state_of(bpy.context)
     job, _cancelled_by_load = _cancelled_by_load, None
     if state is None:

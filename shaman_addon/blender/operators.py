@@ -1,7 +1,8 @@
 """Every operator of the extension, registered together, and the small ones.
 
 The submit and cancel operators live in ``submit_ops``, the server check in
-``check_ops``; this module adds copying a path to the clipboard and registers them.
+``check_ops``, the job types' Refresh in ``job_panel``; this module adds copying a path
+to the clipboard and registers them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import bpy
 from bpy.props import StringProperty
 
-from . import check_ops, prepare, submit_ops
+from . import check_ops, job_panel, prepare, submit_ops
 from .submit_ops import OpResult
 
 
@@ -30,7 +31,7 @@ class SHAMAN_OT_copy_text(bpy.types.Operator):  # noqa: N801 (Blender naming)
         return {"FINISHED"}
 
 
-CLASSES = (*submit_ops.CLASSES, *check_ops.CLASSES, SHAMAN_OT_copy_text)
+CLASSES = (*submit_ops.CLASSES, *check_ops.CLASSES, *job_panel.CLASSES, SHAMAN_OT_copy_text)
 
 
 def register() -> None:
@@ -42,5 +43,6 @@ def unregister() -> None:
     if bpy.app.timers.is_registered(prepare.keep_unsaved_mark):
         bpy.app.timers.unregister(prepare.keep_unsaved_mark)
     check_ops.unregister_timers()
+    job_panel.unregister_timers()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

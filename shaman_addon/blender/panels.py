@@ -13,13 +13,13 @@ import bpy
 
 from ..app import ui_state
 from . import job as jobs
-from . import preferences, properties
+from . import job_panel, preferences, properties
 
 WRAP = 60
 MAX_MISSING_SHOWN = 50
 
 
-def _wrapped(layout: Any, text: str, icon: str = "NONE") -> None:
+def wrapped(layout: Any, text: str, icon: str = "NONE") -> None:
     """Labels do not wrap: split long sentences over several rows (never inside a
     hyphenated file name, so a path stays whole and can be read or searched)."""
     col = layout.column(align=True)
@@ -55,9 +55,11 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
         col.label(text=f"Checkout: {preview}", icon="FILE_FOLDER")
 
         for warning in ui_state.render_output_warnings(context.scene.render.filepath):
-            _wrapped(layout.box(), warning, icon="ERROR")
+            wrapped(layout.box(), warning, icon="ERROR")
         if bpy.data.filepath and bpy.data.is_dirty:
             layout.label(text="Unsaved changes are sent as a temporary copy.", icon="INFO")
+
+        job_panel.draw_render_job(layout, context)
 
         running = jobs.active()
         if running is not None and state is not None:
@@ -66,9 +68,11 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
             row = layout.row(align=True)
             op = row.operator("shaman.submit", text="Check Dependencies", icon="VIEWZOOM")
             op.dry_run = True
+            op.use_panel_choice = True
             row = layout.row()
             row.scale_y = 1.4
-            row.operator("shaman.submit", text="Submit to Shaman", icon="EXPORT")
+            op = row.operator("shaman.submit", text="Submit to Shaman", icon="EXPORT")
+            op.use_panel_choice = True
 
         if state is not None and state.has_result and running is None:
             self._draw_result(layout, state)
@@ -93,7 +97,8 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
         box = layout.box()
         if not state.result_ok:
             cancelled = state.phase == "cancelled"
-            _wrapped(box, state.error, icon="CANCEL" if cancelled else "ERROR")
+            wrapped(box, state.error, icon="CANCEL" if cancelled else "ERROR")
+            job_panel.draw_job_result(box, state)
             return
         if state.result_dry_run:
             box.label(text="Dependencies", icon="CHECKMARK")
@@ -106,8 +111,9 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
             _path_row(box, "Workers open", state.worker_path)
             box.label(text=f"Uploaded: {state.uploaded_text}")
             box.label(text=f"Already on the server: {state.stored_text}")
+            job_panel.draw_job_result(box, state)
         for warning in state.warnings_text.splitlines():
-            _wrapped(box, warning, icon="ERROR")
+            wrapped(box, warning, icon="ERROR")
         if len(state.missing):
             row = box.row()
             row.prop(

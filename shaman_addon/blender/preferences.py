@@ -33,6 +33,7 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
         description="Base URL of the Flamenco Manager whose Shaman receives the files, "
         "e.g. http://flamenco:8080",
         default=environment_server_url(),
+        update=lambda _self, context: _server_changed(context),
     )
     checkout_template: StringProperty(  # type: ignore[valid-type]
         name="Checkout path",
@@ -102,6 +103,13 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
             layout.prop(self, "project_root")
         layout.prop(self, "fail_on_missing")
         layout.prop(self, "request_timeout")
+
+
+def _server_changed(context: Any) -> None:
+    """Another server: its cached job types (if any) fill the Render job menu."""
+    from . import job_choice
+
+    job_choice.reload(context)
 
 
 _package = ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 
@@ -22,8 +22,11 @@ from ..app import ui_state
 from ..errors import ConfigError, ShamanError
 from ..submit import SubmitOptions
 from . import job as jobs
-from . import preferences, tempcopies
+from . import preferences, render_job, tempcopies
 from .userdirs import user_dir
+
+if TYPE_CHECKING:
+    from ..jobs.request import JobRequest
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +62,25 @@ def saved_blend() -> Path:
     return Path(bpy.data.filepath)
 
 
+def cache_dir() -> Path:
+    """The extension's cache folder (checksums, the Manager's job types)."""
+    return user_dir(preferences.package(), "cache")
+
+
 def submit_options(
-    settings: app_settings.Settings, original: Path, *, checkout_path: str, dry_run: bool
+    settings: app_settings.Settings, original: Path, *, checkout_path: str, dry_run: bool,
+    job: JobRequest | None = None,
 ) -> SubmitOptions:
     """The application layer's options from the preferences (with the server URL already
-    resolved) and the operator's checkout path override."""
+    resolved), the operator's checkout path override, and the render job (if any)."""
     names = app_settings.BLENDER_NAMES
     if checkout_path.strip():
         settings = dataclasses.replace(settings, checkout_template=checkout_path.strip())
         names = OVERRIDE_NAMES
     run = app_settings.Run(
-        cache_dir=user_dir(preferences.package(), "cache"),
+        cache_dir=cache_dir(),
         dry_run=dry_run,
+        job=job,
         app_info={
             "interface": "Blender",
             "blender": bpy.app.version_string,
@@ -113,20 +123,27 @@ def prepare_job(
     dry_run: bool = False,
     unsaved: str = "AUTO",
     background: bool | None = None,
+    render: render_job.JobAsk | None = None,
 ) -> tuple[jobs.SubmitJob, list[str]]:
     """A job ready to start, claimed as the session's one submission, and warnings.
 
     Raises ShamanError subclasses with the sentence for the artist; a second submission
     is refused (Busy) before anything is saved. ``unsaved`` and ``background`` decide
     about a temporary copy (see ``ui_state.wants_temp_copy``); ``background`` defaults to
-    ``bpy.app.background``.
+    ``bpy.app.background``. ``render`` asks for a render job: its settings are evaluated
+    here, on the main thread, before the worker exists.
     """
     settings = preferences.read(context)
     url = resolve_server_url(server_url, settings)  # a URL problem is the first thing to say
     original = saved_blend()
+    names = OVERRIDE_NAMES if server_url.strip() else app_settings.BLENDER_NAMES
+    settings = dataclasses.replace(settings, server_url=url)
+    request = render_job.build_request(
+        context, render, url=url, settings=settings, names=names, blend=original,
+        cache_dir=cache_dir(),
+    )
     options = submit_options(
-        dataclasses.replace(settings, server_url=url), original, checkout_path=checkout_path,
-        dry_run=dry_run,
+        settings, original, checkout_path=checkout_path, dry_run=dry_run, job=request,
     )
     warnings = ui_state.render_output_warnings(context.scene.render.filepath)
     job = jobs.SubmitJob(original, options, label=original.name)

@@ -23,8 +23,10 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..app.present import ResultView
+from ..app.present import ResultView, job_lines
 from ..app.progress_view import ProgressView
+from ..errors import JobNotSubmitted
+from ..jobs.request import SubmittedJob
 
 _PROPERTY_FOR: dict[type, Callable[..., Any]] = {
     str: StringProperty, int: IntProperty, float: FloatProperty, bool: BoolProperty,
@@ -67,9 +69,22 @@ class SHAMAN_PG_state(bpy.types.PropertyGroup):  # noqa: N801 (Blender naming)
     stored_text: StringProperty()  # type: ignore[valid-type]
     warnings_text: StringProperty()  # type: ignore[valid-type]
     missing: CollectionProperty(type=SHAMAN_PG_missing)  # type: ignore[valid-type]
+    # the render job of the last result (job_id '' = checkout only)
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+    job_name: StringProperty(name="Job name")  # type: ignore[valid-type]
+    job_status: StringProperty(name="Job status")  # type: ignore[valid-type]
+    job_url: StringProperty(name="Job page")  # type: ignore[valid-type]
+    job_text: StringProperty()  # type: ignore[valid-type]
+    kept_checkout: StringProperty(  # type: ignore[valid-type]
+        name="Checkout kept", description="The checkout a failed render job left on the server"
+    )
     show_missing: BoolProperty(  # type: ignore[valid-type]
         name="Show missing files", default=False
     )
+
+    # reading the Manager's job types (the Render job section's Refresh)
+    job_types_refreshing: BoolProperty(default=False)  # type: ignore[valid-type]
+    job_types_error: StringProperty()  # type: ignore[valid-type]
 
     # the server check (preferences button)
     server_check_text: StringProperty()  # type: ignore[valid-type]
@@ -96,6 +111,8 @@ def reset_result(state: Any) -> None:
     state.uploaded_text = ""
     state.stored_text = ""
     state.warnings_text = ""
+    state.job_id = state.job_name = state.job_status = state.job_url = state.job_text = ""
+    state.kept_checkout = ""
     state.missing.clear()
     state.show_missing = False
 
@@ -123,6 +140,21 @@ def store_error(state: Any, message: str) -> None:
     state.has_result = True
     state.result_ok = False
     state.error = message
+
+
+def store_job(state: Any, job: SubmittedJob | None) -> None:
+    """The render job the Manager accepted (nothing for a checkout only)."""
+    if job is None:
+        return
+    state.job_id, state.job_name = job.id, job.name
+    state.job_status, state.job_url = job.status, job.url
+    state.job_text = "\n".join(job_lines(job))
+
+
+def store_kept_checkout(state: Any, error: BaseException | None) -> None:
+    """A render job that failed after the checkout: where the files are."""
+    if isinstance(error, JobNotSubmitted):
+        state.kept_checkout = error.checkout_path
 
 
 def state_of(context: Any) -> Any:

@@ -12,14 +12,17 @@ import sys
 from typing import Any, Literal
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..app import present
+from ..app.jobs import JobChoice
 from ..app.progress_view import DEFAULT_TICK_BUDGET_S, ProgressView, tick
 from ..app.runner import Outcome, follow
 from ..errors import Busy, ShamanError
+from ..jobs.request import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from . import job as jobs
 from . import prepare, properties
+from .render_job import JobAsk
 
 TIMER_STEP_S = 0.1
 """How often the modal operator looks at the progress queue."""
@@ -70,8 +73,10 @@ def finish(state: Any, job: jobs.SubmitJob) -> Outcome:
     state.cancel_requested = False
     if outcome.result is not None and outcome.error is None:
         properties.store_result(state, present.ResultView.of(outcome.result))
+        properties.store_job(state, getattr(outcome.result, "job", None))
     else:
         properties.store_error(state, outcome.message)
+        properties.store_kept_checkout(state, outcome.error)
         if outcome.cancelled:
             state.phase = "cancelled"
     return outcome
@@ -158,6 +163,55 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
         default=False,
         options={"SKIP_SAVE"},
     )
+    # The render job (for scripts; the panel's Render job section when not given).
+    job_type: StringProperty(  # type: ignore[valid-type]
+        name="Job type",
+        description="The Manager's job type to render the checkout with (for scripts); "
+        "'' submits the checkout only. Not given: the panel's Render job choice",
+        default="",
+        options={"SKIP_SAVE"},
+    )
+    job_name: StringProperty(  # type: ignore[valid-type]
+        name="Job name",
+        description="The render job's name (placeholders as the checkout path); "
+        "'' = the .blend's name",
+        default="",
+        options={"SKIP_SAVE"},
+    )
+    job_settings: StringProperty(  # type: ignore[valid-type]
+        name="Job settings",
+        description='Setting values as a JSON object, e.g. {"frames": "1-10"}; every '
+        "other setting gets its automatic value or its default",
+        default="",
+        options={"SKIP_SAVE"},
+    )
+    priority: IntProperty(  # type: ignore[valid-type]
+        name="Priority",
+        description="The render job's priority on the farm",
+        default=DEFAULT_PRIORITY,
+        min=MIN_PRIORITY,
+        max=MAX_PRIORITY,
+        options={"SKIP_SAVE"},
+    )
+    worker_tag: StringProperty(  # type: ignore[valid-type]
+        name="Worker tag",
+        description="Only workers with this tag (its name) render the job; '' = any worker",
+        default="",
+        options={"SKIP_SAVE"},
+    )
+    use_panel_choice: BoolProperty(  # type: ignore[valid-type]
+        name="Use the panel's render job",
+        description="Submit the render job chosen in the panel (its buttons set this)",
+        default=False,
+        options={"HIDDEN", "SKIP_SAVE"},
+    )
+    paused: BoolProperty(  # type: ignore[valid-type]
+        name="Paused",
+        description="Submit the render job paused: it starts when it is resumed on the "
+        "Manager",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
 
     @classmethod
     def description(cls, context: Any, properties: Any) -> str:
@@ -168,7 +222,26 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
             )
         return "Send this .blend and everything it uses to the Shaman server"
 
-    def _prepare(self, context: Any) -> tuple[jobs.SubmitJob, list[str]] | None:
+    def _job_ask(self, context: Any, *, from_panel: bool) -> JobAsk | None:
+        """The render job asked for: the operator's arguments when a script gives a job
+        type; the panel's choice from its buttons, or when invoked from the interface
+        without a job type."""
+        panel = from_panel or self.use_panel_choice
+        if panel and not self.properties.is_property_set("job_type"):
+            from . import job_choice
+
+            return job_choice.panel_ask(context)
+        if not self.job_type.strip():
+            return None
+        choice = JobChoice(
+            job_type=self.job_type.strip(), name=self.job_name, priority=int(self.priority),
+            worker_tag=self.worker_tag.strip(), paused=bool(self.paused),
+        )
+        return JobAsk(choice, self.job_settings)
+
+    def _prepare(
+        self, context: Any, *, from_panel: bool = False
+    ) -> tuple[jobs.SubmitJob, list[str]] | None:
         """The job and its warnings (reported), or None after reporting why there is
         no job."""
         state = properties.state_of(context)
@@ -180,6 +253,7 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
                 dry_run=self.dry_run,
                 unsaved=self.unsaved_changes,
                 background=bpy.app.background or context.window is None,
+                render=self._job_ask(context, from_panel=from_panel),
             )
         except (ShamanError, OSError) as exc:  # OSError: the copy or the user folder
             message = (
@@ -195,8 +269,8 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
         return job, warnings
 
     # The scripted and headless path: synchronous, progress on stdout.
-    def execute(self, context: Any) -> OpResult:
-        prepared = self._prepare(context)
+    def execute(self, context: Any, *, from_panel: bool = False) -> OpResult:
+        prepared = self._prepare(context, from_panel=from_panel)
         if prepared is None:
             return {"CANCELLED"}
         job, warnings = prepared
@@ -208,8 +282,8 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
     # The interactive path: a worker thread and a timer, Blender stays responsive.
     def invoke(self, context: Any, event: Any) -> OpResult:
         if bpy.app.background or context.window is None:
-            return self.execute(context)
-        prepared = self._prepare(context)
+            return self.execute(context, from_panel=True)
+        prepared = self._prepare(context, from_panel=True)
         if prepared is None:
             return {"CANCELLED"}
         job = prepared[0]
