@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import (
+    Cancelled,
     JobNotSubmitted,
     JobRefused,
     JobTypeStale,
@@ -46,8 +48,10 @@ class JobStage:
     """One render job: ``check`` before any upload, ``submit`` after the checkout."""
 
     def __init__(self, client: ManagerClient, request: JobRequest, *,
-                 tracker: ProgressTracker, cache_dir: Path | None) -> None:
+                 tracker: ProgressTracker, cache_dir: Path | None,
+                 cancel: threading.Event | None = None) -> None:
         self._client = client
+        self._cancel = cancel if cancel is not None else threading.Event()
         self.request = request
         self._tracker = tracker
         self._cache_dir = cache_dir
@@ -95,8 +99,18 @@ class JobStage:
                 raise exc.reworded(f"{exc}. Nothing was uploaded.") from exc
 
     def submit(self, *, blendfile: str, checkout_path: str | None) -> SubmittedJob:
-        """``/jobs``; after a checkout a failure is JobNotSubmitted naming it."""
+        """``/jobs``; after a checkout a failure is JobNotSubmitted naming it.
+
+        A cancel that came while the checkout was being made (which is left to finish)
+        stops here: the person asked for no job, and the checkout is named so that
+        submitting again costs no upload."""
         self._tracker.set_phase(Phase.RENDER_JOB, SUBMITTING)
+        if self._cancel.is_set():
+            where = f"in checkout {checkout_path!r}" if checkout_path else "in place"
+            raise Cancelled(
+                f"The submission was cancelled before the render job was submitted; the "
+                f"files are on the server {where}, and submitting again sends no file "
+                "bytes.")
         doc = self._document(blendfile, checkout_path)
         try:
             return self._client.submit_job(doc, worker_tag_name=self.request.worker_tag,

@@ -180,7 +180,7 @@ class Submission:
             return None
         assert self._client is not None
         self._job = JobStage(self._client, request, tracker=self._tracker,
-                             cache_dir=self.options.cache_dir)
+                             cache_dir=self.options.cache_dir, cancel=self.cancel_event)
         shared = self._job.shared_storage_blend(self.blend)
         if shared is not None:
             self._job.check(blendfile=shared, checkout_path=None)

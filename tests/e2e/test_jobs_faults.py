@@ -21,6 +21,7 @@ from shaman_addon.app import present
 from shaman_addon.app.jobs import JobChoice, manager_info, prepare_job
 from shaman_addon.app.settings import CLI_NAMES, Settings
 from shaman_addon.errors import (
+    Cancelled,
     JobNotSubmitted,
     JobRefused,
     JobTypeStale,
@@ -236,6 +237,43 @@ def test_a_job_failing_after_the_checkout_names_it_and_resubmitting_sends_no_byt
               end_state=f"checkout {err.checkout_path} on the server; the same submission "
               f"again sent 0 file bytes and submitted job {again.job.status}",
               measured={"bytes_before": sent, "bytes_after": server.counters.bytes_received})
+
+
+class _CancelAtJobSubmit(PhaseHook):
+    """Cancels the submission the moment it starts submitting the job: after the checkout
+    (which a cancel leaves to finish), before ``/jobs``."""
+
+    def __init__(self) -> None:
+        super().__init__(Phase.RENDER_JOB, lambda: None)
+        self.submission: Submission | None = None
+
+    def put(self, event: Any) -> None:
+        super().put(event)
+        if (event.phase is Phase.RENDER_JOB and "submitting" in event.message
+                and self.submission is not None):
+            self.submission.cancel()
+
+
+def test_a_cancel_after_the_checkout_submits_no_job_and_names_the_checkout(
+        job_run: JobRun, fault_row: Callable[..., Any]) -> None:
+    server = job_run.server
+    hook = _CancelAtJobSubmit()
+    options = Options({})(server.url, job_run.tmp_path, job=job_run.request())
+    sub = Submission(job_run.project.blend, options, events=hook)  # type: ignore[arg-type]
+    hook.submission = sub
+    err = error_of(sub.run)
+    assert isinstance(err, Cancelled), repr(err)
+    assert server.counters.job_submissions == [] and server.jobs.jobs == []
+    [checkout] = server.counters.checkouts
+    assert f"checkout {checkout!r}" in str(err)
+    assert (server.storage / "jobs" / checkout).is_dir()
+    sent = server.counters.bytes_received
+    again = job_run.submit(job_run.request())
+    assert server.counters.bytes_received == sent and again.job is not None
+    fault_row("cancel after the checkout, before the render job", saw=str(err),
+              end_state=f"no job on the Manager; checkout {checkout} kept; submitting again "
+              f"sent 0 file bytes and submitted the job",
+              measured={"jobs_after_cancel": 0})
 
 
 def _outcome(error: BaseException) -> Any:
