@@ -125,6 +125,15 @@ class BlendFileError(ShamanError):
         self.path = path
 
 
+class CredentialFileRefused(ShamanError):
+    """A dependency lies in a credential store (``~/.ssh``...) and sending credential
+    files was not allowed; nothing of that file was read or sent."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class PathTooLong(ShamanError):
     """A rewritten path would not fit the fixed-size field in the .blend file."""
 

@@ -47,6 +47,7 @@ class Settings:
     pipelining: bool = True
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     fail_on_missing: bool = False
+    allow_credential_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ def submit_options(
         jobs=settings.jobs,
         dry_run=run.dry_run,
         fail_on_missing=settings.fail_on_missing,
+        allow_credential_files=settings.allow_credential_files,
         cache_dir=run.cache_dir,
         as_name=run.as_name,
         client_settings=client_settings(settings),

@@ -67,6 +67,7 @@ def add_parser(subparsers: Any) -> None:
                    "create nothing")
     p.add_argument("--fail-on-missing", action="store_true",
                    help="stop (exit 3) before uploading anything when dependencies are missing")
+    add_allow_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -74,6 +75,13 @@ def add_parser(subparsers: Any) -> None:
                    "$XDG_CACHE_HOME/shaman-submitter or ~/.cache/shaman-submitter)")
     add_job_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_allow_argument(p: Any) -> None:
+    """The one way to send files from credential stores (``~/.ssh``, ``~/.aws``...)."""
+    p.add_argument("--allow-credential-files", action="store_true",
+                   help="send dependencies that lie in credential stores (~/.ssh, ~/.gnupg, "
+                   "~/.aws, ~/.netrc, keyrings...) instead of refusing them")
 
 
 def add_job_arguments(p: Any) -> None:
@@ -148,6 +156,7 @@ def _options(args: argparse.Namespace) -> SubmitOptions:
         connections=args.connections,
         pipelining=args.pipelining,
         fail_on_missing=args.fail_on_missing,
+        allow_credential_files=args.allow_credential_files,
     )
     cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
     run = settings.Run(

@@ -1,0 +1,93 @@
+"""Files a submission must not send without being told to, and files it must never read.
+
+THE list of credential stores (one place): hidden files and folders in a home folder
+that hold keys, tokens or passwords. A dependency at one of them (its own path or, for
+a symlink, its target) is refused unless the person allows it explicitly. System
+folders (``/proc``, ``/sys``, ``/dev``) are never read at all: a device can block
+forever or never end, and a kernel file is not part of any project.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+CREDENTIAL_STORES: tuple[str, ...] = (
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".netrc",
+    ".pgpass",
+    ".git-credentials",
+    ".pypirc",
+    ".npmrc",
+    ".vault-token",
+    ".kube",
+    ".docker/config.json",
+    ".password-store",
+    ".config/gcloud",
+    ".config/gh",
+    ".config/hub",
+    ".local/share/keyrings",
+    ".gnome2/keyrings",
+    ".terraform.d/credentials.tfrc.json",
+)
+"""Paths relative to a home folder; a dependency at or under one of them is refused.
+They are matched as consecutive path parts anywhere in the path, so another account's
+home (``/root/.ssh``, ``/home/other/.aws``) counts too."""
+
+_STORE_PARTS = tuple(tuple(s.split("/")) for s in CREDENTIAL_STORES)
+
+SYSTEM_FOLDERS: dict[str, str] = {
+    "/proc": "a live kernel file under /proc (process information, not project data)",
+    "/sys": "a live kernel file under /sys (device settings, not project data)",
+    "/dev": "a device under /dev (reading one can block forever or never end)",
+}
+
+ALLOW_HOW = ("allow it with --allow-credential-files on the command line, or the "
+             "preference 'Send credential files' in Blender")
+
+
+def credential_store(path: str) -> str | None:
+    """The credential store (an entry of ``CREDENTIAL_STORES``) ``path`` lies in, else None."""
+    parts = tuple(p for p in path.replace("\\", "/").split("/") if p)
+    for store in _STORE_PARTS:
+        n = len(store)
+        for i in range(len(parts) - n + 1):
+            if parts[i:i + n] == store:
+                return "/".join(store)
+    return None
+
+
+def system_file(path: str) -> str | None:
+    """What a path under ``/proc``, ``/sys`` or ``/dev`` is, in words; else None."""
+    if os.sep != "/":
+        return None
+    for folder, what in SYSTEM_FOLDERS.items():
+        if path == folder or path.startswith(folder + "/"):
+            return what
+    return None
+
+
+class RealPaths:
+    """Symlink targets of many files at little cost: each folder is resolved once, and a
+    file is resolved on its own only when it is a symlink itself."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def real(self, path: str) -> str:
+        folder, name = posixpath.split(path)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = os.path.realpath(folder)
+            self._folders[folder] = real_folder
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        return posixpath.join(real_folder, name)
+
+
+def is_inside(path: str, root: str) -> bool:
+    """Is ``path`` the folder ``root`` or below it (both absolute and normalised)?"""
+    return path == root or path.startswith(root.rstrip("/") + "/")
