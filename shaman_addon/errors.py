@@ -134,6 +134,15 @@ class CredentialFileRefused(ShamanError):
         self.path = path
 
 
+class TemporaryCopyFailed(ShamanError):
+    """The rewritten copy of a .blend could not be written (a full disk, say); nothing
+    partial is left behind."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class PathTooLong(ShamanError):
     """A rewritten path would not fit the fixed-size field in the .blend file."""
 

@@ -18,18 +18,24 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import BlendFileError, Cancelled, CheckoutPathClash, ConfigError
+from ..errors import (
+    BlendFileError,
+    Cancelled,
+    CheckoutPathClash,
+    ConfigError,
+    TemporaryCopyFailed,
+)
 from . import paths
 from .expand import Expander, canon, resolve
 from .plan import NOT_ON_DISK, MissingFile, PackPlan, PlanFile
-from .rewrite import Patch, patches_for, write_rewritten
+from .rewrite import Patch, patches_for, write_rewritten, write_whole
 from .screening import Screen
 from .trace import CACHE_GLOB, LIBRARY, BlendTrace, trace_blend
 
 log = logging.getLogger(__name__)
 
 PROJECT_MARKERS = (".blender_project", ".git", ".svn")
-_TRACE_CACHE_VERSION = "2"
+_TRACE_CACHE_VERSION = "3"
 
 
 def find_project_root(blend: Path) -> Path:
@@ -167,7 +173,8 @@ class _Collector:
         st = path.stat()
         cache_file = None
         if self.cache_dir is not None:
-            key = f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}"
+            key = (f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|"
+                   f"{st.st_ctime_ns}|{st.st_ino}")
             digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
             cache_file = self.cache_dir / "traces" / f"{digest}.json"
             try:
@@ -178,8 +185,8 @@ class _Collector:
         if cache_file is not None:
             try:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(result.to_json()), "utf-8")
+                tmp = cache_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+                write_whole(tmp, json.dumps(result.to_json()).encode("utf-8"))
                 os.replace(tmp, cache_file)
             except OSError as exc:
                 log.warning("could not write the trace cache %s: %s", cache_file, exc)
@@ -372,9 +379,16 @@ class _Collector:
                 base.mkdir(parents=True, exist_ok=True)
             plan.temp_dir = Path(tempfile.mkdtemp(prefix="shaman-pack-", dir=base))
         dest = plan.temp_dir / f"{index:04d}" / blend_path.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        held = write_rewritten(blend_path, trace.compression, patches, dest,
-                               cache_dir=self.cache_dir)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            held = write_rewritten(blend_path, trace.compression, patches, dest,
+                                   cache_dir=self.cache_dir)
+        except OSError as exc:
+            raise TemporaryCopyFailed(
+                f"The rewritten copy of {blend_path} could not be written in "
+                f"{plan.temp_dir} ({exc.strerror or exc}); free some space there (or set "
+                "TMPDIR to a folder with room) and submit again.", path=str(blend_path),
+            ) from exc
         if held == dest:  # not a cache entry: ours to remove
             plan.temp_files.append(dest)
         return held

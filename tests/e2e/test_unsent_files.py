@@ -71,7 +71,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, tmp_path: Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, tmp_path: Path,
+        prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*prefix, sys.executable, "-m", "shaman_addon", *args], cwd=REPO,
                           env=_env(tmp_path), capture_output=True, text=True, timeout=SAFETY_S)
 
@@ -159,7 +160,7 @@ def test_submit_lists_outside_files_in_the_dry_run_and_the_result(
                 / str(shot.ssh_key).lstrip("/"))
     assert sent_key.read_bytes() == shot.ssh_key.read_bytes()
     fault_row("files from outside the project, credential files allowed", area="security",
-              saw=[line for line in real.stdout.splitlines() if "outside" in line][0],
+              saw=next(line for line in real.stdout.splitlines() if "outside" in line),
               end_state="dry run and result name all 4 (links with targets, who uses "
               "each); with the flag the key is in the checkout")
 
@@ -204,6 +205,7 @@ def test_unreadable_and_system_files_are_missing_with_a_reason(
                  tmp_path=tmp_path, prefix=prefix)
     assert strict.returncode == 3 and str(locked) in strict.stderr
     fault_row("an unreadable texture, /proc/self/environ and /dev/zero as dependencies",
-              area="bad input", saw=[ln for ln in sub.stderr.splitlines() if "locked" in ln][0],
+              area="bad input",
+              saw=next(ln for ln in sub.stderr.splitlines() if "locked" in ln),
               end_state="deps and submit: the same 3 missing entries with reasons, exit 0 "
               "(3 with --fail-on-missing); nothing read from /proc or /dev")
