@@ -274,6 +274,12 @@ class NotKnownWithoutBlender(AttributeError):
 # -- transport failures: internal signals, never shown to a person as they are --------
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the command line: handled like Ctrl-C (cancel, clean up), but
+    it exits 143, as a shell reports a terminated process. A KeyboardInterrupt, so
+    every place that cleans up after Ctrl-C does so for it too."""
+
+
 class TransportFailure(Exception):
     """A request got no usable HTTP answer.
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Cancelled, JobNotSubmitted, ShamanError, error_text
+from ..errors import Cancelled, JobNotSubmitted, ShamanError, Terminated, error_text
 from ..units import format_count, format_files
 from .exit_codes import exit_code_for
 
@@ -170,6 +170,8 @@ def _why(m: MissingFile) -> str:
 def error_line(exc: BaseException) -> str:
     """A failure on a terminal: ``error: ...`` or ``cancelled: ...``."""
     word = "cancelled" if isinstance(exc, Cancelled | KeyboardInterrupt) else "error"
+    if isinstance(exc, Terminated):
+        return f"{word}: {exc}"
     text = error_text(exc) if not isinstance(exc, KeyboardInterrupt) else ""
     return f"{word}: {text}" if text else word
 

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..app import present, settings
+from ..app.exit_codes import EXIT_TERMINATED
 from ..app.user_paths import default_cache_dir
 from ..errors import ConfigError, ShamanError
 from ..jobs.request import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
@@ -187,21 +188,25 @@ def _refused(args: argparse.Namespace, error: ShamanError) -> int:
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels(runner: SubmissionRunner) -> Iterator[None]:
-    """Ctrl-C asks the runner to cancel (once, saying so) instead of raising."""
+def _ctrl_c_cancels(runner: SubmissionRunner, terminated: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask the runner to cancel (once, saying so) instead of raising;
+    SIGTERM also sets ``terminated`` (the exit code is 143, not 130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGTERM:
+            terminated.set()
         if runner.cancel():
             print("\ncancelling...", file=sys.stderr, flush=True)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,8 +222,9 @@ def run(args: argparse.Namespace) -> int:
     def on_tick(finished: bool) -> None:
         printer.consume(runner.events, budget_s=1.0 if finished else 0.01)
 
+    terminated = threading.Event()
     try:
-        with _ctrl_c_cancels(runner):
+        with _ctrl_c_cancels(runner, terminated):
             outcome = follow(runner, on_tick, poll_s=POLL_S)
     finally:
         printer.close()
@@ -234,4 +240,6 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
     if error is not None:
         print(present.error_line(error), file=sys.stderr)
+    if terminated.is_set() and outcome.cancelled:
+        return EXIT_TERMINATED
     return outcome.exit_code
