@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from .runner import Outcome
 
 
+NO_CACHE_WARNING = (
+    "warning: there is no home folder (HOME is not set and the user has no entry in the "
+    "password database), so this run goes without the checksum cache, the job-type cache "
+    "and the history; pass --cache-dir DIR or set XDG_CACHE_HOME to keep them.")
+"""Said when ``user_paths.default_cache_dir`` finds no home folder."""
+
+
 @dataclass(frozen=True)
 class MissingRow:
     path: str

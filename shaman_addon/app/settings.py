@@ -161,7 +161,8 @@ def check(settings: Settings, names: Names) -> None:
 class Run:
     """What one submission adds to the settings."""
 
-    cache_dir: Path
+    cache_dir: Path | None
+    """None: no cache folder (no home folder to put it in); checksums are not kept."""
     dry_run: bool = False
     as_name: str | None = None
     app_info: dict[str, str] = field(default_factory=dict)

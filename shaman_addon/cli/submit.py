@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..app import present, settings
 from ..app.exit_codes import EXIT_TERMINATED
+from ..app.present import NO_CACHE_WARNING
 from ..app.user_paths import default_cache_dir
 from ..errors import ConfigError, ShamanError
 from ..jobs.request import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
@@ -119,7 +120,7 @@ def _job_flags_without_type(args: argparse.Namespace) -> list[str]:
 
 
 def job_request(args: argparse.Namespace, server: str, chosen: settings.Settings,
-                names: settings.Names, cache_dir: Path) -> JobRequest | None:
+                names: settings.Names, cache_dir: Path | None) -> JobRequest | None:
     """The render job the flags ask for (None without ``--job-type``): the Manager's job
     type (cached, or read), ``--set`` typed by it, the rest computed from the .blend."""
     if not args.job_type:
@@ -160,6 +161,8 @@ def _options(args: argparse.Namespace) -> SubmitOptions:
         allow_credential_files=args.allow_credential_files,
     )
     cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
+    if cache_dir is None:
+        print(NO_CACHE_WARNING, file=sys.stderr)
     run = settings.Run(
         cache_dir=cache_dir,
         dry_run=args.dry_run,

@@ -84,3 +84,36 @@ def test_ctrl_c_while_starting_prints_no_traceback(tmp_path: Path,
     assert proc.stderr.strip() == "cancelled"
     fault_row("Ctrl-C while the command line is still importing", area="bad input",
               saw=proc.stderr.strip(), end_state="exit 130, one word, no traceback")
+
+
+def _as_user_without_home() -> tuple[str, ...]:
+    """Run as a uid with no passwd entry (as a container's arbitrary user does), still
+    able to read the test's files; as another user, as it is."""
+    if os.geteuid() != 0:
+        return ()
+    import pwd
+
+    uid = 54321
+    with pytest.raises(KeyError):
+        pwd.getpwuid(uid)  # no entry: the case at hand
+    caps = "+dac_override,+dac_read_search"
+    return ("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            f"--inh-caps={caps}", f"--ambient-caps={caps}")
+
+
+def test_no_home_runs_without_the_cache(shaman_server: Any,
+                                        one_library_production: blendgen.ProductionInfo,
+                                        tmp_path: Path, fault_row: Callable[..., Any]) -> None:
+    env = {k: v for k, v in _env(tmp_path).items()
+           if k not in ("HOME", "XDG_CACHE_HOME")}
+    proc = subprocess.run([*_as_user_without_home(), sys.executable, "-m", "shaman_addon",
+                           "submit", str(one_library_production.main_blend), "--server",
+                           shaman_server.url, "--quiet"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=SAFETY_S)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    warning = next(line for line in proc.stderr.splitlines() if "no home folder" in line)
+    assert "--cache-dir" in warning
+    assert "Checkout: " in proc.stdout
+    fault_row("HOME unset for a user without a passwd entry", area="bad input", saw=warning,
+              end_state="exit 0, checkout made, without the checksum cache")
