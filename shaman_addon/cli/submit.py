@@ -234,8 +234,13 @@ def run(args: argparse.Namespace) -> int:
     error = outcome.error
     if error is not None and not isinstance(error, ShamanError):
         raise error  # a bug: its traceback is worth more than a sentence
+    code = (EXIT_TERMINATED if terminated.is_set() and outcome.cancelled
+            else outcome.exit_code)
     if args.json:
-        print(json.dumps(present.outcome_json(outcome), indent=2))
+        doc = present.outcome_json(outcome)
+        if "exit_code" in doc:
+            doc["exit_code"] = code
+        print(json.dumps(doc, indent=2))
     if outcome.result is not None:
         if not args.json:
             print("\n".join(present.result_lines(outcome.result)))
@@ -243,6 +248,4 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
     if error is not None:
         print(present.error_line(error), file=sys.stderr)
-    if terminated.is_set() and outcome.cancelled:
-        return EXIT_TERMINATED
-    return outcome.exit_code
+    return code

@@ -46,8 +46,8 @@ class Screen:
         if path in self.reasons:
             missing.setdefault(path, []).append(who)
             return False
-        real = self.reals.real(path)
-        why = self._unsendable(path, real)
+        real, regular = self.reals.real(path)
+        why = self._unsendable(path, real, regular)
         if why is not None:
             self.reasons[path] = why
             missing.setdefault(path, []).append(who)
@@ -76,11 +76,11 @@ class Screen:
         missing.setdefault(path, []).append(who)
 
     @staticmethod
-    def _unsendable(path: str, real: str) -> str | None:
+    def _unsendable(path: str, real: str, regular: bool) -> str | None:
         what = system_file(path) or system_file(real)
         if what is not None:
             return f"{what}: never read"
-        if not os.path.isfile(real):
+        if not regular:
             return NOT_A_FILE
         if not os.access(path, os.R_OK):
             return NOT_READABLE

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 
 CREDENTIAL_STORES: tuple[str, ...] = (
     ".ssh",
@@ -37,7 +38,10 @@ CREDENTIAL_STORES: tuple[str, ...] = (
 They are matched as consecutive path parts anywhere in the path, so another account's
 home (``/root/.ssh``, ``/home/other/.aws``) counts too."""
 
-_STORE_PARTS = tuple(tuple(s.split("/")) for s in CREDENTIAL_STORES)
+_STORES_BY_FIRST: dict[str, list[tuple[str, ...]]] = {}
+for _store in CREDENTIAL_STORES:
+    _parts = tuple(_store.split("/"))
+    _STORES_BY_FIRST.setdefault(_parts[0], []).append(_parts)
 
 SYSTEM_FOLDERS: dict[str, str] = {
     "/proc": "a live kernel file under /proc (process information, not project data)",
@@ -51,11 +55,13 @@ ALLOW_HOW = ("allow it with --allow-credential-files on the command line, or the
 
 def credential_store(path: str) -> str | None:
     """The credential store (an entry of ``CREDENTIAL_STORES``) ``path`` lies in, else None."""
-    parts = tuple(p for p in path.replace("\\", "/").split("/") if p)
-    for store in _STORE_PARTS:
-        n = len(store)
-        for i in range(len(parts) - n + 1):
-            if parts[i:i + n] == store:
+    text = path.replace("\\", "/")
+    if "/." not in text:  # every store starts with a hidden part: most paths end here
+        return None
+    parts = tuple(p for p in text.split("/") if p)
+    for i, part in enumerate(parts):
+        for store in _STORES_BY_FIRST.get(part, ()):
+            if parts[i:i + len(store)] == store:
                 return "/".join(store)
     return None
 
@@ -77,15 +83,21 @@ class RealPaths:
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}
 
-    def real(self, path: str) -> str:
+    def real(self, path: str) -> tuple[str, bool]:
+        """The file's real path, and whether it is a regular file (False also when it
+        cannot be looked at): one ``lstat``, one more ``stat`` for a symlink."""
         folder, name = posixpath.split(path)
         real_folder = self._folders.get(folder)
         if real_folder is None:
             real_folder = os.path.realpath(folder)
             self._folders[folder] = real_folder
-        if os.path.islink(path):
-            return os.path.realpath(path)
-        return posixpath.join(real_folder, name)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                return os.path.realpath(path), os.path.isfile(path)
+        except OSError:
+            return posixpath.join(real_folder, name), False
+        return posixpath.join(real_folder, name), stat.S_ISREG(st.st_mode)
 
 
 def is_inside(path: str, root: str) -> bool:
