@@ -209,3 +209,32 @@ def test_unreadable_and_system_files_are_missing_with_a_reason(
               saw=next(ln for ln in sub.stderr.splitlines() if "locked" in ln),
               end_state="deps and submit: the same 3 missing entries with reasons, exit 0 "
               "(3 with --fail-on-missing); nothing read from /proc or /dev")
+
+
+def test_same_size_change_with_the_mtime_put_back_is_sent(
+        shaman_server: Any, tmp_path: Path, fault_row: Callable[..., Any]) -> None:
+    """Issue 13, item 8: the checksum cache must notice the change (ctime, inode)."""
+    root = tmp_path / "project"
+    (root / ".blender_project").mkdir(parents=True)
+    (root / "tex").mkdir()
+    tex = root / "tex" / "wood.png"
+    tex.write_bytes(b"version one")
+    blend = make_blend(root / "shot.blend", ["//tex/wood.png"])
+    args = ("submit", str(blend), "--server", shaman_server.url, "--json", "--cache-dir",
+            str(tmp_path / "cache"))
+    first = json.loads(cli(*args, tmp_path=tmp_path).stdout)
+    st = tex.stat()
+    tex.write_bytes(b"version two")  # the same size...
+    os.utime(tex, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...and the old mtime
+    out = cli(*args, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    second = json.loads(out.stdout)
+    sent = shaman_server.storage / "jobs" / second["checkout_path"] / "tex" / "wood.png"
+    assert sent.read_bytes() == b"version two"
+    assert second["files_uploaded"] == 1 and first["checkout_path"] != second["checkout_path"]
+    again = json.loads(cli(*args, tmp_path=tmp_path).stdout)
+    assert again["files_uploaded"] == 0  # unchanged since: free again
+    fault_row("a texture rewritten at the same size, its mtime put back", area="fault",
+              saw=f"done: checkout {second['checkout_path']}, 1 file uploaded",
+              end_state="the checkout holds the new bytes; a third, unchanged submission "
+              "uploads nothing")
