@@ -49,6 +49,8 @@ SYSTEM_FOLDERS: dict[str, str] = {
     "/dev": "a device under /dev (reading one can block forever or never end)",
 }
 
+_SYSTEM_PREFIXES = tuple(SYSTEM_FOLDERS)
+
 ALLOW_HOW = ("allow it with --allow-credential-files on the command line, or the "
              "preference 'Send credential files' in Blender")
 
@@ -68,7 +70,7 @@ def credential_store(path: str) -> str | None:
 
 def system_file(path: str) -> str | None:
     """What a path under ``/proc``, ``/sys`` or ``/dev`` is, in words; else None."""
-    if os.sep != "/":
+    if os.sep != "/" or not path.startswith(_SYSTEM_PREFIXES):  # most paths end here
         return None
     for folder, what in SYSTEM_FOLDERS.items():
         if path == folder or path.startswith(folder + "/"):
