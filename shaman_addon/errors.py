@@ -125,6 +125,24 @@ class BlendFileError(ShamanError):
         self.path = path
 
 
+class CredentialFileRefused(ShamanError):
+    """A dependency lies in a credential store (``~/.ssh``...) and sending credential
+    files was not allowed; nothing of that file was read or sent."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class TemporaryCopyFailed(ShamanError):
+    """The rewritten copy of a .blend could not be written (a full disk, say); nothing
+    partial is left behind."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class PathTooLong(ShamanError):
     """A rewritten path would not fit the fixed-size field in the .blend file."""
 
@@ -254,6 +272,12 @@ class NotKnownWithoutBlender(AttributeError):
 
 
 # -- transport failures: internal signals, never shown to a person as they are --------
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the command line: handled like Ctrl-C (cancel, clean up), but
+    it exits 143, as a shell reports a terminated process. A KeyboardInterrupt, so
+    every place that cleans up after Ctrl-C does so for it too."""
 
 
 class TransportFailure(Exception):

@@ -55,12 +55,12 @@ class JobChoice:
     """Values the person set; they win over the job type's expressions."""
 
 
-def manager_info(url: str, settings: Settings, names: Names, *, cache_dir: Path,
+def manager_info(url: str, settings: Settings, names: Names, *, cache_dir: Path | None,
                  refresh: bool = False, online_access: bool | None = None) -> ManagerInfo:
     """The Manager's job types and worker tags: from the cache, or (``refresh``, or none
     cached yet) asked and cached. ManagerTooOld for a Manager without the job API."""
     normalised = resolve_server_url(url, names, online_access=online_access)
-    if not refresh:
+    if not refresh and cache_dir is not None:
         cached = load_manager_info(normalised, cache_dir)
         if cached is not None:
             return cached
@@ -69,7 +69,8 @@ def manager_info(url: str, settings: Settings, names: Names, *, cache_dir: Path,
 
     with ManagerClient(normalised, client_settings(settings)) as client:
         info = fetch_manager_info(client)
-    save_manager_info(info, cache_dir)
+    if cache_dir is not None:
+        save_manager_info(info, cache_dir)
     return info
 
 

@@ -11,18 +11,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Cancelled, JobNotSubmitted, ShamanError, error_text
-from ..units import format_files
+from ..errors import Cancelled, JobNotSubmitted, ShamanError, Terminated, error_text
+from ..units import format_count, format_files
 from .exit_codes import exit_code_for
 
 if TYPE_CHECKING:
-    from ..collect.plan import MissingFile
+    from ..collect.plan import MissingFile, OutsideFile
     from ..jobs.catalog import ManagerInfo
     from ..jobs.request import SubmittedJob
     from ..jobs.types import JobSetting
     from ..shaman.client import ServerCheck
     from ..submit import SubmitResult
     from .runner import Outcome
+
+
+NO_CACHE_WARNING = (
+    "warning: there is no home folder (HOME is not set and the user has no entry in the "
+    "password database), so this run goes without the checksum cache, the job-type cache "
+    "and the history; pass --cache-dir DIR or set XDG_CACHE_HOME to keep them.")
+"""Said when ``user_paths.default_cache_dir`` finds no home folder."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,8 @@ class ResultView:
             total_text=format_files(result.files_total, result.bytes_total),
             uploaded_text=format_files(result.files_uploaded, result.bytes_uploaded),
             stored_text=format_files(result.files_already_stored, result.bytes_already_stored),
-            warnings=[str(w) for w in result.warnings],
+            warnings=[str(w) for w in result.warnings] + outside_warnings(
+                result.outside_project, sent=not result.dry_run),
             missing=[MissingRow(str(m.path), _users(m.referenced_by)) for m in result.missing],
         )
 
@@ -112,18 +120,65 @@ def report_line(result: SubmitResult) -> str:
     return f"Submitted to Shaman. {first}"
 
 
+MAX_OUTSIDE_NAMED = 10
+"""Files from outside the project named in the warning (the JSON lists them all)."""
+
+
+def _outside_name(o: OutsideFile) -> str:
+    via = f" -> {o.target}" if o.target != o.path else ""
+    return f"{o.path}{via} (used by {_users(o.referenced_by) or '?'})"
+
+
+def outside_warnings(outside: Sequence[OutsideFile], *, sent: bool) -> list[str]:
+    """One warning naming the files from outside the project root (symlink targets
+    resolved) and what uses them; [] when none."""
+    if not outside:
+        return []
+    verb = "were sent" if sent else "would be sent"
+    named = "; ".join(_outside_name(o) for o in outside[:MAX_OUTSIDE_NAMED])
+    more = (f"; and {len(outside) - MAX_OUTSIDE_NAMED} more"
+            if len(outside) > MAX_OUTSIDE_NAMED else "")
+    noun = "file" if len(outside) == 1 else "files"
+    return [f"{format_count(len(outside))} {noun} from outside the project folder {verb}: "
+            f"{named}{more}"]
+
+
+def refused_lines(refused: Sequence[OutsideFile]) -> list[str]:
+    """Credential files left out (``deps``), with what uses them; [] when none."""
+    if not refused:
+        return []
+    from ..collect.sensitive import ALLOW_HOW
+
+    return [f"REFUSED ({len(refused)}): in credential stores, never sent; {ALLOW_HOW}:"] + [
+        f"  {_outside_name(o)} [{o.credential_store}]" for o in refused
+    ]
+
+
 def missing_lines(missing: Sequence[MissingFile]) -> list[str]:
-    """Missing dependencies, one line each with what uses them; [] when none."""
+    """Missing dependencies, one line each with what uses them (and why it cannot be
+    sent, when it is there but not readable or a system file); [] when none."""
     if not missing:
         return []
-    return [f"MISSING ({len(missing)}): used but not on disk:"] + [
-        f"  {m.path} (used by {_users(m.referenced_by) or '?'})" for m in missing
+    from ..collect.plan import NOT_ON_DISK
+
+    plain = all(m.reason == NOT_ON_DISK for m in missing)
+    what = "not on disk" if plain else "not on disk, not readable or not a file"
+    return [f"MISSING ({len(missing)}): used but {what}:"] + [
+        f"  {m.path} ({_why(m)}used by {_users(m.referenced_by) or '?'})" for m in missing
     ]
+
+
+def _why(m: MissingFile) -> str:
+    from ..collect.plan import NOT_ON_DISK
+
+    return "" if m.reason == NOT_ON_DISK else f"{m.reason}; "
 
 
 def error_line(exc: BaseException) -> str:
     """A failure on a terminal: ``error: ...`` or ``cancelled: ...``."""
     word = "cancelled" if isinstance(exc, Cancelled | KeyboardInterrupt) else "error"
+    if isinstance(exc, Terminated):
+        return f"{word}: {exc}"
     text = error_text(exc) if not isinstance(exc, KeyboardInterrupt) else ""
     return f"{word}: {text}" if text else word
 

@@ -47,6 +47,7 @@ class Settings:
     pipelining: bool = True
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     fail_on_missing: bool = False
+    allow_credential_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ def check(settings: Settings, names: Names) -> None:
 class Run:
     """What one submission adds to the settings."""
 
-    cache_dir: Path
+    cache_dir: Path | None
+    """None: no cache folder (no home folder to put it in); checksums are not kept."""
     dry_run: bool = False
     as_name: str | None = None
     app_info: dict[str, str] = field(default_factory=dict)
@@ -183,6 +185,7 @@ def submit_options(
         jobs=settings.jobs,
         dry_run=run.dry_run,
         fail_on_missing=settings.fail_on_missing,
+        allow_credential_files=settings.allow_credential_files,
         cache_dir=run.cache_dir,
         as_name=run.as_name,
         client_settings=client_settings(settings),

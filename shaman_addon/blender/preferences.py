@@ -73,6 +73,12 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
         description="Refuse to submit when a dependency is missing, instead of warning",
         default=False,
     )
+    allow_credential_files: BoolProperty(  # type: ignore[valid-type]
+        name="Send credential files",
+        description="Send dependencies that lie in credential stores (~/.ssh, ~/.gnupg, "
+        "~/.aws, ~/.netrc, keyrings...) instead of refusing the submission",
+        default=False,
+    )
     request_timeout: FloatProperty(  # type: ignore[valid-type]
         name="Request timeout",
         description="Seconds to wait for the server's answer to one request",
@@ -102,6 +108,7 @@ class SHAMAN_AP_preferences(bpy.types.AddonPreferences):  # noqa: N801 (Blender 
         if self.project_root_mode == "FOLDER":
             layout.prop(self, "project_root")
         layout.prop(self, "fail_on_missing")
+        layout.prop(self, "allow_credential_files")
         layout.prop(self, "request_timeout")
 
 
@@ -149,6 +156,7 @@ def read(context: Any = None) -> Settings:
         jobs=int(prefs.jobs),
         project_root=root,
         fail_on_missing=bool(prefs.fail_on_missing),
+        allow_credential_files=bool(prefs.allow_credential_files),
         request_timeout=float(prefs.request_timeout),
     )
 

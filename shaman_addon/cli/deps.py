@@ -4,7 +4,9 @@ Prints the pack plan as a table (or one JSON document with ``--json``) without t
 to any server, so a TD can check a shot before submitting it. Rewritten copies are made
 (their sizes are real) and removed before the command ends.
 Exit 0 when the plan was made (missing files are listed, not fatal, unless ``--strict``:
-then 3), 1 when the .blend cannot be read, 2 on a usage error.
+then 3), 1 when the .blend cannot be read or a dependency lies in a credential store
+(listed as refused, as ``submit`` would refuse it, unless ``--allow-credential-files``),
+2 on a usage error.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..app.exit_codes import EXIT_MISSING, EXIT_OK
-from ..app.present import missing_lines
+from ..app.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK
+from ..app.present import missing_lines, outside_warnings, refused_lines
 from ..units import format_bytes, format_files
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.add_argument("--strict", action="store_true", help="exit 3 when any dependency is missing")
+    from .submit import add_allow_argument
+
+    add_allow_argument(p)
     p.set_defaults(func=run)
 
 
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             print(message, file=sys.stderr)
 
-    plan = collect(args.blend, project_root=args.project_root, on_progress=progress)
+    plan = collect(args.blend, project_root=args.project_root, on_progress=progress,
+                   allow_credentials=args.allow_credential_files, list_refused=True)
     try:
         if args.json:
             sys.stdout.write(json.dumps(plan.to_json(), indent=1, ensure_ascii=False) + "\n")
@@ -59,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
             _print_table(plan)
     finally:
         plan.cleanup()
+    if plan.refused:
+        return EXIT_FAILED
     if args.strict and plan.missing:
         return EXIT_MISSING
     return EXIT_OK
@@ -70,17 +78,20 @@ def _print_table(plan: PackPlan) -> None:
     out.write(f"project root: {plan.project_root}\n")
     out.write(f"in checkout:  {plan.blend_checkout_path}\n\n")
     out.write(f"{'SIZE':>10}  FLAGS  CHECKOUT PATH  <-  SOURCE\n")
+    outside = {o.path for o in plan.outside_project}
     for f in plan.files:
-        flags = ("R" if f.rewritten else "-") + (
-            "O" if f.checkout_path.startswith("_outside_project/") else "-"
-        )
+        flags = ("R" if f.rewritten else "-") + ("O" if str(f.original) in outside else "-")
         out.write(f"{format_bytes(f.size):>10}  {flags:5}  {f.checkout_path}  <-  {f.original}\n")
-    out.write("\nFLAGS: R = a rewritten copy is sent, O = outside the project root\n")
+    out.write("\nFLAGS: R = a rewritten copy is sent, O = outside the project root "
+              "(symlinks by their target)\n")
     if plan.missing:
         out.write("\n" + "".join(f"{line}\n" for line in missing_lines(plan.missing)))
-    if plan.warnings:
-        out.write(f"\nWARNINGS ({len(plan.warnings)}):\n")
-        for w in plan.warnings:
+    if plan.refused:
+        out.write("\n" + "".join(f"{line}\n" for line in refused_lines(plan.refused)))
+    warnings = [*plan.warnings, *outside_warnings(plan.outside_project, sent=False)]
+    if warnings:
+        out.write(f"\nWARNINGS ({len(warnings)}):\n")
+        for w in warnings:
             out.write(f"  {w}\n")
     out.write(
         f"\n{format_files(len(plan.files), plan.total_bytes)}, "

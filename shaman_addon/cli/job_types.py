@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..app import present, settings
+from ..app.present import NO_CACHE_WARNING
 from ..app.user_paths import default_cache_dir
 
 
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     server, names = settings.command_line_server(args.server)
     chosen = settings.Settings(server_url=server)
     cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
+    if cache_dir is None:
+        print(NO_CACHE_WARNING, file=sys.stderr)
     info = app_jobs.manager_info(server, chosen, names, cache_dir=cache_dir,
                                  refresh=args.refresh)
     if args.json:

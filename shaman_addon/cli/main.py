@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 from .. import __version__
 from ..app.exit_codes import exit_code_for
 from ..app.present import error_line
-from ..errors import ShamanError
+from ..errors import ShamanError, Terminated
 from . import check, deps, job_types, submit
 
 SUBCOMMANDS = (deps, submit, check, job_types)
@@ -29,16 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated("terminated (SIGTERM)")
+
+
+def terminate_like_ctrl_c() -> None:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) on the main thread, so what
+    runs cleans up as after Ctrl-C (``submit`` turns it into a cancel of its own)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
+        terminate_like_ctrl_c()
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
         return int(args.func(args))
-    except (ShamanError, KeyboardInterrupt) as exc:
+    except (ShamanError, KeyboardInterrupt) as exc:  # Ctrl-C or SIGTERM at any moment
         print(error_line(exc), file=sys.stderr)
         return exit_code_for(exc)

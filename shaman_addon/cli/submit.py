@@ -21,6 +21,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..app import present, settings
+from ..app.exit_codes import EXIT_TERMINATED
+from ..app.present import NO_CACHE_WARNING
 from ..app.user_paths import default_cache_dir
 from ..errors import ConfigError, ShamanError
 from ..jobs.request import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
@@ -67,6 +69,7 @@ def add_parser(subparsers: Any) -> None:
                    "create nothing")
     p.add_argument("--fail-on-missing", action="store_true",
                    help="stop (exit 3) before uploading anything when dependencies are missing")
+    add_allow_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -74,6 +77,13 @@ def add_parser(subparsers: Any) -> None:
                    "$XDG_CACHE_HOME/shaman-submitter or ~/.cache/shaman-submitter)")
     add_job_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_allow_argument(p: Any) -> None:
+    """The one way to send files from credential stores (``~/.ssh``, ``~/.aws``...)."""
+    p.add_argument("--allow-credential-files", action="store_true",
+                   help="send dependencies that lie in credential stores (~/.ssh, ~/.gnupg, "
+                   "~/.aws, ~/.netrc, keyrings...) instead of refusing them")
 
 
 def add_job_arguments(p: Any) -> None:
@@ -110,7 +120,7 @@ def _job_flags_without_type(args: argparse.Namespace) -> list[str]:
 
 
 def job_request(args: argparse.Namespace, server: str, chosen: settings.Settings,
-                names: settings.Names, cache_dir: Path) -> JobRequest | None:
+                names: settings.Names, cache_dir: Path | None) -> JobRequest | None:
     """The render job the flags ask for (None without ``--job-type``): the Manager's job
     type (cached, or read), ``--set`` typed by it, the rest computed from the .blend."""
     if not args.job_type:
@@ -148,8 +158,11 @@ def _options(args: argparse.Namespace) -> SubmitOptions:
         connections=args.connections,
         pipelining=args.pipelining,
         fail_on_missing=args.fail_on_missing,
+        allow_credential_files=args.allow_credential_files,
     )
     cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
+    if cache_dir is None:
+        print(NO_CACHE_WARNING, file=sys.stderr)
     run = settings.Run(
         cache_dir=cache_dir,
         dry_run=args.dry_run,
@@ -178,21 +191,25 @@ def _refused(args: argparse.Namespace, error: ShamanError) -> int:
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels(runner: SubmissionRunner) -> Iterator[None]:
-    """Ctrl-C asks the runner to cancel (once, saying so) instead of raising."""
+def _ctrl_c_cancels(runner: SubmissionRunner, terminated: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask the runner to cancel (once, saying so) instead of raising;
+    SIGTERM also sets ``terminated`` (the exit code is 143, not 130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGTERM:
+            terminated.set()
         if runner.cancel():
             print("\ncancelling...", file=sys.stderr, flush=True)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,16 +225,22 @@ def run(args: argparse.Namespace) -> int:
     def on_tick(finished: bool) -> None:
         printer.consume(runner.events, budget_s=1.0 if finished else 0.01)
 
+    terminated = threading.Event()
     try:
-        with _ctrl_c_cancels(runner):
+        with _ctrl_c_cancels(runner, terminated):
             outcome = follow(runner, on_tick, poll_s=POLL_S)
     finally:
         printer.close()
     error = outcome.error
     if error is not None and not isinstance(error, ShamanError):
         raise error  # a bug: its traceback is worth more than a sentence
+    code = (EXIT_TERMINATED if terminated.is_set() and outcome.cancelled
+            else outcome.exit_code)
     if args.json:
-        print(json.dumps(present.outcome_json(outcome), indent=2))
+        doc = present.outcome_json(outcome)
+        if "exit_code" in doc:
+            doc["exit_code"] = code
+        print(json.dumps(doc, indent=2))
     if outcome.result is not None:
         if not args.json:
             print("\n".join(present.result_lines(outcome.result)))
@@ -225,4 +248,4 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
     if error is not None:
         print(present.error_line(error), file=sys.stderr)
-    return outcome.exit_code
+    return code

@@ -18,17 +18,24 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import BlendFileError, Cancelled, CheckoutPathClash, ConfigError
+from ..errors import (
+    BlendFileError,
+    Cancelled,
+    CheckoutPathClash,
+    ConfigError,
+    TemporaryCopyFailed,
+)
 from . import paths
 from .expand import Expander, canon, resolve
-from .plan import MissingFile, PackPlan, PlanFile
-from .rewrite import Patch, patches_for, write_rewritten
+from .plan import NOT_ON_DISK, MissingFile, PackPlan, PlanFile
+from .rewrite import Patch, patches_for, write_rewritten, write_whole
+from .screening import Screen
 from .trace import CACHE_GLOB, LIBRARY, BlendTrace, trace_blend
 
 log = logging.getLogger(__name__)
 
 PROJECT_MARKERS = (".blender_project", ".git", ".svn")
-_TRACE_CACHE_VERSION = "2"
+_TRACE_CACHE_VERSION = "3"
 
 
 def find_project_root(blend: Path) -> Path:
@@ -70,8 +77,16 @@ def collect(
     cancel: threading.Event | None = None,
     on_progress: Callable[[str], None] | None = None,
     on_file: Callable[[PlanFile], None] | None = None,
+    allow_credentials: bool = False,
+    list_refused: bool = False,
 ) -> PackPlan:
     """Make the pack plan for ``blend``; see the module docstring.
+
+    A dependency in a credential store (``sensitive.CREDENTIAL_STORES``) raises
+    ``CredentialFileRefused`` as soon as it is found, before it is handed to anyone,
+    unless ``allow_credentials``; with ``list_refused`` (``deps``) it is left out and
+    listed in ``plan.refused`` instead. Files from outside the project root (symlink
+    targets resolved) are listed in ``plan.outside_project`` with what references them.
 
     ``as_name`` traces and places the main file as if it were called that (a bare name:
     in the same folder; an absolute path: at that location), so a temporary copy of an
@@ -91,6 +106,8 @@ def collect(
         cancel=cancel,
         on_progress=on_progress,
         on_file=on_file,
+        allow_credentials=allow_credentials,
+        list_refused=list_refused,
     )
     return collector.run()
 
@@ -107,6 +124,8 @@ class _Collector:
         cancel: threading.Event | None,
         on_progress: Callable[[str], None] | None,
         on_file: Callable[[PlanFile], None] | None = None,
+        allow_credentials: bool = False,
+        list_refused: bool = False,
     ) -> None:
         if not blend.is_file():
             raise BlendFileError(f"{blend} does not exist or is not a file", path=str(blend))
@@ -124,6 +143,8 @@ class _Collector:
         self.on_file = on_file
         self._streamed: dict[str, PlanFile] = {}  # abs path -> entry handed to on_file
         self._queued: set[str] = set()  # .blend files traced or waiting to be
+        self.screen = Screen(self.root_key, allow_credentials=allow_credentials,
+                             list_refused=list_refused)
 
     # -- placement
     def place(self, abs_path: str) -> str:
@@ -152,7 +173,8 @@ class _Collector:
         st = path.stat()
         cache_file = None
         if self.cache_dir is not None:
-            key = f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}"
+            key = (f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|"
+                   f"{st.st_ctime_ns}|{st.st_ino}")
             digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
             cache_file = self.cache_dir / "traces" / f"{digest}.json"
             try:
@@ -163,8 +185,8 @@ class _Collector:
         if cache_file is not None:
             try:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(result.to_json()), "utf-8")
+                tmp = cache_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+                write_whole(tmp, json.dumps(result.to_json()).encode("utf-8"))
                 os.replace(tmp, cache_file)
             except OSError as exc:
                 log.warning("could not write the trace cache %s: %s", cache_file, exc)
@@ -204,6 +226,8 @@ class _Collector:
         while order:
             self.check_cancel()
             current = order.pop(0)
+            if current != self.blend and canon(current) not in found:
+                continue  # refused, unreadable or a system file: listed, never read
             self.progress(f"reading {current.name}")
             trace = self.trace(current)
             traces[current] = trace
@@ -258,14 +282,15 @@ class _Collector:
                 )
                 blend_dir = self.virtual.parent
             result = self.expander.expand(ref, blend_dir, ref_path)
+            who = f"{blend_path}: {ref.referrer}"
             for f in result.files:
                 if self.expander.in_blender_install(f):
                     skipped.add(f)
-                elif f not in found:
+                elif self.screen.admit(f, who, first=f not in found, missing=missing):
                     found[f] = self.place(f)
                     self._stream(f, found[f])
             for m in result.missing:
-                missing.setdefault(m, []).append(f"{blend_path}: {ref.referrer}")
+                self.screen.not_found(m, who, missing)
 
     @staticmethod
     def _check_unique(found: dict[str, str]) -> None:
@@ -330,12 +355,12 @@ class _Collector:
         files.sort(key=lambda f: (f.checkout_path != self.main_cp, f.checkout_path))
         plan.files = files
         plan.missing = [
-            MissingFile(path=p, referenced_by=tuple(sorted(set(refs))))
+            MissingFile(path=p, referenced_by=tuple(sorted(set(refs))),
+                        reason=self.screen.reasons.get(p, NOT_ON_DISK))
             for p, refs in sorted(missing.items())
         ]
-        plan.outside_project = sorted(
-            Path(a) for a, cp in found.items() if cp.startswith(paths.OUTSIDE_DIR + "/")
-        )
+        plan.outside_project = self.screen.outside()
+        plan.refused = self.screen.refused()
         for trace in traces.values():
             plan.warnings.extend(trace.warnings)
         for group in paths.case_collisions(f.checkout_path for f in files):
@@ -354,9 +379,16 @@ class _Collector:
                 base.mkdir(parents=True, exist_ok=True)
             plan.temp_dir = Path(tempfile.mkdtemp(prefix="shaman-pack-", dir=base))
         dest = plan.temp_dir / f"{index:04d}" / blend_path.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        held = write_rewritten(blend_path, trace.compression, patches, dest,
-                               cache_dir=self.cache_dir)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            held = write_rewritten(blend_path, trace.compression, patches, dest,
+                                   cache_dir=self.cache_dir)
+        except OSError as exc:
+            raise TemporaryCopyFailed(
+                f"The rewritten copy of {blend_path} could not be written in "
+                f"{plan.temp_dir} ({exc.strerror or exc}); free some space there (or set "
+                "TMPDIR to a folder with room) and submit again.", path=str(blend_path),
+            ) from exc
         if held == dest:  # not a cache entry: ours to remove
             plan.temp_files.append(dest)
         return held

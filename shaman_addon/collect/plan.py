@@ -14,6 +14,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+NOT_ON_DISK = "not on disk"
+
 
 @dataclass(frozen=True)
 class PlanFile:
@@ -46,9 +48,29 @@ class MissingFile:
 
     path: str
     referenced_by: tuple[str, ...]
+    reason: str = NOT_ON_DISK
+    """Why it cannot be sent: not on disk, not readable, a system file..."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "referenced_by": list(self.referenced_by)}
+        return {"path": self.path, "referenced_by": list(self.referenced_by),
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class OutsideFile:
+    """A file from outside the project root (a symlink counts by its target), with who
+    references it; ``credential_store`` names the credential store it lies in, if any
+    (such a file is sent only when the person allowed it)."""
+
+    path: str
+    target: str
+    referenced_by: tuple[str, ...]
+    credential_store: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "target": self.target,
+                "referenced_by": list(self.referenced_by),
+                "credential_store": self.credential_store}
 
 
 @dataclass
@@ -60,7 +82,10 @@ class PackPlan:
     blend_checkout_path: str
     files: list[PlanFile] = field(default_factory=list)
     missing: list[MissingFile] = field(default_factory=list)
-    outside_project: list[Path] = field(default_factory=list)
+    outside_project: list[OutsideFile] = field(default_factory=list)
+    """Every file sent from outside the project root, with what references it."""
+    refused: list[OutsideFile] = field(default_factory=list)
+    """Credential files found and not sent (the person did not allow them)."""
     warnings: list[str] = field(default_factory=list)
     temp_files: list[Path] = field(default_factory=list)
     temp_dir: Path | None = None
@@ -90,6 +115,7 @@ class PackPlan:
             "total_bytes": self.total_bytes,
             "files": [f.to_json() for f in self.files],
             "missing": [m.to_json() for m in self.missing],
-            "outside_project": [str(p) for p in self.outside_project],
+            "outside_project": [o.to_json() for o in self.outside_project],
+            "refused": [o.to_json() for o in self.refused],
             "warnings": list(self.warnings),
         }

@@ -157,7 +157,8 @@ def write_rewritten(
         st = source.stat()
         h = hashlib.sha256()
         h.update(
-            f"{source}|{st.st_size}|{st.st_mtime_ns}|{compression}|{ZSTD_LEVEL}".encode(
+            f"{source}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|"
+            f"{compression}|{ZSTD_LEVEL}".encode(
                 "utf-8", "surrogateescape"
             )
         )
@@ -175,7 +176,7 @@ def write_rewritten(
             # Written aside and renamed into place: a reader never sees a partial entry, and
             # one already open keeps reading the (identical) bytes it opened.
             tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
+            write_whole(tmp, data)
             os.replace(tmp, cached)
             _prune(cached.parent, keep=REWRITE_CACHE_KEEP)
             if _mark_used(cached):
@@ -186,18 +187,32 @@ def write_rewritten(
     return dest
 
 
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` whole, or leave nothing: a full disk must not leave a partial file."""
+    try:
+        path.write_bytes(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
+def _used_stamp(entry: Path | str) -> Path:
+    return Path(f"{entry}.used")
+
+
 def _mark_used(entry: Path) -> bool:
-    """Stamp a cache entry's access time with now (its mtime untouched: the checksum cache
-    keys on it); False when the entry is not there.
+    """Stamp a cache entry as used now, on a small file beside it: the entry itself is not
+    touched (the checksum cache keys on its mtime AND ctime, and any stamp on it would
+    move its ctime); False when the entry is not there.
 
     The explicit stamp works whatever the disk's atime mount option; pruning goes by it, so
     an entry a running submission took is never the one removed.
     """
-    try:
-        st = entry.stat()
-        os.utime(entry, ns=(time.time_ns(), st.st_mtime_ns))
-    except OSError:
+    if not entry.is_file():
         return False
+    with contextlib.suppress(OSError):  # no stamp: pruned sooner, still correct
+        _used_stamp(entry).touch()
     return True
 
 
@@ -215,10 +230,16 @@ def _prune(
                 st = entry.stat()
             except OSError:
                 continue
-            entries.append((max(st.st_atime_ns, st.st_mtime_ns), entry.path))
+            try:
+                stamp_ns = _used_stamp(entry.path).stat().st_mtime_ns
+            except OSError:
+                stamp_ns = 0
+            entries.append((max(st.st_atime_ns, st.st_mtime_ns, stamp_ns), entry.path))
     entries.sort(reverse=True)
     for used_ns, path in entries[keep:]:
         if used_ns >= cutoff_ns:
             continue
         with contextlib.suppress(OSError):
             os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.unlink(_used_stamp(path))

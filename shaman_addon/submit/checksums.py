@@ -2,8 +2,12 @@
 
 Shaman addresses content by SHA-256 and size, so every file must be hashed before the
 server can be asked what it lacks. Hashing 500 MB takes seconds; the cache makes an
-unchanged file free on the next submission. It is keyed by absolute path, size and
-modification time in nanoseconds: a file saved again gets a new mtime and misses.
+unchanged file free on the next submission. It is keyed by absolute path, size,
+modification time, status-change time (ctime) and inode: a file saved again gets a new
+mtime and misses, and so does one rewritten at the same size whose mtime was put back
+(the ctime moves with any write and cannot be set back; a file replaced by another
+has another inode). Schema 1 (no ctime) is dropped and rebuilt at the first open: its
+rows cannot tell such a change, so each file is hashed once more, then free again.
 
 The cache is one sqlite file shared by every Blender and command line of the user, so it
 must never make a submission wait or fail:
@@ -33,7 +37,7 @@ from ..errors import Cancelled, LocalFileChanged
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LOOKUP_CHUNK = 500  # paths per query (sqlite allows at least 999 parameters)
 
 _SCHEMA = """
@@ -41,6 +45,8 @@ CREATE TABLE IF NOT EXISTS checksums (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     used_at REAL NOT NULL
 )
@@ -97,6 +103,13 @@ class FileStat:
     path: str
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
+    inode: int = 0
+
+    @property
+    def ident(self) -> tuple[int, int, int, int]:
+        """What must match for a cached checksum to count (besides the path)."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
 
     @classmethod
     def of(cls, path: Path) -> FileStat:
@@ -112,7 +125,7 @@ class FileStat:
             key = str(path)  # the same text as .absolute(), without a new Path per call
         else:
             key = str(Path(path).absolute())
-        return cls(key, st.st_size, st.st_mtime_ns)
+        return cls(key, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
@@ -132,7 +145,7 @@ class ChecksumCache:
         self.path = path
         self.status = "off"
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[int, int, str]] = {}
+        self._pending: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         self._conn: sqlite3.Connection | None = None
         if path is not None:
             self._open(path)
@@ -142,10 +155,12 @@ class ChecksumCache:
         conn = sqlite3.connect(str(path), timeout=0, check_same_thread=False)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(f"unknown cache schema version {version}")
+            if version == 1:  # keyed without ctime/inode: its rows cannot be trusted
+                conn.execute("DROP TABLE IF EXISTS checksums")
             conn.execute(_SCHEMA)
-            if version == 0:
+            if version != SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.commit()
             # Reading the table proves the file is a sound database, not just a header.
@@ -193,17 +208,17 @@ class ChecksumCache:
             self.status = "unusable"
 
     def lookup(self, stat: FileStat) -> str | None:
-        """The cached SHA-256 for exactly this path, size and mtime, else None."""
+        """The cached SHA-256 for exactly this path and ``stat.ident``, else None."""
         with self._lock:
             pending = self._pending.get(stat.path)
-            if pending is not None and pending[:2] == (stat.size, stat.mtime_ns):
-                return pending[2]
+            if pending is not None and pending[0] == stat.ident:
+                return pending[1]
             if self._conn is None:
                 return None
             try:
                 row = self._conn.execute(
-                    "SELECT sha256 FROM checksums WHERE path = ? AND size = ? AND mtime_ns = ?",
-                    (stat.path, stat.size, stat.mtime_ns),
+                    "SELECT sha256 FROM checksums WHERE path = ? AND size = ? AND mtime_ns = ? "
+                    "AND ctime_ns = ? AND inode = ?", (stat.path, *stat.ident),
                 ).fetchone()
             except sqlite3.Error as exc:
                 log.warning("checksum cache read failed (%s); going without it", exc)
@@ -219,35 +234,35 @@ class ChecksumCache:
             ask: list[int] = []
             for i, stat in enumerate(stats):
                 pending = self._pending.get(stat.path)
-                if pending is not None and pending[:2] == (stat.size, stat.mtime_ns):
-                    out[i] = pending[2]
+                if pending is not None and pending[0] == stat.ident:
+                    out[i] = pending[1]
                 else:
                     ask.append(i)
             if self._conn is not None and ask:
-                rows: dict[str, tuple[int, int, str]] = {}
+                rows: dict[str, tuple[tuple[int, int, int, int], str]] = {}
                 try:
                     for start in range(0, len(ask), _LOOKUP_CHUNK):
                         chunk = [stats[i].path for i in ask[start:start + _LOOKUP_CHUNK]]
                         marks = ",".join("?" * len(chunk))
-                        for path, size, mtime_ns, sha in self._conn.execute(
-                            "SELECT path, size, mtime_ns, sha256 FROM checksums "
-                            f"WHERE path IN ({marks})", chunk,
+                        for path, size, mtime_ns, ctime_ns, inode, sha in self._conn.execute(
+                            "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM "
+                            f"checksums WHERE path IN ({marks})", chunk,
                         ):
-                            rows[path] = (size, mtime_ns, sha)
+                            rows[path] = ((size, mtime_ns, ctime_ns, inode), sha)
                 except sqlite3.Error as exc:
                     log.warning("checksum cache read failed (%s); going without it", exc)
                     self._drop_connection()
                     rows = {}
                 for i in ask:
                     row = rows.get(stats[i].path)
-                    if row is not None and row[:2] == (stats[i].size, stats[i].mtime_ns):
-                        out[i] = str(row[2])
+                    if row is not None and row[0] == stats[i].ident:
+                        out[i] = str(row[1])
         return out
 
     def put(self, stat: FileStat, sha256: str) -> None:
         """Remember a checksum; written to disk at the next ``flush()``."""
         with self._lock:
-            self._pending[stat.path] = (stat.size, stat.mtime_ns, sha256)
+            self._pending[stat.path] = (stat.ident, sha256)
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop entries that proved wrong (a 417 from the server)."""
@@ -275,12 +290,12 @@ class ChecksumCache:
             if not self._pending or self._conn is None:
                 return 0
             now = time.time()
-            rows = [(p, s, m, h, now) for p, (s, m, h) in self._pending.items()]
+            rows = [(p, *ident, h, now) for p, (ident, h) in self._pending.items()]
             try:
                 with self._conn:
                     self._conn.executemany(
-                        "INSERT OR REPLACE INTO checksums (path, size, mtime_ns, sha256, "
-                        "used_at) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO checksums (path, size, mtime_ns, ctime_ns, "
+                        "inode, sha256, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         rows,
                     )
             except sqlite3.Error as exc:

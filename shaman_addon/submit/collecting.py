@@ -64,6 +64,7 @@ class CollectStage:
                 cancel=self.stop_event,
                 on_progress=self._on_progress,
                 on_file=self._on_file,
+                allow_credentials=self._options.allow_credential_files,
             )
         except BaseException as exc:  # handed to the main thread, which raises it
             self._inbox.put(StageFailed("collecting", exc))

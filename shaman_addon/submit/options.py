@@ -74,6 +74,8 @@ class SubmitOptions:
     jobs: int = 4
     dry_run: bool = False
     fail_on_missing: bool = False
+    allow_credential_files: bool = False
+    """Send dependencies found in credential stores (``~/.ssh``...) instead of refusing."""
     cache_dir: Path | None = None
     as_name: str | None = None
     """Submit the .blend as if it had this name (a temporary copy of unsaved work)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..collect.plan import MissingFile, PackPlan
+from ..collect.plan import MissingFile, OutsideFile, PackPlan
 from ..errors import Cancelled, JobNotSubmitted
 from ..jobs.request import SubmittedJob
 from ..shaman.client import FileSpec, redact_url
@@ -51,6 +51,8 @@ class SubmitResult:
     shared_storage: bool = False
     """The Manager runs without Shaman and the .blend is in its shared storage: the job
     renders it where it is, nothing was uploaded (``worker_blend_path`` is the file)."""
+    outside_project: list[OutsideFile] = field(default_factory=list)
+    """Files sent (or, on a dry run, to send) from outside the project root."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,7 @@ class SubmitResult:
             "to_upload": list(self.to_upload),
             "job": self.job.to_json() if self.job is not None else None,
             "shared_storage": self.shared_storage,
+            "outside_project": [o.to_json() for o in self.outside_project],
         }
 
 
@@ -95,6 +98,7 @@ def build_result(plan: PackPlan, specs: list[FileSpec], *, sent: dict[Key, str],
         phase_seconds=phase_seconds,
         dry_run=dry_run,
         to_upload=sorted(sent.values()),
+        outside_project=list(plan.outside_project),
     )
 
 

@@ -237,7 +237,8 @@ def test_preferences_round_trip_and_the_environment_default(tmp_path: Path) -> N
     user = tmp_path / "prefs-user"
     values = {"server_url": "http://farm.studio:8080", "checkout_template": "{user}/{blend_name}",
               "jobs": 7, "project_root_mode": "FOLDER", "project_root": str(tmp_path),
-              "fail_on_missing": True, "request_timeout": 12.5}
+              "fail_on_missing": True, "allow_credential_files": True,
+              "request_timeout": 12.5}
     written = scenario("prefs_write", user, env={"SHAMAN_SERVER_URL": "http://env-farm:8080"},
                        values=values)
     assert written["defaults"]["server_url"] == "http://env-farm:8080"  # the studio default
@@ -251,6 +252,7 @@ def test_preferences_round_trip_and_the_environment_default(tmp_path: Path) -> N
     s = read["settings"]
     assert s["jobs"] == "7" and s["project_root"] == str(tmp_path)
     assert s["fail_on_missing"] == "True" and s["request_timeout"] == "12.5"
+    assert s["allow_credential_files"] == "True"
 
 
 def test_temporary_copies_left_by_a_crash_are_removed_at_the_next_start(
@@ -310,7 +312,7 @@ def test_the_panel_lists_missing_files_and_the_preferences_draw(
     assert any(t.startswith("Already on the server: ") for t in after)
     prefs = res["prefs"]
     for name in ("server_url", "checkout_template", "jobs", "project_root_mode",
-                 "fail_on_missing", "request_timeout"):
+                 "fail_on_missing", "allow_credential_files", "request_timeout"):
         assert any(t.startswith(f"prop:{name}:") for t in prefs), (name, prefs)
     assert "op:shaman.check_server:" in prefs
 

@@ -36,7 +36,8 @@ def test_json_is_one_document_on_stdout(every_kind_production: ProductionInfo) -
     assert {f["original"] for f in data["files"]} == {
         str(p) for p in every_kind_production.expected_files}
     assert data["missing"] == []
-    assert str(every_kind_production.outside_files[0]) in data["outside_project"]
+    outside = {o["path"]: o for o in data["outside_project"]}
+    assert outside[str(every_kind_production.outside_files[0])]["referenced_by"]
     assert any("Case.png" in w for w in data["warnings"])
     # the rewritten copies were temporary and are gone
     for f in data["files"]:

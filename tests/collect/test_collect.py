@@ -141,7 +141,8 @@ def test_checkout_paths_are_safe_unique_and_keep_the_layout(
         else:
             assert f.checkout_path.startswith("_outside_project/")
     outside = every_kind_production.outside_files[0]
-    assert outside in plan.outside_project
+    listed = {o.path: o for o in plan.outside_project}
+    assert listed[str(outside)].referenced_by  # what uses it is named
     assert f"_outside_project{outside}" in cps
 
 

@@ -439,19 +439,23 @@ def test_rewrite_cache_never_prunes_an_entry_in_use(tmp_path: Path) -> None:
         f = tmp_path / f"{i}.blend"
         f.write_bytes(b"x")
         os.utime(f, ns=(i * 10**9, i * 10**9))
+    ctime_before = (tmp_path / "0.blend").stat().st_ctime_ns
     assert _mark_used(tmp_path / "0.blend")  # the oldest, just taken by a submission
-    assert (tmp_path / "0.blend").stat().st_mtime_ns == 0  # checksum-cache key untouched
+    after = (tmp_path / "0.blend").stat()
+    # checksum-cache key untouched: the mtime, and the ctime (the stamp is beside it)
+    assert (after.st_mtime_ns, after.st_ctime_ns) == (0, ctime_before)
     assert not _mark_used(tmp_path / "gone.blend")
     _prune(tmp_path, keep=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "0.blend", "8.blend", "9.blend"]
+        "0.blend", "0.blend.used", "8.blend", "9.blend"]
     # recently used entries stay even past the count; old ones go once past it
     for i in range(5):
         f = tmp_path / f"new{i}.blend"
         f.write_bytes(b"x")
     _prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "0.blend", "new0.blend", "new1.blend", "new2.blend", "new3.blend", "new4.blend"]
+        "0.blend", "0.blend.used", "new0.blend", "new1.blend", "new2.blend", "new3.blend",
+        "new4.blend"]
 
 
 def test_strip_folders_are_rewritten(edge: dict[str, str], tmp_path: Path) -> None:

@@ -113,7 +113,8 @@ def test_truncated_cache_is_rebuilt(tmp_path: Path) -> None:
 def _hold_write_lock(db: Path) -> sqlite3.Connection:
     other = sqlite3.connect(db, timeout=0, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
-    other.execute("INSERT INTO checksums VALUES ('/other', 1, 1, 'ff', 0)")
+    other.execute("INSERT INTO checksums (path, size, mtime_ns, ctime_ns, inode, sha256, "
+                  "used_at) VALUES ('/other', 1, 1, 1, 1, 'ff', 0)")
     return other
 
 
