@@ -44,7 +44,8 @@ def test_clean_file_is_submitted_as_it_is_without_a_temporary_copy(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     blend = Path(tiny_production["main"])
-    res = scenario("submit", user_dir, blend=blend, prefs={"server_url": shaman_server.url})
+    res = scenario("submit", user_dir, blend=blend, prefs={"server_url": shaman_server.url},
+                   op={"unsaved_changes": "DISK"})
     assert not res["raised"], res["error"]
     assert res["ret"] == ["FINISHED"]
     assert res["saves"] == []  # nothing was saved: the file on disk was sent as is
@@ -90,13 +91,49 @@ def test_unsaved_change_reaches_the_checkout_and_the_artists_file_stays_identica
     )
 
 
-def test_in_background_mode_automatic_sends_the_saved_file(
+def test_headless_automatic_sends_what_the_script_sees_and_resubmits_for_nothing(
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path, tmp_path: Path,
+    fault_row: Any,
+) -> None:
+    """Issue 13 item 9: a script that opens a file, changes the scene and calls
+    ``bpy.ops.shaman.submit()`` sends the changed scene (the README's promise); the same
+    submission again from the same script uploads nothing (Blender's saves of one scene in
+    one process are byte-identical); a new process re-uploads the main .blend alone (its
+    save differs in the memory addresses Blender writes), never the dependencies."""
+    blend = Path(tiny_production["main"])
+    args = {"blend": str(blend), "frame_end": 77, "times": 2,
+            "prefs": {"server_url": shaman_server.url}}
+    res = scenario("resubmit", user_dir, **args)
+    first, second = res["runs"]
+    assert not first["raised"] and not second["raised"], (first["error"], second["error"])
+    files = checkout_files(shaman_server, first["state"]["checkout_path"])
+    sent = files[next(k for k in files if k.endswith("main.blend"))]
+    assert sha256(sent) != sha256(blend)  # not the file on disk...
+    copy = tmp_path / "sent.blend"
+    copy.write_bytes(sent.read_bytes())
+    assert scenario("frame_end", user_dir, blend=str(copy))["frame_end"] == 77  # ...the change
+    assert second["state"]["uploaded_text"] == "0 files, 0 B", second["state"]
+    assert res["hidden_after"] == []  # the temporary copies are gone
+    again = scenario("resubmit", user_dir, **{**args, "times": 1})["runs"][0]
+    assert not again["raised"], again["error"]
+    assert again["state"]["uploaded_text"].startswith("1 file, "), again["state"]
+    fault_row(
+        "headless script changes the scene, then submits twice, then again from a new process",
+        saw=f"{first['state']['uploaded_text']}; then {second['state']['uploaded_text']}; "
+            f"new process: {again['state']['uploaded_text']}",
+        end_state="the checkout's main.blend has the script's frame_end (77), not the disk's; "
+                  "no temporary copy left",
+        measured={"new_process_reupload": again["state"]["uploaded_text"]},
+    )
+
+
+def test_headless_disk_mode_sends_the_saved_file(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     blend = Path(tiny_production["main"])
     new_image = Path(tiny_production["project"]) / "textures" / "not sent.png"
     res = scenario("submit", user_dir, blend=blend, dirty_image=new_image,
-                   prefs={"server_url": shaman_server.url})
+                   prefs={"server_url": shaman_server.url}, op={"unsaved_changes": "DISK"})
     assert not res["raised"], res["error"]
     assert res["saves"] == [] and res["hidden_after"] == []
     files = checkout_files(shaman_server, res["state"]["checkout_path"])
@@ -383,7 +420,8 @@ def test_the_command_line_and_headless_blender_print_the_same_result(
     cli_lines = cli.stdout.splitlines()
     assert cli_lines[0].startswith("Dry run: ") and "Would upload" in cli_lines[0]
     headless = run_bpy("scenario.py", "headless", json.dumps({
-        "blend": blend, "expr": "import bpy; bpy.ops.shaman.submit(dry_run=True)",
+        "blend": blend,
+        "expr": "import bpy; bpy.ops.shaman.submit(dry_run=True, unsaved_changes='DISK')",
         "prefs": {"server_url": shaman_server.url},
     }), user_dir=user_dir)
     assert headless.returncode == 0, headless.explain()
