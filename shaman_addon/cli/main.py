@@ -14,6 +14,7 @@ from ..errors import ShamanError
 from . import check, deps, job_types, submit
 
 SUBCOMMANDS = (deps, submit, check, job_types)
+QUIET_LOGGERS = ("urllib3", "shaman_addon.shaman.retry")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
+    for sub in subparsers.choices.values():
+        # -v after the subcommand too; SUPPRESS keeps a -v given before it
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="debug logging on stderr")
     return parser
 
 
@@ -37,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # Each retry is logged with its full URL; when they run out, the failure's own
+        # sentence says it once (with -v every line is there).
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         return int(args.func(args))
     except (ShamanError, KeyboardInterrupt) as exc:
