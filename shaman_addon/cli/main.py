@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .. import __version__
 from ..app.exit_codes import exit_code_for
@@ -17,9 +18,15 @@ SUBCOMMANDS = (deps, submit, check, job_types)
 QUIET_LOGGERS = ("urllib3", "shaman_addon.shaman.retry")
 
 
+def program_name() -> str:
+    """``shaman-submit`` when run as the installed command, else ``python -m shaman_addon``."""
+    called = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "shaman-submit" if called.startswith("shaman-submit") else "python -m shaman_addon"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m shaman_addon",
+        prog=program_name(),
         description="Send a .blend file and everything it depends on to a Shaman server.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
