@@ -141,6 +141,7 @@ def test_headless_disk_mode_sends_the_saved_file(
     assert sha256(files[next(k for k in files if k.endswith("main.blend"))]) == sha256(blend)
 
 
+@pytest.mark.local_server_only
 def test_an_untitled_file_gets_a_clear_message(shaman_server: Any, user_dir: Path) -> None:
     res = scenario("untitled", user_dir, prefs={"server_url": shaman_server.url})
     assert res["raised"] and res["filepath"] == ""
@@ -197,6 +198,7 @@ def test_the_server_url_and_checkout_path_properties_override_the_preferences(
     assert shaman_server.checkout_dir("scripted/run 7").is_dir()
 
 
+@pytest.mark.local_server_only
 def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -227,6 +229,7 @@ def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
     assert "op:shaman.submit:Submit to Shaman" in res["panel_after"]
 
 
+@pytest.mark.local_server_only
 def test_opening_another_file_cancels_the_submission(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -245,6 +248,7 @@ def test_opening_another_file_cancels_the_submission(
     )
 
 
+@pytest.mark.local_server_only
 def test_disabling_the_add_on_mid_submission_removes_everything(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -318,6 +322,7 @@ def test_check_server_says_what_answered(shaman_server: Any, user_dir: Path) -> 
     assert down.split("//")[1] in bad["text"] or down in bad["text"]
 
 
+@pytest.mark.local_server_only
 def test_check_dependencies_is_a_dry_run_listing_missing_files(
     production_missing: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -352,6 +357,7 @@ def test_the_panel_lists_missing_files_and_the_preferences_draw(
     assert "op:shaman.check_server:" in prefs
 
 
+@pytest.mark.local_server_only
 def test_stop_on_missing_files_refuses_before_sending(
     production_missing: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:

@@ -81,6 +81,7 @@ def test_no_server_is_a_usage_error(one_library_production: blendgen.ProductionI
     assert "SHAMAN_SERVER_URL" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.local_server_only
 def test_bad_template_and_bad_jobs_are_usage_errors(shaman_server: Any,
                                                     one_library_production: blendgen.ProductionInfo,
                                                     tmp_path: Path) -> None:
@@ -97,6 +98,7 @@ def test_bad_template_and_bad_jobs_are_usage_errors(shaman_server: Any,
     assert shaman_server.counters.requests == {}
 
 
+@pytest.mark.local_server_only
 def test_dry_run_creates_nothing(shaman_server: Any,
                                  one_library_production: blendgen.ProductionInfo,
                                  tmp_path: Path) -> None:
@@ -109,6 +111,7 @@ def test_dry_run_creates_nothing(shaman_server: Any,
     assert list((shaman_server.storage / "jobs").iterdir()) == []
 
 
+@pytest.mark.local_server_only
 def test_fail_on_missing_exits_3(shaman_server: Any, tmp_path: Path) -> None:
     info = blendgen.generate(tmp_path / "prod", libraries=1, files=0, kinds="basic")
     gone = info.kinds["library texture"][0]

@@ -85,6 +85,7 @@ def _uncompressed(blend: Path) -> bytes:
 
 @pytest.mark.parametrize("kind", ["not a blend", "truncated", "too new (file format 2)",
                                   "too new library"])
+@pytest.mark.local_server_only
 def test_broken_blend_is_named(
     shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any], kind: str,
@@ -287,6 +288,7 @@ def probe(server_url: str, blend: Path, cache_dir: Path, opts: Options) -> dict[
 
 
 @pytest.mark.slow
+@pytest.mark.local_server_only
 def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path, opts: Options,
                            fault_row: Callable[..., Any]) -> None:
     project = _project(tmp_path / "project")

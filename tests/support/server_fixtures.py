@@ -14,6 +14,7 @@ faults) and every test marked ``local_server_only`` is deselected (not skipped).
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ SERVER_SCRIPT = Path(__file__).resolve().with_name("shaman_server.py")
 ENV_URL = "SHAMAN_TEST_URL"
 ENV_STORAGE = "SHAMAN_TEST_STORAGE"
 ENV_STYLE = "SHAMAN_TEST_STYLE"
+ENV_SALT = "SHAMAN_TEST_CONTENT_SALT"
 
 
 class ExternalServer:
@@ -81,6 +83,11 @@ def external_server() -> ExternalServer | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(ENV_URL):
+        # The other server's store may hold what an earlier run sent: this run's test
+        # contents get a salt of their own (blendgen, blend_templates), so a file a test
+        # means to upload is new to that store.
+        os.environ.setdefault(ENV_SALT, secrets.token_hex(8))
     config.addinivalue_line(
         "markers",
         "local_server_only: needs the local server's counters or fault injection; "
