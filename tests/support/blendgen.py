@@ -113,12 +113,13 @@ def generate(
 ) -> ProductionInfo:
     """Build a production in ``outdir`` (runs bpy in a subprocess) and describe it.
 
-    Against another server (``SHAMAN_TEST_CONTENT_SALT``, set for the session by the
-    server fixtures) the seed is mixed with the session's salt, so the contents are new
-    to a store that an earlier run filled; within one run they stay the same."""
+    Against another server (``SHAMAN_TEST_CONTENT_SALT``, set by the server fixtures)
+    the seed is mixed with the salt and ``outdir``, so each production's contents are new
+    to a store that earlier tests and runs filled."""
     salt = os.environ.get("SHAMAN_TEST_CONTENT_SALT", "")
     if salt:
-        seed = int(hashlib.sha256(f"{salt}-{seed}".encode()).hexdigest()[:12], 16)
+        mixed = f"{salt}-{seed}-{Path(outdir).resolve()}"
+        seed = int(hashlib.sha256(mixed.encode()).hexdigest()[:12], 16)
     cmd = [
         bpy_python(),
         str(HERE / "blendgen.py"),

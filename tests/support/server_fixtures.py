@@ -13,6 +13,7 @@ faults) and every test marked ``local_server_only`` is deselected (not skipped).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import signal
@@ -30,6 +31,7 @@ from shaman_server import ShamanServer
 __all__ = [
     "ExternalServer",
     "ServerProcess",
+    "_content_salt_per_test",
     "any_style_server",
     "external_server",
     "pytest_collection_modifyitems",
@@ -112,6 +114,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _content_salt_per_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Against another server, each test's contents get a salt of its own (the store is
+    shared by every test of the run, and by earlier runs)."""
+    session = os.environ.get(ENV_SALT)
+    if external_server() is None or not session:
+        yield
+        return
+    own = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    os.environ[ENV_SALT] = f"{session}-{own}"
+    try:
+        yield
+    finally:
+        os.environ[ENV_SALT] = session
 
 
 @pytest.fixture
