@@ -661,7 +661,8 @@ def test_command_line_shows_a_sentence_not_a_traceback(
     )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "<html" not in proc.stderr.lower()
-    last = proc.stderr.strip().splitlines()[-1]
+    # the error line (after a failed upload one more line says the uploads are kept)
+    last = next(ln for ln in reversed(proc.stderr.splitlines()) if ln.startswith("error: "))
     assert str(status) in last and shaman_server.url in last
     assert pack_leftovers(tmp_path / "systmp") == []
     fault_row(f"command line: HTML {status} proxy page on every {endpoint}", saw=last,
