@@ -29,7 +29,7 @@ folders=(tests/app tests/cli tests/submit tests/shaman tests/e2e)
 [ "$#" -gt 0 ] && folders=("$@")
 echo "== another server at $url: first run, filling its store =="
 start=$(date +%s)
-"$py" -m pytest -p no:cacheprovider -q -rsxX tests/submit tests/cli
+"$py" -m pytest -p no:cacheprovider -q -rsxX tests/submit
 echo "== the store now holds $(find "$store/file-store" -name '*.blob' | wc -l) files and $(ls "$store/jobs" | wc -l) checkouts; the tests again =="
 "$py" -m pytest -p no:cacheprovider -q -rsxX "${folders[@]}"
 echo "== another-server mode took $(( $(date +%s) - start )) s =="
