@@ -148,7 +148,13 @@ class PathTooLong(ShamanError):
 
 
 class MissingDependencies(ShamanError):
-    """``fail_on_missing`` is set and dependencies are missing; nothing was sent."""
+    """``fail_on_missing`` is set and dependencies are missing; nothing was sent.
+    ``missing`` holds each missing path with what references it (for ``--json``)."""
+
+    def __init__(self, message: str, *, missing: tuple[tuple[str, tuple[str, ...]], ...] = ()
+                 ) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class Cancelled(ShamanError):

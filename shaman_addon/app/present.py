@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Cancelled, JobNotSubmitted, ShamanError, Terminated, error_text
+from ..errors import (
+    Cancelled,
+    JobNotSubmitted,
+    MissingDependencies,
+    ShamanError,
+    Terminated,
+    error_text,
+)
 from ..units import format_count, format_files
 from .exit_codes import exit_code_for
 
@@ -82,8 +90,8 @@ def result_lines(result: SubmitResult) -> list[str]:
             lines.append("The render job was checked; nothing was submitted (dry run).")
     elif view.dry_run:
         lines = [
-            f"Dry run: {view.total_text}; the server already has {view.stored_text}. "
-            f"Would upload {view.uploaded_text}.",
+            f"Dry run: {view.total_text}; the server already has {view.stored_text}"
+            f"{_same_content(result)}. Would upload {view.uploaded_text}.",
             *(f"  would upload: {name}" for name in result.to_upload),
             "Nothing was created (dry run).",
         ]
@@ -92,12 +100,22 @@ def result_lines(result: SubmitResult) -> list[str]:
             f"Checkout: {view.checkout_path}",
             f"Workers open: {view.worker_path}",
             f"In the checkout: {view.total_text}; uploaded {view.uploaded_text}; "
-            f"already on the server {view.stored_text}.",
+            f"already on the server {view.stored_text}{_same_content(result)}.",
         ]
     if result.job is not None:
         lines.extend(job_lines(result.job))
     lines.extend(f"Warning: {w}" for w in view.warnings)
     return lines
+
+
+def _same_content(result: SubmitResult) -> str:
+    """``; 1 file has the same content as another (sent once)``: the files the totals
+    count that are neither uploaded nor already stored, so the numbers add up."""
+    same = result.files_total - result.files_uploaded - result.files_already_stored
+    if same <= 0:
+        return ""
+    has = "file has" if same == 1 else "files have"
+    return f"; {same} {has} the same content as another (sent once)"
 
 
 def job_lines(job: SubmittedJob) -> list[str]:
@@ -183,11 +201,33 @@ def error_line(exc: BaseException) -> str:
     return f"{word}: {text}" if text else word
 
 
+KEPT_UPLOADS = ("Files uploaded before the failure stay on the server: submitting again "
+                "sends only what it still lacks.")
+"""Said after a failure in the middle of the upload."""
+
+
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
     """``--json``: the result's own JSON, or the error with its type and exit code."""
     if outcome.result is not None and outcome.error is None:
-        return outcome.result.to_json()
-    error = outcome.error or ShamanError("The submission ended without a result.")
+        return result_json(outcome.result)
+    return error_json(outcome.error or ShamanError("The submission ended without a result."))
+
+
+def result_json(result: SubmitResult) -> dict[str, Any]:
+    """A result's JSON; a dry run sent nothing, so it says what it would upload under
+    ``files_to_upload``/``bytes_to_upload`` and 0 under ``*_uploaded``."""
+    doc = result.to_json()
+    if result.dry_run:
+        doc["files_to_upload"] = doc["files_uploaded"]
+        doc["bytes_to_upload"] = doc["bytes_uploaded"]
+        doc["files_uploaded"] = doc["bytes_uploaded"] = 0
+    doc["files_same_content"] = max(
+        0, result.files_total - result.files_uploaded - result.files_already_stored)
+    return doc
+
+
+def error_json(error: BaseException) -> dict[str, Any]:
+    """An error's JSON: its sentence, type and exit code (and what it carries)."""
     doc: dict[str, Any] = {
         "error": error_text(error),
         "error_type": type(error).__name__,
@@ -195,7 +235,42 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     }
     if isinstance(error, JobNotSubmitted):
         doc["checkout_path"] = error.checkout_path
+    if isinstance(error, MissingDependencies):
+        doc["missing"] = [{"path": path, "referenced_by": list(users)}
+                          for path, users in error.missing]
     return doc
+
+
+def checkout_path_note(template: str, blend_name: str) -> str | None:
+    """A sentence when sanitising changes the checkout path the template gives (None when
+    it does not), so '../../etc' becoming 'etc' is said, not silent."""
+    from datetime import datetime
+
+    from ..submit.checkout_name import render_checkout_name, template_values
+
+    now = datetime.now()
+    try:
+        raw = template.format(**template_values(blend_name, now=now))
+        made = render_checkout_name(template, blend_name=blend_name, now=now)
+    except (ShamanError, KeyError, ValueError, IndexError):
+        return None  # the submission itself says what is wrong with the template
+    if raw == made:
+        return None
+    return (f"note: the checkout path {raw!r} from --checkout-path became {made!r}: a "
+            "checkout path must be a relative path inside the Manager's job storage "
+            "(no '..', no leading '/', not empty).")
+
+
+def outside_root_note(blend: Path, project_root: Path | None) -> str | None:
+    """A warning when ``--project-root`` does not hold the .blend (it is then sent under
+    ``_outside_project/``); None when it does or none was given."""
+    if project_root is None:
+        return None
+    if blend.resolve().is_relative_to(project_root.resolve()):
+        return None
+    return (f"warning: {blend} is not inside the project root {project_root}; it and every "
+            "file outside that root go under _outside_project/ in the checkout. Give the "
+            "folder that holds the .blend as --project-root.")
 
 
 def _yes(flag: bool) -> str:

@@ -192,3 +192,12 @@ def submit_options(
         app_info=dict(run.app_info),
         job=run.job,
     )
+
+
+def command_line_blend(path: Path) -> Path:
+    """The .blend a command names, absolute (so the history and the messages name it
+    whatever folder the command ran in); ConfigError, the same for ``deps`` and
+    ``submit``, when it is not a file."""
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a file; give the .blend file to submit.")
+    return path.absolute()

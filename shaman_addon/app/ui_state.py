@@ -27,9 +27,12 @@ def wants_temp_copy(mode: str, *, is_dirty: bool, background: bool) -> bool:
 
     ``AUTO`` follows ``bpy.data.is_dirty`` in interactive Blender. In background mode
     Blender cannot tell (its "file saved" flag is only set by the event loop, which does
-    not run there, so ``is_dirty`` is always True); there ``AUTO`` sends the file as
-    saved, which also avoids re-saving it with this Blender's version. A script that
-    changed the file asks for ``COPY``.
+    not run there, so ``is_dirty`` is always True); there ``AUTO`` sends what the script
+    sees, a copy of the file in memory, as the README promises. Saving the same scene
+    again in one Blender process gives the same bytes, so a resubmission from the same
+    script uploads nothing; a new process's save differs in a few hundred bytes (memory
+    addresses Blender writes), so there the main .blend alone is uploaded again.
+    ``DISK`` sends the saved file as it is.
     """
     if mode == "COPY":
         return True
@@ -37,7 +40,7 @@ def wants_temp_copy(mode: str, *, is_dirty: bool, background: bool) -> bool:
         return False
     if mode != "AUTO":
         raise ValueError(f"unknown unsaved-changes mode {mode!r}; expected {UNSAVED_MODES}")
-    return is_dirty and not background
+    return is_dirty or background
 
 
 # --- checkout name ------------------------------------------------------------------

@@ -149,7 +149,8 @@ class SHAMAN_OT_submit(bpy.types.Operator):  # noqa: N801 (Blender naming)
                 "AUTO",
                 "Automatic",
                 "A temporary copy of the unsaved changes when the file has any; in "
-                "background mode (where Blender cannot tell) the saved file",
+                "background mode (where Blender cannot tell) always a copy of what is in "
+                "memory",
             ),
             ("COPY", "What is in memory", "Always send a temporary copy of the file in memory"),
             ("DISK", "The saved file", "Always send the file as it is saved on disk"),

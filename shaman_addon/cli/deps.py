@@ -6,7 +6,8 @@ to any server, so a TD can check a shot before submitting it. Rewritten copies a
 Exit 0 when the plan was made (missing files are listed, not fatal, unless ``--strict``:
 then 3), 1 when the .blend cannot be read or a dependency lies in a credential store
 (listed as refused, as ``submit`` would refuse it, unless ``--allow-credential-files``),
-2 on a usage error.
+2 on a usage error (a path that is not a file: the same code as ``submit``). With
+``--json`` an error is a JSON document too.
 """
 
 from __future__ import annotations
@@ -17,8 +18,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..app.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK
-from ..app.present import missing_lines, outside_warnings, refused_lines
+from ..app.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, exit_code_for
+from ..app.present import (
+    error_json,
+    error_line,
+    missing_lines,
+    outside_root_note,
+    outside_warnings,
+    refused_lines,
+)
+from ..app.settings import command_line_blend
+from ..errors import ShamanError
 from ..units import format_bytes, format_files
 
 if TYPE_CHECKING:
@@ -56,11 +66,22 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             print(message, file=sys.stderr)
 
-    plan = collect(args.blend, project_root=args.project_root, on_progress=progress,
-                   allow_credentials=args.allow_credential_files, list_refused=True)
+    try:
+        blend = command_line_blend(args.blend)
+        note = outside_root_note(blend, args.project_root)
+        if note:
+            print(note, file=sys.stderr)
+        plan = collect(blend, project_root=args.project_root, on_progress=progress,
+                       allow_credentials=args.allow_credential_files, list_refused=True)
+    except ShamanError as exc:
+        if not args.json:
+            raise  # main says it, once
+        sys.stdout.write(json.dumps(error_json(exc), indent=1) + "\n")
+        print(error_line(exc), file=sys.stderr)
+        return exit_code_for(exc)
     try:
         if args.json:
-            sys.stdout.write(json.dumps(plan.to_json(), indent=1, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(plan_json(plan), indent=1, ensure_ascii=False) + "\n")
         else:
             _print_table(plan)
     finally:
@@ -70,6 +91,17 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and plan.missing:
         return EXIT_MISSING
     return EXIT_OK
+
+
+def plan_json(plan: PackPlan) -> dict[str, Any]:
+    """The plan's JSON, each rewritten file's ``source`` the file on disk it was made
+    from (the rewritten copy is temporary: it is gone when ``deps`` ends)."""
+    doc = plan.to_json()
+    for entry, f in zip(doc["files"], plan.files, strict=True):
+        if f.rewritten:
+            entry["source"] = str(f.original)
+            entry["rewritten_copy"] = "temporary, removed when deps ended"
+    return doc
 
 
 def _print_table(plan: PackPlan) -> None:

@@ -26,6 +26,7 @@ from ..app.present import NO_CACHE_WARNING
 from ..app.user_paths import default_cache_dir
 from ..errors import ConfigError, ShamanError
 from ..jobs.request import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+from ..progress import Phase
 from ..submit.checkout_name import DEFAULT_TEMPLATE, PLACEHOLDERS
 from .progress_printer import ProgressPrinter
 
@@ -172,8 +173,7 @@ def _options(args: argparse.Namespace) -> SubmitOptions:
             "platform": platform.platform(terse=True),
         },
     )
-    if not args.blend.is_file():
-        raise ConfigError(f"{args.blend} is not a file; give the .blend file to submit.")
+    args.blend = settings.command_line_blend(args.blend)
     job = job_request(args, server, chosen, names, cache_dir)
     return settings.submit_options(chosen, dataclasses.replace(run, job=job), names)
 
@@ -188,6 +188,15 @@ def _refused(args: argparse.Namespace, error: ShamanError) -> int:
         print(json.dumps(present.outcome_json(outcome), indent=2))
     print(present.error_line(error), file=sys.stderr)
     return outcome.exit_code
+
+
+def _notes(args: argparse.Namespace) -> None:
+    """What the command changed from what was typed, said before it starts."""
+    notes = (present.checkout_path_note(args.checkout_path, args.blend.stem),
+             present.outside_root_note(args.blend, args.project_root))
+    for note in notes:
+        if note:
+            print(note, file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -219,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
         options = _options(args)
     except ShamanError as exc:
         return _refused(args, exc)
+    _notes(args)
     runner = SubmissionRunner(args.blend, options)
     printer = ProgressPrinter(sys.stderr, tty=sys.stderr.isatty(), quiet=args.quiet)
 
@@ -248,4 +258,6 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
     if error is not None:
         print(present.error_line(error), file=sys.stderr)
+        if printer.last_working_phase is Phase.UPLOADING and not outcome.cancelled:
+            print(present.KEPT_UPLOADS, file=sys.stderr)
     return code

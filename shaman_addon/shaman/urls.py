@@ -35,7 +35,13 @@ def normalise_base_url(url: str) -> str:
         )
     scheme, sep, rest = text.partition("://")
     if not sep or scheme.lower() not in ("http", "https"):
-        guess = f"http://{rest if sep else text}".rstrip("/")
+        bare, scheme_guess = rest if sep else text, "http"
+        for typo in ("https//", "http//", "https:/", "http:/", "https:", "http:"):
+            if not sep and bare.lower().startswith(typo):
+                # 'http//host' means http://host, not http://http//host
+                bare, scheme_guess = bare[len(typo):], typo.rstrip(":/")
+                break
+        guess = f"{scheme_guess}://{bare}".rstrip("/")
         raise ConfigError(
             f"The Shaman server URL {text!r} must start with http:// or https:// "
             f"(did you mean {guess!r}?)"

@@ -193,9 +193,13 @@ def check_missing(plan: PackPlan, blend: Path, *, fail: bool) -> None:
         return
     listed = "; ".join(m.path for m in plan.missing[:10])
     more = f" and {len(plan.missing) - 10} more" if len(plan.missing) > 10 else ""
+    count = len(plan.missing)
+    what = "dependency" if count == 1 else "dependencies"
+    verb = "is" if count == 1 else "are"
     raise MissingDependencies(
-        f"{len(plan.missing)} dependencies of {blend} are missing ({listed}{more}); "
-        "nothing was sent because 'fail on missing' is set."
+        f"{count} {what} of {blend} {verb} missing ({listed}{more}); "
+        "nothing was sent because 'fail on missing' is set.",
+        missing=tuple((m.path, tuple(m.referenced_by)) for m in plan.missing),
     )
 
 

@@ -101,10 +101,12 @@ def test_error_lines_and_the_json_of_an_outcome() -> None:
     failed = Outcome(error=MissingDependencies("2 files are missing."))
     assert present.outcome_json(failed) == {
         "error": "2 files are missing.", "error_type": "MissingDependencies", "exit_code": 3,
+        "missing": [],
     }
     server = ServerError("The server said no.", url="http://x", status=500)
     assert present.outcome_json(Outcome(error=server))["exit_code"] == 1
-    assert present.outcome_json(Outcome(result=_result())) == _result().to_json()
+    assert present.outcome_json(Outcome(result=_result())) == {
+        **_result().to_json(), "files_same_content": 0}
 
 
 def test_a_server_check_in_words_and_json() -> None:

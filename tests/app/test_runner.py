@@ -80,6 +80,7 @@ def test_a_submission_ends_with_its_result_and_cleanup_on_the_worker(
     assert _drain(runner)[-1] is Phase.DONE
 
 
+@pytest.mark.local_server_only
 def test_cancel_mid_submission_gives_a_cancelled_outcome(
     shaman_server: Any, basic_production: ProductionInfo, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -100,6 +101,7 @@ def test_cancel_mid_submission_gives_a_cancelled_outcome(
     assert shaman_server.counters.checkouts == []
 
 
+@pytest.mark.local_server_only
 def test_cancel_before_start_never_runs_the_submission(
     shaman_server: Any, basic_production: ProductionInfo, tmp_path: Path
 ) -> None:

@@ -62,8 +62,10 @@ def test_default_local_roots_include_home_and_temp(tmp_path: Path) -> None:
 def test_unsaved_changes_decision() -> None:
     assert ui_state.wants_temp_copy("AUTO", is_dirty=True, background=False)
     assert not ui_state.wants_temp_copy("AUTO", is_dirty=False, background=False)
-    # background Blender reports is_dirty=True for every file: the saved file is sent
-    assert not ui_state.wants_temp_copy("AUTO", is_dirty=True, background=True)
+    # headless: Blender cannot tell, so what the script sees is sent
+    assert ui_state.wants_temp_copy("AUTO", is_dirty=True, background=True)
+    assert ui_state.wants_temp_copy("AUTO", is_dirty=False, background=True)
+    assert not ui_state.wants_temp_copy("DISK", is_dirty=True, background=True)
     assert ui_state.wants_temp_copy("COPY", is_dirty=False, background=True)
     assert not ui_state.wants_temp_copy("DISK", is_dirty=True, background=False)
     with pytest.raises(ValueError, match="unknown unsaved-changes mode"):

@@ -44,7 +44,8 @@ def test_clean_file_is_submitted_as_it_is_without_a_temporary_copy(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     blend = Path(tiny_production["main"])
-    res = scenario("submit", user_dir, blend=blend, prefs={"server_url": shaman_server.url})
+    res = scenario("submit", user_dir, blend=blend, prefs={"server_url": shaman_server.url},
+                   op={"unsaved_changes": "DISK"})
     assert not res["raised"], res["error"]
     assert res["ret"] == ["FINISHED"]
     assert res["saves"] == []  # nothing was saved: the file on disk was sent as is
@@ -90,13 +91,49 @@ def test_unsaved_change_reaches_the_checkout_and_the_artists_file_stays_identica
     )
 
 
-def test_in_background_mode_automatic_sends_the_saved_file(
+def test_headless_automatic_sends_what_the_script_sees_and_resubmits_for_nothing(
+    tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path, tmp_path: Path,
+    fault_row: Any,
+) -> None:
+    """Issue 13 item 9: a script that opens a file, changes the scene and calls
+    ``bpy.ops.shaman.submit()`` sends the changed scene (the README's promise); the same
+    submission again from the same script uploads nothing (Blender's saves of one scene in
+    one process are byte-identical); a new process re-uploads the main .blend alone (its
+    save differs in the memory addresses Blender writes), never the dependencies."""
+    blend = Path(tiny_production["main"])
+    args = {"blend": str(blend), "frame_end": 77, "times": 2,
+            "prefs": {"server_url": shaman_server.url}}
+    res = scenario("resubmit", user_dir, **args)
+    first, second = res["runs"]
+    assert not first["raised"] and not second["raised"], (first["error"], second["error"])
+    files = checkout_files(shaman_server, first["state"]["checkout_path"])
+    sent = files[next(k for k in files if k.endswith("main.blend"))]
+    assert sha256(sent) != sha256(blend)  # not the file on disk...
+    copy = tmp_path / "sent.blend"
+    copy.write_bytes(sent.read_bytes())
+    assert scenario("frame_end", user_dir, blend=str(copy))["frame_end"] == 77  # ...the change
+    assert second["state"]["uploaded_text"] == "0 files, 0 B", second["state"]
+    assert res["hidden_after"] == []  # the temporary copies are gone
+    again = scenario("resubmit", user_dir, **{**args, "times": 1})["runs"][0]
+    assert not again["raised"], again["error"]
+    assert again["state"]["uploaded_text"].startswith("1 file, "), again["state"]
+    fault_row(
+        "headless script changes the scene, then submits twice, then again from a new process",
+        saw=f"{first['state']['uploaded_text']}; then {second['state']['uploaded_text']}; "
+            f"new process: {again['state']['uploaded_text']}",
+        end_state="the checkout's main.blend has the script's frame_end (77), not the disk's; "
+                  "no temporary copy left",
+        measured={"new_process_reupload": again["state"]["uploaded_text"]},
+    )
+
+
+def test_headless_disk_mode_sends_the_saved_file(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
     blend = Path(tiny_production["main"])
     new_image = Path(tiny_production["project"]) / "textures" / "not sent.png"
     res = scenario("submit", user_dir, blend=blend, dirty_image=new_image,
-                   prefs={"server_url": shaman_server.url})
+                   prefs={"server_url": shaman_server.url}, op={"unsaved_changes": "DISK"})
     assert not res["raised"], res["error"]
     assert res["saves"] == [] and res["hidden_after"] == []
     files = checkout_files(shaman_server, res["state"]["checkout_path"])
@@ -104,6 +141,7 @@ def test_in_background_mode_automatic_sends_the_saved_file(
     assert sha256(files[next(k for k in files if k.endswith("main.blend"))]) == sha256(blend)
 
 
+@pytest.mark.local_server_only
 def test_an_untitled_file_gets_a_clear_message(shaman_server: Any, user_dir: Path) -> None:
     res = scenario("untitled", user_dir, prefs={"server_url": shaman_server.url})
     assert res["raised"] and res["filepath"] == ""
@@ -160,6 +198,7 @@ def test_the_server_url_and_checkout_path_properties_override_the_preferences(
     assert shaman_server.checkout_dir("scripted/run 7").is_dir()
 
 
+@pytest.mark.local_server_only
 def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -190,6 +229,7 @@ def test_cancel_stops_a_running_submission_and_a_second_one_is_refused(
     assert "op:shaman.submit:Submit to Shaman" in res["panel_after"]
 
 
+@pytest.mark.local_server_only
 def test_opening_another_file_cancels_the_submission(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -208,6 +248,7 @@ def test_opening_another_file_cancels_the_submission(
     )
 
 
+@pytest.mark.local_server_only
 def test_disabling_the_add_on_mid_submission_removes_everything(
     tiny_production: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -283,6 +324,7 @@ def test_check_server_says_what_answered(shaman_server: Any, user_dir: Path) -> 
     assert down.split("//")[1] in bad["text"] or down in bad["text"]
 
 
+@pytest.mark.local_server_only
 def test_check_dependencies_is_a_dry_run_listing_missing_files(
     production_missing: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -317,6 +359,7 @@ def test_the_panel_lists_missing_files_and_the_preferences_draw(
     assert "op:shaman.check_server:" in prefs
 
 
+@pytest.mark.local_server_only
 def test_stop_on_missing_files_refuses_before_sending(
     production_missing: dict[str, Any], shaman_server: Any, user_dir: Path
 ) -> None:
@@ -385,7 +428,8 @@ def test_the_command_line_and_headless_blender_print_the_same_result(
     cli_lines = cli.stdout.splitlines()
     assert cli_lines[0].startswith("Dry run: ") and "Would upload" in cli_lines[0]
     headless = run_bpy("scenario.py", "headless", json.dumps({
-        "blend": blend, "expr": "import bpy; bpy.ops.shaman.submit(dry_run=True)",
+        "blend": blend,
+        "expr": "import bpy; bpy.ops.shaman.submit(dry_run=True, unsaved_changes='DISK')",
         "prefs": {"server_url": shaman_server.url},
     }), user_dir=user_dir)
     assert headless.returncode == 0, headless.explain()

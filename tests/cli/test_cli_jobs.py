@@ -48,6 +48,7 @@ def submit(capsys: pytest.CaptureFixture[str], server: Any, blend: Path, cache: 
                    str(cache), "--quiet", *args)
 
 
+@pytest.mark.local_server_only
 def test_submit_sends_the_job_with_settings_computed_from_the_blend(
         capsys: pytest.CaptureFixture[str], shaman_server: Any, job_blend: Path,
         tmp_path: Path) -> None:
@@ -88,6 +89,7 @@ def test_submit_sends_the_job_with_settings_computed_from_the_blend(
     (["--priority", "0"], 2, ["priority"]),
     (["--set", "frames=one to ten"], 1, ["invalid range"]),  # the Manager's own words
 ])
+@pytest.mark.local_server_only
 def test_refusals_stop_before_any_upload_with_a_json_error(
         capsys: pytest.CaptureFixture[str], shaman_server: Any, job_blend: Path,
         tmp_path: Path, args: list[str], code: int, words: list[str]) -> None:
@@ -102,6 +104,7 @@ def test_refusals_stop_before_any_upload_with_a_json_error(
     assert shaman_server.jobs.jobs == []
 
 
+@pytest.mark.local_server_only
 def test_an_eval_the_command_line_cannot_compute_names_its_set(
         capsys: pytest.CaptureFixture[str], shaman_server: Any, job_blend: Path,
         tmp_path: Path) -> None:
@@ -124,6 +127,7 @@ def test_an_eval_the_command_line_cannot_compute_names_its_set(
     assert job["settings"]["samples"] == 64 and job["settings"]["quality"] == "draft"
 
 
+@pytest.mark.local_server_only
 def test_job_flags_need_a_job_type_and_the_type_must_exist(
         capsys: pytest.CaptureFixture[str], shaman_server: Any, job_blend: Path,
         tmp_path: Path) -> None:
@@ -137,6 +141,7 @@ def test_job_flags_need_a_job_type_and_the_type_must_exist(
     assert shaman_server.counters.bytes_received == 0
 
 
+@pytest.mark.local_server_only
 def test_job_types_lists_settings_and_what_the_command_line_does(
         capsys: pytest.CaptureFixture[str], shaman_server: Any, tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "job-types", "--server", shaman_server.url, "--json",

@@ -39,10 +39,10 @@ def test_json_is_one_document_on_stdout(every_kind_production: ProductionInfo) -
     outside = {o["path"]: o for o in data["outside_project"]}
     assert outside[str(every_kind_production.outside_files[0])]["referenced_by"]
     assert any("Case.png" in w for w in data["warnings"])
-    # the rewritten copies were temporary and are gone
+    # the rewritten copies were temporary: each names the file on disk it was made from
     for f in data["files"]:
         if f["rewritten"]:
-            assert not Path(f["source"]).exists()
+            assert f["source"] == f["original"] and Path(f["source"]).is_file()
 
 
 def test_table(every_kind_production: ProductionInfo) -> None:
@@ -78,7 +78,7 @@ def test_missing_files_are_listed_and_strict_fails(edge: dict[str, str]) -> None
 @pytest.mark.parametrize(
     "make, code, needle",
     [
-        (lambda d: d / "absent.blend", 1, "absent.blend"),
+        (lambda d: d / "absent.blend", 2, "absent.blend"),  # as submit says it
         (lambda d: (d / "text.blend").write_text("hello") and d / "text.blend", 1, "text.blend"),
     ],
 )
@@ -86,7 +86,8 @@ def test_failures_exit_1_naming_the_file(tmp_path: Path, make, code: int, needle
     path = make(tmp_path)
     proc = deps(str(path), "--json")
     assert proc.returncode == code
-    assert proc.stdout == ""
+    doc = json.loads(proc.stdout)  # --json: the error is a JSON document too
+    assert doc["exit_code"] == code and needle in doc["error"]
     assert needle in proc.stderr and "error:" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -85,6 +85,7 @@ def _uncompressed(blend: Path) -> bytes:
 
 @pytest.mark.parametrize("kind", ["not a blend", "truncated", "too new (file format 2)",
                                   "too new library"])
+@pytest.mark.local_server_only
 def test_broken_blend_is_named(
     shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path, opts: Options,
     private_tmp: Path, fault_row: Callable[..., Any], kind: str,
@@ -287,6 +288,7 @@ def probe(server_url: str, blend: Path, cache_dir: Path, opts: Options) -> dict[
 
 
 @pytest.mark.slow
+@pytest.mark.local_server_only
 def test_5_gib_sparse_file(shaman_server: Any, tmp_path: Path, opts: Options,
                            fault_row: Callable[..., Any]) -> None:
     project = _project(tmp_path / "project")
@@ -331,7 +333,10 @@ def test_20000_small_files(shaman_server: Any, tmp_path: Path, opts: Options,
     assert "result" in out, out
     result = out["result"]
     assert result["files_total"] == len(info.expected_files) > 20_000
-    assert result["files_uploaded"] == result["files_total"]
+    assert result["files_uploaded"] + result["files_already_stored"] == result["files_total"]
+    fresh_store = shaman_server.counters is not None  # the local server: an empty store
+    if fresh_store:
+        assert result["files_uploaded"] == result["files_total"]
     folder = shaman_server.storage / "jobs" / result["checkout_path"]
     links = [p for p in folder.rglob("*") if p.is_symlink()]
     assert len(links) == result["files_total"]
@@ -339,7 +344,9 @@ def test_20000_small_files(shaman_server: Any, tmp_path: Path, opts: Options,
         rel = p.relative_to(info.project_root)
         assert (folder / rel).read_bytes() == p.read_bytes()
     state = disk_state(shaman_server.storage)
-    assert state.uploading == [] and len(state.stored) == result["files_total"]
+    assert state.uploading == []
+    if fresh_store:
+        assert len(state.stored) == result["files_total"]
     again = probe(shaman_server.url, info.main_blend, tmp_path / "cache", opts)
     assert again["result"]["files_uploaded"] == 0
     fault_row("20,000 small files (bpy-made .blend + 1 library referencing them)",

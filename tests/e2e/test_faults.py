@@ -195,6 +195,7 @@ def test_server_restarted_within_the_retry_budget_recovers(
 # -- connections dropped ----------------------------------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_connection_dropped_mid_body(shaman_server: Any, files: Project, opts: Options,
                                      tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     shaman_server.faults.drop_upload_after(150_000, count=3)
@@ -210,6 +211,7 @@ def test_connection_dropped_mid_body(shaman_server: Any, files: Project, opts: O
               + end_state(shaman_server.storage, tmp_path / "cache"))
 
 
+@pytest.mark.local_server_only
 def test_other_client_finished_first_early_208_then_drop(
     shaman_server: Any, files: Project, opts: Options, tmp_path: Path, fault_row: Callable[..., Any]
 ) -> None:
@@ -240,6 +242,7 @@ def test_other_client_finished_first_early_208_then_drop(
         ("file_status", 502, "bad gateway"),
     ],
 )
+@pytest.mark.local_server_only
 def test_transient_failure_is_retried_and_succeeds(
     shaman_server: Any, files: Project, opts: Options, tmp_path: Path,
     fault_row: Callable[..., Any], endpoint: str, status: int, message: str,
@@ -271,6 +274,7 @@ def test_transient_failure_is_retried_and_succeeds(
         ("requirements", 500, "database is locked"),  # 500 with a message: never retried
     ],
 )
+@pytest.mark.local_server_only
 def test_persistent_failure_stops_after_bounded_tries_with_the_servers_words(
     shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
     fault_row: Callable[..., Any], endpoint: str, status: int, message: str,
@@ -293,6 +297,7 @@ def test_persistent_failure_stops_after_bounded_tries_with_the_servers_words(
               measured={"tries": tries})
 
 
+@pytest.mark.local_server_only
 def test_checkout_create_error_is_not_repeated(
     any_style_server: Any, files: Project, opts: Options, tmp_path: Path,
     fault_row: Callable[..., Any],
@@ -309,6 +314,7 @@ def test_checkout_create_error_is_not_repeated(
               + end_state(server.storage, tmp_path / "cache"))
 
 
+@pytest.mark.local_server_only
 def test_checkout_answer_lost_is_reported_not_repeated(
     shaman_server: Any, files: Project, opts: Options, tmp_path: Path, fault_row: Callable[..., Any]
 ) -> None:
@@ -333,6 +339,7 @@ def test_checkout_answer_lost_is_reported_not_repeated(
 # -- a server that hangs ------------------------------------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_hanging_server_times_out_with_a_clear_message(
     shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
     fault_row: Callable[..., Any]
@@ -351,6 +358,7 @@ def test_hanging_server_times_out_with_a_clear_message(
 
 
 @pytest.mark.parametrize("endpoint", ["requirements", "upload"])
+@pytest.mark.local_server_only
 def test_cancel_while_the_server_hangs(
     shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
     fault_row: Callable[..., Any], endpoint: str,
@@ -376,6 +384,7 @@ def test_cancel_while_the_server_hangs(
 # -- Shaman switched off ------------------------------------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_shaman_disabled_is_one_message_no_retry_storm(
     shaman_server: Any, files: Project, opts: Options, tmp_path: Path, fault_row: Callable[..., Any]
 ) -> None:
@@ -402,6 +411,7 @@ def _rewrite_keep_stat(path: Path, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("how", ["grows", "same size, same mtime (only the server sees it)"])
+@pytest.mark.local_server_only
 def test_dependency_changes_between_hashing_and_upload(
     shaman_server: Any, files: Project, opts: Options, tmp_path: Path,
     fault_row: Callable[..., Any], how: str,
@@ -465,6 +475,7 @@ def test_dependency_deleted_between_collecting_and_uploading(
     fault_row: Callable[..., Any]
 ) -> None:
     target = lib_files.files[5]
+    before = disk_state(shaman_server.storage).checkouts  # another server's store: not []
     hook = PhaseHook(Phase.CHECKING, target.unlink)
     err = error_of(lambda: Submission(lib_files.blend, opts(shaman_server.url, tmp_path),
                                       events=hook).run())
@@ -472,12 +483,13 @@ def test_dependency_deleted_between_collecting_and_uploading(
     assert str(target) in str(err)
     uploading_settled(shaman_server.storage)
     state = disk_state(shaman_server.storage)
-    assert state.checkouts == []
+    assert state.checkouts == before  # no new checkout
     fault_row("dependency deleted after collecting (hashed), before its upload", saw=str(err),
               end_state="named the file; no checkout; "
               + end_state(shaman_server.storage, tmp_path / "cache", private_tmp))
 
 
+@pytest.mark.local_server_only
 def test_dependency_deleted_before_hashing(
     shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
     fault_row: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
@@ -503,6 +515,7 @@ def test_dependency_deleted_before_hashing(
 # -- someone else is uploading --------------------------------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_425_for_a_while_then_stored(shaman_server: Any, files: Project, opts: Options,
                                      tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     key = sha_of(files.files[9])
@@ -521,6 +534,7 @@ def test_425_for_a_while_then_stored(shaman_server: Any, files: Project, opts: O
 # -- checkout collisions and missing files -----------------------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_checkout_name_collision(any_style_server: Any, files: Project, opts: Options,
                                  tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     server = any_style_server
@@ -540,6 +554,7 @@ def test_checkout_name_collision(any_style_server: Any, files: Project, opts: Op
               + end_state(server.storage, tmp_path / "cache"))
 
 
+@pytest.mark.local_server_only
 def test_missing_files_at_checkout(any_style_server: Any, files: Project, opts: Options,
                                    tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     server = any_style_server
@@ -568,6 +583,7 @@ def test_missing_files_at_checkout(any_style_server: Any, files: Project, opts: 
 @pytest.mark.parametrize(("endpoint", "status", "count"),
                          [("requirements", 413, 1), ("upload", 502, 1000),
                           ("create", 502, 1)])
+@pytest.mark.local_server_only
 def test_html_error_pages_are_clear_errors(
     shaman_server: Any, lib_files: Project, opts: Options, tmp_path: Path, private_tmp: Path,
     fault_row: Callable[..., Any], endpoint: str, status: int, count: int,
@@ -600,6 +616,7 @@ def blend_copy(basic_production: Any, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("phase", [Phase.COLLECTING, Phase.HASHING, Phase.CHECKING,
                                    Phase.UPLOADING, Phase.CHECKING_OUT])
+@pytest.mark.local_server_only
 def test_cancel_in_every_phase(
     shaman_server: Any, blend_copy: Path, tmp_path: Path, private_tmp: Path, opts: Options,
     fault_row: Callable[..., Any], phase: Phase,
@@ -627,6 +644,7 @@ def test_cancel_in_every_phase(
 
 
 @pytest.mark.parametrize(("endpoint", "status"), [("requirements", 502), ("upload", 413)])
+@pytest.mark.local_server_only
 def test_command_line_shows_a_sentence_not_a_traceback(
     shaman_server: Any, blend_copy: Path, tmp_path: Path, fault_row: Callable[..., Any],
     endpoint: str, status: int,
@@ -643,7 +661,8 @@ def test_command_line_shows_a_sentence_not_a_traceback(
     )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "<html" not in proc.stderr.lower()
-    last = proc.stderr.strip().splitlines()[-1]
+    # the error line (after a failed upload one more line says the uploads are kept)
+    last = next(ln for ln in reversed(proc.stderr.splitlines()) if ln.startswith("error: "))
     assert str(status) in last and shaman_server.url in last
     assert pack_leftovers(tmp_path / "systmp") == []
     fault_row(f"command line: HTML {status} proxy page on every {endpoint}", saw=last,
@@ -651,6 +670,7 @@ def test_command_line_shows_a_sentence_not_a_traceback(
               + end_state(shaman_server.storage, tmp_path / "cache"))
 
 
+@pytest.mark.local_server_only
 def test_an_upload_error_names_the_artists_file_not_a_temporary_copy(
     shaman_server: Any, blend_copy: Path, tmp_path: Path, private_tmp: Path, opts: Options,
     fault_row: Callable[..., Any],
@@ -684,6 +704,7 @@ class _OnEvent:
             self.action()
 
 
+@pytest.mark.local_server_only
 def test_dependency_changes_while_being_uploaded(
     shaman_server: Any, blend_templates: Templates, tmp_path: Path, opts: Options,
     fault_row: Callable[..., Any],

@@ -60,6 +60,7 @@ def headless_args(server: Any, blend: Path) -> dict[str, Any]:
     }
 
 
+@pytest.mark.local_server_only
 def test_a_headless_render_job_renders_from_the_checkout_like_the_source(
     production: RenderProduction, shaman_server: Any, tmp_path: Path
 ) -> None:

@@ -305,6 +305,7 @@ def tls_front(shaman_server: Any, tls_cert: tuple[Path, Path]) -> Iterator[TlsFr
     front.close()
 
 
+@pytest.mark.local_server_only
 def test_tls_is_verified_by_default_and_a_ca_bundle_is_used(
     shaman_server: Any, tls_front: TlsFront, tls_cert: tuple[Path, Path],
     blend_templates: Templates, tmp_path: Path, opts: Options, fault_row: Callable[..., Any],
@@ -336,6 +337,7 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_is_used(
 # -- what the logs hold -------------------------------------------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_no_credentials_or_unrelated_paths_in_logs_errors_or_history(
     shaman_server: Any, basic_production: blendgen.ProductionInfo, tmp_path: Path,
     opts: Options, caplog: pytest.LogCaptureFixture, fault_row: Callable[..., Any],

@@ -323,6 +323,7 @@ def test_empty_file_is_stored(any_style_server: Any, files: Any) -> None:
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_success_status_per_style(any_style_server: ShamanServer, files: Any) -> None:
     path, spec = files(1000)
     with make_client(any_style_server.url) as client:
@@ -334,6 +335,7 @@ def test_success_status_per_style(any_style_server: ShamanServer, files: Any) ->
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_stored_content_comes_back_early_as_already_known(
         any_style_server: ShamanServer, files: Any) -> None:
     size = 32 * 1024 * 1024
@@ -353,6 +355,7 @@ def test_stored_content_comes_back_early_as_already_known(
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_early_208_and_drop_is_already_known(any_style_server: ShamanServer,
                                              files: Any) -> None:
     path, spec = files(8 * 1024 * 1024)
@@ -382,6 +385,7 @@ def test_early_answer_then_reset_is_known_or_reset_never_a_hang(files: Any) -> N
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_defer_header_gets_425_and_without_it_the_upload_goes_on(
         any_style_server: ShamanServer, files: Any) -> None:
     path, spec = files(5000)
@@ -416,6 +420,7 @@ def test_upload_headers_on_the_wire(files: Any) -> None:
 
 @local_only
 @pytest.mark.parametrize("name", ["Ünïcødé texture ☃.png", "ж" * 600 + ".exr", "plain.tif"])
+@pytest.mark.local_server_only
 def test_server_accepts_the_original_filename_header(shaman_server: ShamanServer, files: Any,
                                                      name: str) -> None:
     path, spec = files(100, "x.bin")
@@ -445,6 +450,7 @@ def test_existing_checkout_path_per_style(any_style_server: ShamanServer, files:
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_missing_files_at_checkout_per_style(any_style_server: ShamanServer,
                                              files: Any) -> None:
     _, spec = files(10)
@@ -458,6 +464,7 @@ def test_missing_files_at_checkout_per_style(any_style_server: ShamanServer,
 
 @local_only
 @pytest.mark.parametrize("bad", ["shot:010", "/abs", "x/../../y", ""])
+@pytest.mark.local_server_only
 def test_invalid_checkout_path(any_style_server: ShamanServer, bad: str) -> None:
     with make_client(any_style_server.url) as client, \
             pytest.raises(InvalidCheckoutPath) as info:
@@ -483,6 +490,7 @@ def test_client_never_sends_a_file_path_that_leaves_the_checkout(
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_upper_case_checksum_is_refused_before_sending(shaman_server: ShamanServer) -> None:
     spec = FileSpec("A" * 64, 1, "a.txt")
     with make_client(shaman_server.url) as client, pytest.raises(ConfigError, match="AAAA"):
@@ -494,6 +502,7 @@ def test_upper_case_checksum_is_refused_before_sending(shaman_server: ShamanServ
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_checksum_mismatch_is_417_and_not_retried(any_style_server: ShamanServer,
                                                   files: Any) -> None:
     path, spec = files(4096)
@@ -519,6 +528,7 @@ def test_local_file_changed_names_the_file(tmp_path: Path, files: Any) -> None:
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_shaman_disabled(any_style_server: ShamanServer, files: Any) -> None:
     path, spec = files(10)
     any_style_server.faults.shaman_disabled = True
@@ -542,6 +552,7 @@ def test_shaman_disabled(any_style_server: ShamanServer, files: Any) -> None:
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_check_says_shaman_is_off_even_if_configuration_claims_it_on(
         shaman_server: ShamanServer) -> None:
     # configuration answers first; then Shaman itself is switched off
@@ -604,6 +615,7 @@ def test_wrong_path_prefix_gets_404_not_a_shaman_server(shaman_server: ShamanSer
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_html_error_pages_are_clean_errors(shaman_server: ShamanServer, files: Any) -> None:
     path, spec = files(2 * 1024 * 1024)
     shaman_server.faults.html_next("upload", status=413)
@@ -628,6 +640,7 @@ def test_html_error_pages_are_clean_errors(shaman_server: ShamanServer, files: A
 @local_only
 @pytest.mark.parametrize("endpoint", ["requirements", "file_status", "configuration"])
 @pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.local_server_only
 def test_read_calls_retry_gateway_errors(shaman_server: ShamanServer, endpoint: str,
                                          status: int) -> None:
     shaman_server.faults.fail_next(endpoint, count=2, status=status, message="try later")
@@ -644,6 +657,7 @@ def test_read_calls_retry_gateway_errors(shaman_server: ShamanServer, endpoint: 
 @local_only
 @pytest.mark.parametrize("endpoint", ["requirements", "file_status"])
 @pytest.mark.parametrize("status", [400, 500])
+@pytest.mark.local_server_only
 def test_read_calls_never_retry_400_or_500(shaman_server: ShamanServer, endpoint: str,
                                            status: int) -> None:
     shaman_server.faults.fail_next(endpoint, count=3, status=status, message="no good here")
@@ -659,6 +673,7 @@ def test_read_calls_never_retry_400_or_500(shaman_server: ShamanServer, endpoint
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_retries_stop_at_max_attempts_with_capped_backoff(shaman_server: ShamanServer) -> None:
     shaman_server.faults.fail_next("requirements", count=20, status=504, message="gateway")
     sleeps = Sleeps()
@@ -670,6 +685,7 @@ def test_retries_stop_at_max_attempts_with_capped_backoff(shaman_server: ShamanS
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_read_timeout_is_retried_then_named(shaman_server: ShamanServer) -> None:
     shaman_server.faults.delay("file_status", 5.0)
     sleeps = Sleeps()
@@ -683,6 +699,7 @@ def test_read_timeout_is_retried_then_named(shaman_server: ShamanServer) -> None
 
 @local_only
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.local_server_only
 def test_upload_retries_server_errors(any_style_server: ShamanServer, files: Any,
                                       status: int) -> None:
     path, spec = files(3 * 1024 * 1024)
@@ -698,6 +715,7 @@ def test_upload_retries_server_errors(any_style_server: ShamanServer, files: Any
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_upload_never_retries_400(shaman_server: ShamanServer, files: Any) -> None:
     path, spec = files(1000)
     shaman_server.faults.fail_next("upload", count=2, status=400, message="bad header")
@@ -721,6 +739,7 @@ def test_upload_retries_a_refused_connection_until_the_server_is_back(
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_drop_mid_body_is_upload_reset_not_looped(any_style_server: ShamanServer,
                                                   files: Any) -> None:
     path, spec = files(16 * 1024 * 1024)
@@ -743,6 +762,7 @@ def test_drop_mid_body_is_upload_reset_not_looped(any_style_server: ShamanServer
 
 @local_only
 @pytest.mark.parametrize("status", [400, 500, 502, 503, 504])
+@pytest.mark.local_server_only
 def test_create_is_not_retried_on_errors(shaman_server: ShamanServer, status: int) -> None:
     shaman_server.faults.fail_next("create", count=3, status=status, message="oops")
     sleeps = Sleeps()
@@ -752,6 +772,7 @@ def test_create_is_not_retried_on_errors(shaman_server: ShamanServer, status: in
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_create_answer_lost_is_reported_with_the_path_and_not_repeated(
         shaman_server: ShamanServer) -> None:
     shaman_server.faults.hang_next("create")
@@ -799,6 +820,7 @@ def test_server_restart_between_calls_is_survived(server_process: Any, files: An
 
 
 @local_only
+@pytest.mark.local_server_only
 def test_cancel_between_chunks(shaman_server: ShamanServer, files: Any) -> None:
     path, spec = files(4 * 1024 * 1024)
     cancel = threading.Event()
@@ -853,6 +875,7 @@ def _wait_for(condition: Callable[[], bool], what: str) -> None:
 @local_only
 @pytest.mark.parametrize("size", [10_000, 64 * 1024 * 1024])
 @pytest.mark.parametrize("with_cancel", [True, False])
+@pytest.mark.local_server_only
 def test_abort_interrupts_a_hanging_upload(shaman_server: ShamanServer, files: Any,
                                            size: int, with_cancel: bool) -> None:
     """A small body is all sent and the client waits for an answer; a big one is stuck in
@@ -880,6 +903,7 @@ def test_abort_interrupts_a_hanging_upload(shaman_server: ShamanServer, files: A
 
 @local_only
 @pytest.mark.parametrize("endpoint", ["requirements", "create"])
+@pytest.mark.local_server_only
 def test_abort_interrupts_a_hanging_call(shaman_server: ShamanServer, endpoint: str) -> None:
     shaman_server.faults.hang_next(endpoint)
     client = make_client(shaman_server.url, read_timeout=600)
@@ -1009,6 +1033,7 @@ def test_abort_interrupts_a_hanging_tls_upload(tls_cert: tuple[Path, Path], file
 
 @local_only
 @pytest.mark.parametrize("size", [10_000, 64 * 1024 * 1024])
+@pytest.mark.local_server_only
 def test_stalled_upload_times_out_as_upload_reset(shaman_server: ShamanServer, files: Any,
                                                   size: int) -> None:
     """The server never reads (big body: stuck in send) or never answers (small body):

@@ -142,6 +142,7 @@ def wait_for(condition: Callable[[], bool]) -> None:
 # -- the main paths ---------------------------------------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_cold_submission(any_style_server: Any, prod: Project, tmp_path: Path) -> None:
     server = any_style_server
     result, events = run(prod, options(server, tmp_path, app_info={"blender": "4.2.3"}))
@@ -180,6 +181,7 @@ def test_cold_submission(any_style_server: Any, prod: Project, tmp_path: Path) -
     assert "hashing" in record["phase_seconds"]
 
 
+@pytest.mark.local_server_only
 def test_unchanged_resubmission_is_one_requirements_call(
     any_style_server: Any, prod: Project, tmp_path: Path
 ) -> None:
@@ -201,6 +203,7 @@ def test_unchanged_resubmission_is_one_requirements_call(
     assert [e.phase for e in events if e.phase is Phase.UPLOADING] == []
 
 
+@pytest.mark.local_server_only
 def test_one_changed_texture_sends_exactly_its_bytes(
     any_style_server: Any, prod: Project, tmp_path: Path
 ) -> None:
@@ -221,6 +224,7 @@ def test_one_changed_texture_sends_exactly_its_bytes(
     assert_checkout(server, result, prod)
 
 
+@pytest.mark.local_server_only
 def test_uploads_start_before_the_last_file_is_hashed(
     shaman_server: Any, prod: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -250,6 +254,7 @@ def test_uploads_start_before_the_last_file_is_hashed(
     assert_checkout(server, result, prod)
 
 
+@pytest.mark.local_server_only
 def test_dry_run_creates_nothing(any_style_server: Any, prod: Project, tmp_path: Path) -> None:
     server = any_style_server
     result, events = run(prod, options(server, tmp_path, dry_run=True))
@@ -268,6 +273,7 @@ def test_dry_run_creates_nothing(any_style_server: Any, prod: Project, tmp_path:
     assert again.files_uploaded == 0 and again.files_already_stored == 41
 
 
+@pytest.mark.local_server_only
 def test_duplicate_content_is_sent_once(shaman_server: Any, prod: Project,
                                         tmp_path: Path) -> None:
     twin = prod.add("twin.png", prod.files[20].read_bytes())
@@ -311,6 +317,7 @@ def test_missing_dependencies_are_listed(shaman_server: Any, blend_templates: Te
     assert result.checkout_path
 
 
+@pytest.mark.local_server_only
 def test_fail_on_missing_stops_before_any_upload(shaman_server: Any, blend_templates: Templates,
                                                  tmp_path: Path, private_tmp: Path) -> None:
     prod = make_prod(blend_templates, tmp_path, SIZES, variant="both")  # + a temporary copy
@@ -404,6 +411,7 @@ def test_417_twice_fails_naming_the_file(shaman_server: Any, blend_templates: Te
     assert server.counters.checkouts == []
 
 
+@pytest.mark.local_server_only
 def test_checkout_name_collision_gets_a_new_unique_path(
     any_style_server: Any, prod: Project, tmp_path: Path
 ) -> None:
@@ -520,6 +528,7 @@ def test_cancel_while_asking_requirements(shaman_server: Any, lib_prod: Project,
     _next_run_completes_and_skips(lib_prod, server, tmp_path)
 
 
+@pytest.mark.local_server_only
 def test_cancel_while_hashing(shaman_server: Any, blend_templates: Templates, tmp_path: Path,
                               private_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     prod = make_prod(blend_templates, tmp_path, [4_000_000] * 3, variant="library")
@@ -545,6 +554,7 @@ def test_cancel_while_hashing(shaman_server: Any, blend_templates: Templates, tm
     _next_run_completes_and_skips(prod, server, tmp_path)
 
 
+@pytest.mark.local_server_only
 def test_cancel_before_collecting(shaman_server: Any, lib_prod: Project, tmp_path: Path,
                                   private_tmp: Path) -> None:
     sub, events = _cancel_fixture(lib_prod, shaman_server, tmp_path)
@@ -555,6 +565,7 @@ def test_cancel_before_collecting(shaman_server: Any, lib_prod: Project, tmp_pat
     assert history(tmp_path)[-1]["status"] == "cancelled"
 
 
+@pytest.mark.local_server_only
 def test_cancel_just_before_the_checkout(shaman_server: Any, lib_prod: Project, tmp_path: Path,
                                          private_tmp: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
@@ -597,6 +608,7 @@ def test_cancel_after_create_was_sent_does_not_cut_it_off(
 # -- the checksum cache under another process's lock -------------------------------------
 
 
+@pytest.mark.local_server_only
 def test_locked_cache_means_no_cache_this_run(shaman_server: Any, prod: Project,
                                               tmp_path: Path) -> None:
     server = shaman_server
@@ -625,6 +637,7 @@ def test_no_cache_dir_means_no_cache_and_no_history(shaman_server: Any, prod: Pr
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.local_server_only
 def test_bad_checkout_path_in_plan_is_refused_before_sending(
     shaman_server: Any, prod: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -76,6 +76,7 @@ def _pack_dirs() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("shaman-pack-*"))
 
 
+@pytest.mark.local_server_only
 def test_cold_then_unchanged_resubmission(any_style_server: Any,
                                           every_kind_3mb_production: blendgen.ProductionInfo,
                                           tmp_path: Path) -> None:
@@ -103,6 +104,7 @@ def test_cold_then_unchanged_resubmission(any_style_server: Any,
     _assert_checkout_matches_plan(server, second, every_kind_3mb_production)
 
 
+@pytest.mark.local_server_only
 def test_one_changed_texture_costs_its_bytes(shaman_server: Any, tmp_path: Path) -> None:
     info = blendgen.generate(tmp_path / "prod", libraries=1, files=10, total_bytes=500_000,
                              kinds="basic")
@@ -121,6 +123,7 @@ def test_one_changed_texture_costs_its_bytes(shaman_server: Any, tmp_path: Path)
     _assert_checkout_matches_plan(shaman_server, result, info)
 
 
+@pytest.mark.local_server_only
 def test_missing_texture_is_listed_or_stops(shaman_server: Any, tmp_path: Path) -> None:
     info = blendgen.generate(tmp_path / "prod", libraries=1, files=0, kinds="basic")
     gone = info.kinds["library texture"][0]
@@ -134,6 +137,7 @@ def test_missing_texture_is_listed_or_stops(shaman_server: Any, tmp_path: Path) 
     assert "upload" not in shaman_server.counters.requests
 
 
+@pytest.mark.local_server_only
 def test_cancel_while_collecting(shaman_server: Any,
                                  every_kind_3mb_production: blendgen.ProductionInfo,
                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,6 +192,7 @@ def _hold_libraries_until(monkeypatch: pytest.MonkeyPatch, production: blendgen.
     return held
 
 
+@pytest.mark.local_server_only
 def test_uploads_start_while_the_libraries_are_still_read(
         shaman_server: Any, every_kind_3mb_production: blendgen.ProductionInfo, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,6 +217,7 @@ def test_uploads_start_while_the_libraries_are_still_read(
     assert [e.phase for e in events][-1] is Phase.DONE
 
 
+@pytest.mark.local_server_only
 def test_cancel_while_uploading_and_still_collecting(
         shaman_server: Any, every_kind_3mb_production: blendgen.ProductionInfo, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,6 +236,7 @@ def test_cancel_while_uploading_and_still_collecting(
     assert _pack_dirs() == set()
 
 
+@pytest.mark.local_server_only
 def test_fail_on_missing_sends_nothing_even_when_overlapping(
         shaman_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     info = blendgen.generate(tmp_path / "prod", libraries=1, files=20, total_bytes=400_000,

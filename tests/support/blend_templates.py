@@ -26,6 +26,7 @@ and ``Project``, which lays a template out in a test's own folder.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,8 @@ OUTSIDE_IMAGE = "outside.png"
 
 def content(seed: str, size: int) -> bytes:
     """``size`` bytes unique to ``seed`` (a 64 KiB block repeated)."""
-    block = hashlib.sha256(seed.encode()).digest() * 2048
+    salt = os.environ.get("SHAMAN_TEST_CONTENT_SALT", "")  # see blendgen.generate
+    block = hashlib.sha256(f"{salt}{seed}".encode()).digest() * 2048
     return (block * (size // len(block) + 1))[:size]
 
 

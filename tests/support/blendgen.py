@@ -49,6 +49,7 @@ deterministic for a given ``--seed``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -110,7 +111,15 @@ def generate(
     kinds: str = "all",
     seed: int = 0,
 ) -> ProductionInfo:
-    """Build a production in ``outdir`` (runs bpy in a subprocess) and describe it."""
+    """Build a production in ``outdir`` (runs bpy in a subprocess) and describe it.
+
+    Against another server (``SHAMAN_TEST_CONTENT_SALT``, set by the server fixtures)
+    the seed is mixed with the salt and ``outdir``, so each production's contents are new
+    to a store that earlier tests and runs filled."""
+    salt = os.environ.get("SHAMAN_TEST_CONTENT_SALT", "")
+    if salt:
+        mixed = f"{salt}-{seed}-{Path(outdir).resolve()}"
+        seed = int(hashlib.sha256(mixed.encode()).hexdigest()[:12], 16)
     cmd = [
         bpy_python(),
         str(HERE / "blendgen.py"),

@@ -13,7 +13,9 @@ faults) and every test marked ``local_server_only`` is deselected (not skipped).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from shaman_server import ShamanServer
 __all__ = [
     "ExternalServer",
     "ServerProcess",
+    "_content_salt_per_test",
     "any_style_server",
     "external_server",
     "pytest_collection_modifyitems",
@@ -43,6 +46,7 @@ SERVER_SCRIPT = Path(__file__).resolve().with_name("shaman_server.py")
 ENV_URL = "SHAMAN_TEST_URL"
 ENV_STORAGE = "SHAMAN_TEST_STORAGE"
 ENV_STYLE = "SHAMAN_TEST_STYLE"
+ENV_SALT = "SHAMAN_TEST_CONTENT_SALT"
 
 
 class ExternalServer:
@@ -81,6 +85,11 @@ def external_server() -> ExternalServer | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(ENV_URL):
+        # The other server's store may hold what an earlier run sent: this run's test
+        # contents get a salt of their own (blendgen, blend_templates), so a file a test
+        # means to upload is new to that store.
+        os.environ.setdefault(ENV_SALT, secrets.token_hex(8))
     config.addinivalue_line(
         "markers",
         "local_server_only: needs the local server's counters or fault injection; "
@@ -105,6 +114,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _content_salt_per_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Against another server, each test's contents get a salt of its own (the store is
+    shared by every test of the run, and by earlier runs)."""
+    session = os.environ.get(ENV_SALT)
+    if external_server() is None or not session:
+        yield
+        return
+    own = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    os.environ[ENV_SALT] = f"{session}-{own}"
+    try:
+        yield
+    finally:
+        os.environ[ENV_SALT] = session
 
 
 @pytest.fixture

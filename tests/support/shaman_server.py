@@ -2,7 +2,7 @@
 
 Tests and the demo talk to this over real HTTP on loopback, so the client is exercised
 against the same statuses, bodies, connection drops and disk layout a farm would give
-(see ``SHAMAN_PROTOCOL.md``). Standard library only, so it runs anywhere the tests run.
+(see ``data/SHAMAN_PROTOCOL.md``). Standard library only, so it runs anywhere the tests run.
 
 Two answer styles: ``manager`` (what a Manager 3.x really sends: 200 on upload, a
 ``-xxxx`` suffix for a taken checkout path, 500 for missing files) and ``spec`` (what

@@ -1,4 +1,4 @@
-"""The local Shaman server against every rule of SHAMAN_PROTOCOL.md.
+"""The local Shaman server against every rule of data/SHAMAN_PROTOCOL.md.
 
 Only the standard library's ``http.client`` (and raw sockets where a test must control
 exactly what is on the wire) talks to the server here, never our own client, so the

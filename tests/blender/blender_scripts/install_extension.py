@@ -61,7 +61,7 @@ def bat_importable() -> str:
 
 def submit(out: dict, key: str) -> None:
     try:
-        out[key] = sorted(bpy.ops.shaman.submit())
+        out[key] = sorted(bpy.ops.shaman.submit(unsaved_changes="DISK"))
         out[key + "_error"] = ""
     except RuntimeError as exc:
         out[key], out[key + "_error"] = [], str(exc)

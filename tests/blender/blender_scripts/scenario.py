@@ -408,6 +408,26 @@ def sc_headless(args: dict[str, Any]) -> dict[str, Any]:
     return {"state": state_dict()}
 
 
+def sc_resubmit(args: dict[str, Any]) -> dict[str, Any]:
+    """Open a file, change the scene in the script (``frame_end``), then submit ``times``
+    times with the operator's defaults (headless: ``AUTO``), noting each result."""
+    link_extension()
+    set_prefs(args.get("prefs", {}))
+    open_blend(Path(args["blend"]))
+    if args.get("frame_end"):
+        bpy.context.scene.frame_end = args["frame_end"]
+    runs = []
+    for _ in range(args.get("times", 1)):
+        call = call_submit(**args.get("op", {}))
+        runs.append({**call, "state": state_dict()})
+    return {"runs": runs, "hidden_after": hidden_files(Path(args["blend"]).parent)}
+
+
+def sc_frame_end(args: dict[str, Any]) -> dict[str, Any]:
+    open_blend(Path(args["blend"]))
+    return {"frame_end": bpy.context.scene.frame_end}
+
+
 def draw_panel(prefs_too: bool = False) -> list[str]:
     """Run the panel's real ``draw()`` against a recording layout (background mode has
     no screen to draw on) and return the texts it would show."""
