@@ -32,7 +32,10 @@ from ..errors import (
     NotAShamanServer,
     ShamanError,
     TransportFailure,
+    UnsafeServerAnswer,
 )
+from ..untrusted import quoted
+from .answers import SMALL_ANSWER, only_asked, requirements_cap, too_large
 from .failures import (
     json_object,
     network_failure,
@@ -53,6 +56,7 @@ from .protocol import (
     UploadResult,
     check_file_spec,
     is_checksum,
+    is_safe_checkout_path,
     specs_json,
 )
 from .requests_transport import RequestsTransport
@@ -65,6 +69,8 @@ from .urls import normalise_base_url, original_filename_header, redact_url
 
 log = logging.getLogger(__name__)
 
+MAX_CHECKOUT_PATH = 4096
+"""The longest checkout path accepted back from the server (it names a folder)."""
 
 class ShamanClient:
     """One Manager's Shaman API. Thread-safe: uploads may run in parallel threads."""
@@ -89,6 +95,7 @@ class ShamanClient:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._base_path = parts.path.rstrip("/")
         self._lanes: list[PipelinedConnection] = []
+        self._budget_end: float | None = None  # every call ends by then (check())
         self._lanes_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -120,7 +127,7 @@ class ShamanClient:
     def configuration(self) -> ManagerConfiguration:
         url = f"{self.base_url}{API}/configuration"
         data = self._json_call("Reading the Manager's configuration", "GET", url, None,
-                               retry_read)
+                               retry_read, SMALL_ANSWER)
         try:
             return ManagerConfiguration(
                 storage_location=str(data.get("storageLocation", "")),
@@ -138,16 +145,20 @@ class ShamanClient:
         """For the "Check server" button: one attempt, never raises for server trouble."""
         probe = ShamanClient(self.base_url, dataclasses.replace(self.settings, max_attempts=1),
                              sleep=self._sleep)
+        # Both calls together within the request timeout: the button's 5 s is 5 s.
+        probe._budget_end = time.monotonic() + self.settings.read_timeout
         try:
             return check_server(probe, self.base_url)
         finally:
             probe.close()
 
     def requirements(self, files: Sequence[FileSpec]) -> list[FileRequirement]:
-        """What the server still needs of ``files`` (stored ones are left out)."""
+        """What the server still needs of ``files`` (stored ones are left out). Entries
+        about content never asked about are ignored; the paths are the ones asked."""
         url = f"{self.base_url}{API}/shaman/checkout/requirements"
         data = self._json_call("Asking which files the server needs", "POST", url,
-                               {"files": specs_json(files)}, retry_read)
+                               {"files": specs_json(files)}, retry_read,
+                               requirements_cap(files), moves=2 * requirements_cap(files))
         try:
             answer = [
                 FileRequirement(sha=str(item["sha"]), size=int(item["size"]),
@@ -159,16 +170,19 @@ class ShamanClient:
                 f"{url} answered, but not with a Shaman requirements list: {preview(data)}",
                 url=url, status=200,
             ) from exc
+        answer = only_asked(url, files, answer)
         odd = [r.status for r in answer if r.status not in REQUIREMENT_STATUSES]
         if odd:
-            log.warning("%s: unexpected requirement status(es) %s", url, sorted(set(odd)))
+            log.warning("%s: unexpected requirement status(es) %s", url,
+                        quoted(sorted(set(odd))))
         log.debug("requirements: %d files asked, %d needed", len(files), len(answer))
         return answer
 
     def file_status(self, sha: str, size: int) -> str:
         """``unknown``, ``uploading`` or ``stored``."""
         url = f"{self.base_url}{API}/shaman/files/{sha}/{size}"
-        data = self._json_call("Asking a file's status", "GET", url, None, retry_read)
+        data = self._json_call("Asking a file's status", "GET", url, None, retry_read,
+                               SMALL_ANSWER)
         status = data.get("status")
         if status not in FILE_STATUSES:
             raise NotAShamanServer(
@@ -185,7 +199,8 @@ class ShamanClient:
 
         def attempt() -> str:
             try:
-                answer = self._exchange(what, "POST", url, payload)
+                answer = self._exchange(what, "POST", url, payload, max_bytes=SMALL_ANSWER,
+                                        deadline_s=self._deadline(requirements_cap(files)))
             except AttemptFailed as failed:
                 if failed.phase is AttemptPhase.SENT:
                     raise AttemptFailed(CheckoutAnswerLost(
@@ -197,14 +212,21 @@ class ShamanClient:
                 raise
             if answer.status != 200:
                 raise status_failure(what, url, answer)
-            data = json_object(what, url, answer)
+            data = json_object(what, url, too_large(what, url, answer))
             answered = data.get("checkoutPath")
             if not isinstance(answered, str) or not answered:
                 raise AttemptFailed(NotAShamanServer(
                     f"{url} answered 200, but without a checkoutPath: {preview(data)}",
                     url=url, status=200), AttemptPhase.FINAL)
+            if len(answered) > MAX_CHECKOUT_PATH or not is_safe_checkout_path(answered):
+                raise AttemptFailed(UnsafeServerAnswer(
+                    f"{url} answered that it made checkout {quoted(answered)} (asked for "
+                    f"{quoted(checkout_path)}), which is not a safe relative path; it was "
+                    "not used. Look in the Manager's jobs folder and its log.",
+                    url=url, status=200), AttemptPhase.FINAL)
             if answered != checkout_path:
-                log.info("server made checkout %r (asked for %r)", answered, checkout_path)
+                log.info("server made checkout %s (asked for %s)", quoted(answered),
+                         quoted(checkout_path))
             return answered
 
         return self._retrier.run(what, attempt, retry_create)
@@ -239,7 +261,9 @@ class ShamanClient:
                                     connect_timeout=self.settings.connect_timeout,
                                     read_timeout=min(self.settings.read_timeout,
                                                      self.settings.lane_read_timeout),
-                                    max_size=self.settings.chunk_size)
+                                    max_size=self.settings.chunk_size,
+                                    answer_deadline_s=self.settings.deadline_for(
+                                        self.settings.chunk_size))
                 for _ in range(max(1, self.settings.upload_connections))]
         with self._lanes_lock:
             self._lanes.extend(made)
@@ -307,7 +331,8 @@ class ShamanClient:
                 cancel_message=f"Upload of {fspath} cancelled",
             )
             try:
-                return self._transport.upload(request, body)
+                return self._transport.upload(request, body, max_bytes=SMALL_ANSWER,
+                                              deadline_s=self._deadline(size))
             except ShamanError as exc:  # Cancelled / LocalFileChanged from the body
                 raise AttemptFailed(exc, AttemptPhase.FINAL) from exc
             except TransportFailure as failure:
@@ -327,12 +352,23 @@ class ShamanClient:
     def _stop_requested(self, cancel: threading.Event | None) -> bool:
         return self.aborted or (cancel is not None and cancel.is_set())
 
+    def _deadline(self, moves: int) -> float:
+        """The overall deadline of a call moving about ``moves`` bytes, within what is
+        left of the budget (``check()``)."""
+        deadline = self.settings.deadline_for(moves)
+        if self._budget_end is not None:
+            deadline = min(deadline, max(0.0, self._budget_end - time.monotonic()))
+        return deadline
+
     def _exchange(self, what: str, method: str, url: str, payload: Any, *,
                   max_bytes: int | None = None, deadline_s: float | None = None) -> Answer:
         """One exchange through ``requests``; a failure becomes ``AttemptFailed``.
-        ``max_bytes``/``deadline_s`` bound the answer (see ``RequestsTransport.call``)."""
+        ``max_bytes``/``deadline_s`` bound the answer (see ``RequestsTransport.call``);
+        the deadline is never more than what is left of the budget."""
         if self.aborted:
             raise AttemptFailed(Cancelled(f"{what} cancelled"), AttemptPhase.FINAL)
+        deadline_s = min(self._deadline(0 if max_bytes is None else max_bytes),
+                         deadline_s if deadline_s is not None else float("inf"))
         try:
             return self._transport.call(method, url, payload, max_bytes=max_bytes,
                                         deadline_s=deadline_s)
@@ -344,12 +380,14 @@ class ShamanClient:
             raise network_failure(what, url, failure, self.settings) from failure
 
     def _json_call(self, what: str, method: str, url: str, payload: Any,
-                   retryable: Callable[[AttemptFailed], bool]) -> dict[str, Any]:
+                   retryable: Callable[[AttemptFailed], bool], max_bytes: int, *,
+                   moves: int = 0) -> dict[str, Any]:
         def attempt() -> dict[str, Any]:
-            answer = self._exchange(what, method, url, payload)
+            answer = self._exchange(what, method, url, payload, max_bytes=max_bytes,
+                                    deadline_s=self._deadline(moves))
             if answer.status != 200:
                 raise status_failure(what, url, answer)
-            return json_object(what, url, answer)
+            return json_object(what, url, too_large(what, url, answer))
 
         return self._retrier.run(what, attempt, retryable)
 
