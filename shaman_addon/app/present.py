@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, JobNotSubmitted, ShamanError, error_text
 from ..units import format_files
+from ..untrusted import shown
 from .exit_codes import exit_code_for
 
 if TYPE_CHECKING:
@@ -49,19 +50,26 @@ class ResultView:
     def of(cls, result: SubmitResult) -> ResultView:
         return cls(
             dry_run=bool(result.dry_run),
-            checkout_path=str(result.checkout_path or ""),
-            worker_path=str(result.worker_blend_path or ""),
+            checkout_path=shown(result.checkout_path or "", PATH_LIMIT),
+            worker_path=shown(result.worker_blend_path or "", PATH_LIMIT),
             files_total=int(result.files_total),
             total_text=format_files(result.files_total, result.bytes_total),
             uploaded_text=format_files(result.files_uploaded, result.bytes_uploaded),
             stored_text=format_files(result.files_already_stored, result.bytes_already_stored),
-            warnings=[str(w) for w in result.warnings],
-            missing=[MissingRow(str(m.path), _users(m.referenced_by)) for m in result.missing],
+            warnings=[shown(w, LINE_LIMIT) for w in result.warnings],
+            missing=[MissingRow(shown(m.path, PATH_LIMIT), _users(m.referenced_by))
+                     for m in result.missing],
         )
 
 
+PATH_LIMIT = 1000
+"""Characters of one path shown (paths come from .blend files: escaped, see untrusted)."""
+LINE_LIMIT = 4000
+"""Characters of one error line shown."""
+
+
 def _users(referenced_by: Iterable[str]) -> str:
-    return ", ".join(str(r) for r in referenced_by)
+    return ", ".join(shown(r, PATH_LIMIT) for r in referenced_by)
 
 
 def result_lines(result: SubmitResult) -> list[str]:
@@ -76,7 +84,7 @@ def result_lines(result: SubmitResult) -> list[str]:
         lines = [
             f"Dry run: {view.total_text}; the server already has {view.stored_text}. "
             f"Would upload {view.uploaded_text}.",
-            *(f"  would upload: {name}" for name in result.to_upload),
+            *(f"  would upload: {shown(name, PATH_LIMIT)}" for name in result.to_upload),
             "Nothing was created (dry run).",
         ]
     else:
@@ -94,8 +102,9 @@ def result_lines(result: SubmitResult) -> list[str]:
 
 def job_lines(job: SubmittedJob) -> list[str]:
     """The render job the Manager accepted: name, id, status, its page."""
-    return [f"Render job: {job.name!r} ({job.type}), {job.status or 'submitted'}, id {job.id}",
-            f"Job page: {job.url}"]
+    return [f"Render job: '{shown(job.name)}' ({shown(job.type)}), "
+            f"{shown(job.status or 'submitted')}, id {shown(job.id)}",
+            f"Job page: {shown(job.url, PATH_LIMIT)}"]
 
 
 def report_line(result: SubmitResult) -> str:
@@ -103,7 +112,8 @@ def report_line(result: SubmitResult) -> str:
     first = result_lines(result)[0]
     if result.dry_run:
         return first
-    job = (f" Render job {result.job.id} is {result.job.status or 'submitted'}."
+    job = (f" Render job {shown(result.job.id)} is "
+           f"{shown(result.job.status or 'submitted')}."
            if result.job is not None else "")
     if result.shared_storage:
         return f"{first}{job}"
@@ -117,14 +127,16 @@ def missing_lines(missing: Sequence[MissingFile]) -> list[str]:
     if not missing:
         return []
     return [f"MISSING ({len(missing)}): used but not on disk:"] + [
-        f"  {m.path} (used by {_users(m.referenced_by) or '?'})" for m in missing
+        f"  {shown(m.path, PATH_LIMIT)} (used by {_users(m.referenced_by) or '?'})"
+        for m in missing
     ]
 
 
 def error_line(exc: BaseException) -> str:
     """A failure on a terminal: ``error: ...`` or ``cancelled: ...``."""
     word = "cancelled" if isinstance(exc, Cancelled | KeyboardInterrupt) else "error"
-    text = error_text(exc) if not isinstance(exc, KeyboardInterrupt) else ""
+    text = (shown(error_text(exc), LINE_LIMIT) if not isinstance(exc, KeyboardInterrupt)
+            else "")
     return f"{word}: {text}" if text else word
 
 

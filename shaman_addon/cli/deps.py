@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..app.exit_codes import EXIT_MISSING, EXIT_OK
-from ..app.present import missing_lines
+from ..app.present import LINE_LIMIT, PATH_LIMIT, missing_lines
 from ..units import format_bytes, format_files
+from ..untrusted import shown
 
 if TYPE_CHECKING:
     from ..collect.plan import PackPlan
@@ -74,14 +75,15 @@ def _print_table(plan: PackPlan) -> None:
         flags = ("R" if f.rewritten else "-") + (
             "O" if f.checkout_path.startswith("_outside_project/") else "-"
         )
-        out.write(f"{format_bytes(f.size):>10}  {flags:5}  {f.checkout_path}  <-  {f.original}\n")
+        out.write(f"{format_bytes(f.size):>10}  {flags:5}  {shown(f.checkout_path, PATH_LIMIT)}"
+                  f"  <-  {shown(f.original, PATH_LIMIT)}\n")
     out.write("\nFLAGS: R = a rewritten copy is sent, O = outside the project root\n")
     if plan.missing:
         out.write("\n" + "".join(f"{line}\n" for line in missing_lines(plan.missing)))
     if plan.warnings:
         out.write(f"\nWARNINGS ({len(plan.warnings)}):\n")
         for w in plan.warnings:
-            out.write(f"  {w}\n")
+            out.write(f"  {shown(w, LINE_LIMIT)}\n")
     out.write(
         f"\n{format_files(len(plan.files), plan.total_bytes)}, "
         f"{len(plan.missing)} missing, {len(plan.outside_project)} outside the project\n"
