@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from ..errors import AttemptFailed, AttemptPhase, NotAShamanServer
+from ..errors import AttemptFailed, AttemptPhase, NotAShamanServer, UnsafeServerAnswer
 from ..untrusted import quoted
+from .failures import status_failure
 from .messages import Answer
-from .protocol import FileRequirement, FileSpec
+from .protocol import FileRequirement, FileSpec, UploadResult, is_safe_checkout_path
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,23 @@ def requirements_cap(files: Sequence[FileSpec]) -> int:
     its path as asked (JSON may escape each character in 6 bytes), plus room for an
     error page. 100,000 files of 80-character paths: about 70 MB, never gigabytes."""
     return SMALL_ANSWER + sum(256 + 6 * len(spec.path) for spec in files)
+
+
+MAX_CHECKOUT_PATH = 4096
+"""The longest checkout path accepted back from the server (it names a folder)."""
+
+
+def check_checkout_path(url: str, asked: str, answered: str) -> None:
+    """The checkout path the server says it made must be a safe relative path (the one
+    rule, ``is_safe_checkout_path``): it is printed, stored and handed to the job."""
+    if len(answered) > MAX_CHECKOUT_PATH or not is_safe_checkout_path(answered):
+        raise AttemptFailed(UnsafeServerAnswer(
+            f"{url} answered that it made checkout {quoted(answered)} (asked for "
+            f"{quoted(asked)}), which is not a safe relative path; it was not used. Look "
+            "in the Manager's jobs folder and its log.", url=url, status=200),
+            AttemptPhase.FINAL)
+    if answered != asked:
+        log.info("server made checkout %s (asked for %s)", quoted(answered), quoted(asked))
 
 
 def too_large(what: str, url: str, answer: Answer) -> Answer:
@@ -64,3 +83,19 @@ def only_asked(url: str, files: Sequence[FileSpec],
                     url, len(ignored), quoted(ignored[0].path), quoted(ignored[0].sha, 80),
                     ignored[0].size)
     return kept
+
+
+def upload_result(what: str, url: str, answer: Answer) -> UploadResult:
+    if answer.status in (200, 204):
+        return UploadResult.STORED
+    if answer.status == 208:
+        return UploadResult.ALREADY_KNOWN
+    if answer.status == 425:
+        return UploadResult.DEFERRED
+    raise status_failure(what, url, answer)
+
+
+def strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"not a boolean: {value!r}")
+    return value

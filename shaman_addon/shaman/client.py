@@ -32,10 +32,10 @@ from ..errors import (
     NotAShamanServer,
     ShamanError,
     TransportFailure,
-    UnsafeServerAnswer,
 )
 from ..untrusted import quoted
-from .answers import SMALL_ANSWER, only_asked, requirements_cap, too_large
+from . import answers
+from .answers import SMALL_ANSWER
 from .failures import (
     json_object,
     network_failure,
@@ -56,7 +56,6 @@ from .protocol import (
     UploadResult,
     check_file_spec,
     is_checksum,
-    is_safe_checkout_path,
     specs_json,
 )
 from .requests_transport import RequestsTransport
@@ -68,9 +67,6 @@ from .upload_body import UploadBody, cannot_read, file_size
 from .urls import normalise_base_url, original_filename_header, redact_url
 
 log = logging.getLogger(__name__)
-
-MAX_CHECKOUT_PATH = 4096
-"""The longest checkout path accepted back from the server (it names a folder)."""
 
 class ShamanClient:
     """One Manager's Shaman API. Thread-safe: uploads may run in parallel threads."""
@@ -131,8 +127,8 @@ class ShamanClient:
         try:
             return ManagerConfiguration(
                 storage_location=str(data.get("storageLocation", "")),
-                shaman_enabled=_strict_bool(data["shamanEnabled"]),
-                is_first_run=_strict_bool(data.get("isFirstRun", False)),
+                shaman_enabled=answers.strict_bool(data["shamanEnabled"]),
+                is_first_run=answers.strict_bool(data.get("isFirstRun", False)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise NotAShamanServer(
@@ -156,9 +152,9 @@ class ShamanClient:
         """What the server still needs of ``files`` (stored ones are left out). Entries
         about content never asked about are ignored; the paths are the ones asked."""
         url = f"{self.base_url}{API}/shaman/checkout/requirements"
+        cap = answers.requirements_cap(files)
         data = self._json_call("Asking which files the server needs", "POST", url,
-                               {"files": specs_json(files)}, retry_read,
-                               requirements_cap(files), moves=2 * requirements_cap(files))
+                               {"files": specs_json(files)}, retry_read, cap, moves=2 * cap)
         try:
             answer = [
                 FileRequirement(sha=str(item["sha"]), size=int(item["size"]),
@@ -170,7 +166,7 @@ class ShamanClient:
                 f"{url} answered, but not with a Shaman requirements list: {preview(data)}",
                 url=url, status=200,
             ) from exc
-        answer = only_asked(url, files, answer)
+        answer = answers.only_asked(url, files, answer)
         odd = [r.status for r in answer if r.status not in REQUIREMENT_STATUSES]
         if odd:
             log.warning("%s: unexpected requirement status(es) %s", url,
@@ -200,7 +196,8 @@ class ShamanClient:
         def attempt() -> str:
             try:
                 answer = self._exchange(what, "POST", url, payload, max_bytes=SMALL_ANSWER,
-                                        deadline_s=self._deadline(requirements_cap(files)))
+                                        deadline_s=self._deadline(
+                                            answers.requirements_cap(files)))
             except AttemptFailed as failed:
                 if failed.phase is AttemptPhase.SENT:
                     raise AttemptFailed(CheckoutAnswerLost(
@@ -212,21 +209,13 @@ class ShamanClient:
                 raise
             if answer.status != 200:
                 raise status_failure(what, url, answer)
-            data = json_object(what, url, too_large(what, url, answer))
+            data = json_object(what, url, answers.too_large(what, url, answer))
             answered = data.get("checkoutPath")
             if not isinstance(answered, str) or not answered:
                 raise AttemptFailed(NotAShamanServer(
                     f"{url} answered 200, but without a checkoutPath: {preview(data)}",
                     url=url, status=200), AttemptPhase.FINAL)
-            if len(answered) > MAX_CHECKOUT_PATH or not is_safe_checkout_path(answered):
-                raise AttemptFailed(UnsafeServerAnswer(
-                    f"{url} answered that it made checkout {quoted(answered)} (asked for "
-                    f"{quoted(checkout_path)}), which is not a safe relative path; it was "
-                    "not used. Look in the Manager's jobs folder and its log.",
-                    url=url, status=200), AttemptPhase.FINAL)
-            if answered != checkout_path:
-                log.info("server made checkout %s (asked for %s)", quoted(answered),
-                         quoted(checkout_path))
+            answers.check_checkout_path(url, checkout_path, answered)
             return answered
 
         return self._retrier.run(what, attempt, retry_create)
@@ -305,7 +294,7 @@ class ShamanClient:
                 raise self._upload_failed(what, request, earlier, size, size, cancel)
             answer = earlier or self._send_upload(what, request, fspath, size, on_bytes,
                                                   cancel)
-            return _upload_result(what, request.url, answer)
+            return answers.upload_result(what, request.url, answer)
 
         return self._retrier.run(what, attempt, retry_upload)
 
@@ -387,25 +376,9 @@ class ShamanClient:
                                     deadline_s=self._deadline(moves))
             if answer.status != 200:
                 raise status_failure(what, url, answer)
-            return json_object(what, url, too_large(what, url, answer))
+            return json_object(what, url, answers.too_large(what, url, answer))
 
         return self._retrier.run(what, attempt, retryable)
-
-
-def _upload_result(what: str, url: str, answer: Answer) -> UploadResult:
-    if answer.status in (200, 204):
-        return UploadResult.STORED
-    if answer.status == 208:
-        return UploadResult.ALREADY_KNOWN
-    if answer.status == 425:
-        return UploadResult.DEFERRED
-    raise status_failure(what, url, answer)
-
-
-def _strict_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"not a boolean: {value!r}")
-    return value
 
 
 __all__ = [
