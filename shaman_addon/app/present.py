@@ -232,8 +232,8 @@ def _how_words(setting: JobSetting) -> str:
 def _setting_lines(setting: JobSetting) -> list[str]:
     from ..jobs.values import expected
 
-    shown = "shown to the artist" if setting.visible.shown_to_artist else "not shown"
-    flags = [f"{setting.visible.value}: {shown}"]
+    seen = "shown to the artist" if setting.visible.shown_to_artist else "not shown"
+    flags = [f"{setting.visible.value}: {seen}"]
     if setting.required:
         flags.append("required")
     if not setting.editable:
@@ -257,4 +257,4 @@ def job_types_lines(info: ManagerInfo) -> list[str]:
             lines.extend(_setting_lines(setting))
     tags = ", ".join(t.name for t in info.worker_tags) or "none"
     lines.append(f"Worker tags: {tags}")
-    return lines
+    return [shown(line, LINE_LIMIT) for line in lines]  # names, labels: the Manager's text

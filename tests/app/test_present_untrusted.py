@@ -20,3 +20,14 @@ def test_error_lines_are_one_capped_line() -> None:
     line = error_line(ServerError("bad\r\nnews " + "x" * 100_000, url="http://m", status=500))
     assert "\n" not in line and "\r" not in line and len(line) < 4100
     assert "more characters" in line
+
+
+def test_job_types_from_the_manager_are_escaped() -> None:
+    from shaman_addon.app.present import job_types_lines
+    from shaman_addon.jobs.catalog import CACHE_FORMAT, ManagerInfo
+
+    info = ManagerInfo.from_json({"format": CACHE_FORMAT, "url": "http://m", "job_types": [],
+                                  "worker_tags": [{"id": "1", "name": "gpu\x1b[2J\nfake"}]})
+    lines = job_types_lines(info)
+    assert all(c.isprintable() for line in lines for c in line)
+    assert "gpu\\x1b[2J\\x0afake" in lines[-1]
