@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from .sockets import HasSocket, shutdown
 
+_PRUNE_MIN = 1024  # heap entries before finished calls are dropped from it
 _IDLE_S = 10.0  # the watchdog thread ends after this long with nothing to watch
 _local = threading.local()
 
@@ -70,9 +71,17 @@ class _Watchdog:
         self._heap: list[tuple[float, int, CallGuard]] = []
         self._order = itertools.count()
         self._running = False
+        self._prune_at = _PRUNE_MIN
 
     def add(self, guard: CallGuard) -> None:
         with self._cond:
+            if len(self._heap) >= self._prune_at:
+                # Calls that finished long before their deadline stay in the heap until
+                # it would pass: drop them now and then, so thousands of quick uploads
+                # leave a heap the size of the calls in flight.
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._prune_at = max(_PRUNE_MIN, 2 * len(self._heap))
             heapq.heappush(self._heap, (guard.at, next(self._order), guard))
             if not self._running:
                 self._running = True

@@ -64,3 +64,10 @@ def test_no_guard_means_no_deadline() -> None:
     with deadlines.guard(None) as call:
         assert call is None
         deadlines.watch_current(_Conn(None))  # nothing to watch it: no error
+
+
+def test_many_quick_calls_leave_a_small_heap() -> None:
+    for _ in range(5000):
+        with deadlines.guard(3600.0):
+            pass
+    assert len(deadlines._watchdog._heap) <= 2 * deadlines._PRUNE_MIN
