@@ -34,7 +34,7 @@ from ..errors import (
     TransportFailure,
 )
 from ..untrusted import quoted
-from . import answers
+from . import answers, deadlines
 from .answers import SMALL_ANSWER
 from .failures import (
     json_object,
@@ -107,6 +107,7 @@ class ShamanClient:
             lanes, self._lanes = self._lanes, []
         for lane in lanes:
             lane.close()
+        deadlines.settle()  # no thread left behind once nothing is in flight
 
     def __enter__(self) -> ShamanClient:
         return self

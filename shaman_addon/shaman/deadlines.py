@@ -70,7 +70,9 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, CallGuard]] = []
         self._order = itertools.count()
-        self._running = False
+        self._thread: threading.Thread | None = None
+        self._active = 0  # guards not finished
+        self._quit = False  # settle(): end the thread now that nothing is watched
         self._prune_at = _PRUNE_MIN
 
     def add(self, guard: CallGuard) -> None:
@@ -83,15 +85,35 @@ class _Watchdog:
                 heapq.heapify(self._heap)
                 self._prune_at = max(_PRUNE_MIN, 2 * len(self._heap))
             heapq.heappush(self._heap, (guard.at, next(self._order), guard))
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="shaman-deadlines",
-                                 daemon=True).start()
+            self._active += 1
+            self._quit = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="shaman-deadlines",
+                                                daemon=True)
+                self._thread.start()
             elif self._heap[0][2] is guard:
                 self._cond.notify()
 
+    def finished(self, guard: CallGuard) -> None:
+        guard.finish()
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._heap.clear()
+
+    def settle(self, timeout: float) -> None:
+        """With no call in flight, end the thread (it is started again when needed) and
+        wait for it up to ``timeout``: a closed client leaves no thread behind."""
+        with self._cond:
+            thread = self._thread if not self._active else None
+            if thread is not None:
+                self._quit = True
+                self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     def _run(self) -> None:
-        while True:  # ends after _IDLE_S with nothing to watch
+        while True:  # ends once idle for _IDLE_S, or at once after settle()
             due = self._next_due()
             if due is None:
                 return
@@ -99,14 +121,14 @@ class _Watchdog:
 
     def _next_due(self) -> CallGuard | None:
         """The next guard whose deadline passed (finished ones are dropped), or None
-        once nothing was watched for ``_IDLE_S``."""
+        (the thread ends) once nothing was watched for ``_IDLE_S`` or ``settle`` asked."""
         with self._cond:
             while True:
                 while self._heap and self._heap[0][2].done:
                     heapq.heappop(self._heap)
                 if not self._heap:
-                    if not self._cond.wait(_IDLE_S) and not self._heap:
-                        self._running = False
+                    if self._quit or (not self._cond.wait(_IDLE_S) and not self._heap):
+                        self._thread = None
                         return None
                     continue
                 wait = self._heap[0][0] - time.monotonic()
@@ -132,8 +154,13 @@ def guard(seconds: float | None) -> Iterator[CallGuard | None]:
     try:
         yield call
     finally:
-        call.finish()
+        _watchdog.finished(call)
         _local.guard = outer
+
+
+def settle(timeout: float = 1.0) -> None:
+    """End the watchdog thread if no call is in flight (``ShamanClient.close``)."""
+    _watchdog.settle(timeout)
 
 
 def watch_current(conn: HasSocket) -> None:

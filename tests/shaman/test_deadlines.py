@@ -71,3 +71,21 @@ def test_many_quick_calls_leave_a_small_heap() -> None:
         with deadlines.guard(3600.0):
             pass
     assert len(deadlines._watchdog._heap) <= 2 * deadlines._PRUNE_MIN
+
+
+def test_settle_leaves_no_thread_once_nothing_is_in_flight() -> None:
+    import threading
+
+    with deadlines.guard(3600.0):
+        assert any(t.name == "shaman-deadlines" for t in threading.enumerate())
+    deadlines.settle(timeout=30.0)  # a guard against a hang only
+    assert not any(t.name == "shaman-deadlines" for t in threading.enumerate())
+    with deadlines.guard(0.0) as call:  # started again when needed
+        ours, theirs = socket.socketpair()
+        try:
+            ours.settimeout(30.0)
+            deadlines.watch_current(_Conn(ours))
+            assert ours.recv(10) == b"" and call is not None and call.expired
+        finally:
+            ours.close()
+            theirs.close()
