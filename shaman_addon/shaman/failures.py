@@ -71,8 +71,8 @@ def network_failure(what: str, url: str, failure: TransportFailure,
         return _connect_failure(what, url, failure, settings)
     if isinstance(failure, DeadlinePassed):
         error: ServerUnreachable = ServerTimeout(
-            f"{what}: {url} did not send a complete answer within {failure.deadline_s:g} s "
-            f"{_DEADLINE_WORDS}", url=url)
+            f"{what}: {url} did not send a complete answer within "
+            f"{round(failure.deadline_s, 1):g} s {_DEADLINE_WORDS}", url=url)
     elif failure.timed_out:
         error = ServerTimeout(
             f"{what}: {url} did not answer (or stopped reading) for "
@@ -91,7 +91,7 @@ def upload_failure(what: str, url: str, failure: TransportFailure, sent: int, si
     if isinstance(failure, ConnectFailed):
         return _connect_failure(what, url, failure, settings)
     if isinstance(failure, DeadlinePassed):
-        reason = f"not done within {failure.deadline_s:g} s {_DEADLINE_WORDS}"
+        reason = f"not done within {round(failure.deadline_s, 1):g} s {_DEADLINE_WORDS}"
     elif failure.timed_out:
         reason = f"no progress for {settings.read_timeout:g} s, the read timeout setting"
     else:

@@ -157,7 +157,7 @@ def _read_bounded(raw: Any, limit: int) -> tuple[bytes, bool]:
 
 
 def _deadline_passed(call: deadlines.CallGuard) -> DeadlinePassed:
-    return DeadlinePassed(f"no complete answer within {call.seconds:g} s",
+    return DeadlinePassed(f"no complete answer within {round(call.seconds, 1):g} s",
                           deadline_s=call.seconds)
 
 
