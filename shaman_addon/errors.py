@@ -192,6 +192,22 @@ class CheckoutNamesTaken(ShamanError):
     """The server refused every checkout name tried as taken."""
 
 
+class UploadNeverSettles(ShamanError):
+    """A file's uploads keep being answered "already stored" (208) while the file's
+    status says it is not: past the bound, the submission stops instead of sending it
+    for ever."""
+
+    def __init__(self, message: str, *, url: str, path: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.path = path
+
+
+class UnsafeServerAnswer(NotAShamanServer):
+    """The server answered with a value that is unsafe to use: a checkout path that is
+    not a safe relative path, or requirements about files nobody asked about."""
+
+
 class Busy(ShamanError):
     """A submission is already running in this Blender session."""
 
@@ -323,6 +339,15 @@ class ExchangeFailed(TransportFailure):
     """The request (or part of it) went out and no complete answer came back: the
     connection dropped, or the server stopped answering for the read timeout. Whether
     the server acted on the request is unknown."""
+
+
+class DeadlinePassed(ExchangeFailed):
+    """The whole exchange (connect, request, answer) took longer than its overall
+    deadline: the server answers too slowly, or drips its answer to hold the call."""
+
+    def __init__(self, reason: str, *, deadline_s: float) -> None:
+        super().__init__(reason, timed_out=True)
+        self.deadline_s = deadline_s
 
 
 class RequestNotRead(ExchangeFailed):

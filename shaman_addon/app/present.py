@@ -21,6 +21,7 @@ from ..errors import (
     error_text,
 )
 from ..units import format_count, format_files
+from ..untrusted import shown
 from .exit_codes import exit_code_for
 
 if TYPE_CHECKING:
@@ -64,20 +65,28 @@ class ResultView:
     def of(cls, result: SubmitResult) -> ResultView:
         return cls(
             dry_run=bool(result.dry_run),
-            checkout_path=str(result.checkout_path or ""),
-            worker_path=str(result.worker_blend_path or ""),
+            checkout_path=shown(result.checkout_path or "", PATH_LIMIT),
+            worker_path=shown(result.worker_blend_path or "", PATH_LIMIT),
             files_total=int(result.files_total),
             total_text=format_files(result.files_total, result.bytes_total),
             uploaded_text=format_files(result.files_uploaded, result.bytes_uploaded),
             stored_text=format_files(result.files_already_stored, result.bytes_already_stored),
-            warnings=[str(w) for w in result.warnings] + outside_warnings(
-                result.outside_project, sent=not result.dry_run),
-            missing=[MissingRow(str(m.path), _users(m.referenced_by)) for m in result.missing],
+            warnings=[shown(w, LINE_LIMIT) for w in (
+                *result.warnings,
+                *outside_warnings(result.outside_project, sent=not result.dry_run))],
+            missing=[MissingRow(shown(m.path, PATH_LIMIT), _users(m.referenced_by))
+                     for m in result.missing],
         )
 
 
+PATH_LIMIT = 1000
+"""Characters of one path shown (paths come from .blend files: escaped, see untrusted)."""
+LINE_LIMIT = 4000
+"""Characters of one error line shown."""
+
+
 def _users(referenced_by: Iterable[str]) -> str:
-    return ", ".join(str(r) for r in referenced_by)
+    return ", ".join(shown(r, PATH_LIMIT) for r in referenced_by)
 
 
 def result_lines(result: SubmitResult) -> list[str]:
@@ -92,7 +101,7 @@ def result_lines(result: SubmitResult) -> list[str]:
         lines = [
             f"Dry run: {view.total_text}; the server already has {view.stored_text}"
             f"{_same_content(result)}. Would upload {view.uploaded_text}.",
-            *(f"  would upload: {name}" for name in result.to_upload),
+            *(f"  would upload: {shown(name, PATH_LIMIT)}" for name in result.to_upload),
             "Nothing was created (dry run).",
         ]
     else:
@@ -120,8 +129,9 @@ def _same_content(result: SubmitResult) -> str:
 
 def job_lines(job: SubmittedJob) -> list[str]:
     """The render job the Manager accepted: name, id, status, its page."""
-    return [f"Render job: {job.name!r} ({job.type}), {job.status or 'submitted'}, id {job.id}",
-            f"Job page: {job.url}"]
+    return [f"Render job: '{shown(job.name)}' ({shown(job.type)}), "
+            f"{shown(job.status or 'submitted')}, id {shown(job.id)}",
+            f"Job page: {shown(job.url, PATH_LIMIT)}"]
 
 
 def report_line(result: SubmitResult) -> str:
@@ -129,7 +139,8 @@ def report_line(result: SubmitResult) -> str:
     first = result_lines(result)[0]
     if result.dry_run:
         return first
-    job = (f" Render job {result.job.id} is {result.job.status or 'submitted'}."
+    job = (f" Render job {shown(result.job.id)} is "
+           f"{shown(result.job.status or 'submitted')}."
            if result.job is not None else "")
     if result.shared_storage:
         return f"{first}{job}"
@@ -182,7 +193,8 @@ def missing_lines(missing: Sequence[MissingFile]) -> list[str]:
     plain = all(m.reason == NOT_ON_DISK for m in missing)
     what = "not on disk" if plain else "not on disk, not readable or not a file"
     return [f"MISSING ({len(missing)}): used but {what}:"] + [
-        f"  {m.path} ({_why(m)}used by {_users(m.referenced_by) or '?'})" for m in missing
+        f"  {shown(m.path, PATH_LIMIT)} ({_why(m)}used by {_users(m.referenced_by) or '?'})"
+        for m in missing
     ]
 
 
@@ -197,7 +209,8 @@ def error_line(exc: BaseException) -> str:
     word = "cancelled" if isinstance(exc, Cancelled | KeyboardInterrupt) else "error"
     if isinstance(exc, Terminated):
         return f"{word}: {exc}"
-    text = error_text(exc) if not isinstance(exc, KeyboardInterrupt) else ""
+    text = (shown(error_text(exc), LINE_LIMIT) if not isinstance(exc, KeyboardInterrupt)
+            else "")
     return f"{word}: {text}" if text else word
 
 
@@ -350,8 +363,8 @@ def _how_words(setting: JobSetting) -> str:
 def _setting_lines(setting: JobSetting) -> list[str]:
     from ..jobs.values import expected
 
-    shown = "shown to the artist" if setting.visible.shown_to_artist else "not shown"
-    flags = [f"{setting.visible.value}: {shown}"]
+    seen = "shown to the artist" if setting.visible.shown_to_artist else "not shown"
+    flags = [f"{setting.visible.value}: {seen}"]
     if setting.required:
         flags.append("required")
     if not setting.editable:
@@ -375,4 +388,4 @@ def job_types_lines(info: ManagerInfo) -> list[str]:
             lines.extend(_setting_lines(setting))
     tags = ", ".join(t.name for t in info.worker_tags) or "none"
     lines.append(f"Worker tags: {tags}")
-    return lines
+    return [shown(line, LINE_LIMIT) for line in lines]  # names, labels: the Manager's text

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..app.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, exit_code_for
 from ..app.present import (
+    LINE_LIMIT,
+    PATH_LIMIT,
     error_json,
     error_line,
     missing_lines,
@@ -30,6 +32,7 @@ from ..app.present import (
 from ..app.settings import command_line_blend
 from ..errors import ShamanError
 from ..units import format_bytes, format_files
+from ..untrusted import shown
 
 if TYPE_CHECKING:
     from ..collect.plan import PackPlan
@@ -113,7 +116,8 @@ def _print_table(plan: PackPlan) -> None:
     outside = {o.path for o in plan.outside_project}
     for f in plan.files:
         flags = ("R" if f.rewritten else "-") + ("O" if str(f.original) in outside else "-")
-        out.write(f"{format_bytes(f.size):>10}  {flags:5}  {f.checkout_path}  <-  {f.original}\n")
+        out.write(f"{format_bytes(f.size):>10}  {flags:5}  {shown(f.checkout_path, PATH_LIMIT)}"
+                  f"  <-  {shown(f.original, PATH_LIMIT)}\n")
     out.write("\nFLAGS: R = a rewritten copy is sent, O = outside the project root "
               "(symlinks by their target)\n")
     if plan.missing:
@@ -124,7 +128,7 @@ def _print_table(plan: PackPlan) -> None:
     if warnings:
         out.write(f"\nWARNINGS ({len(warnings)}):\n")
         for w in warnings:
-            out.write(f"  {w}\n")
+            out.write(f"  {shown(w, LINE_LIMIT)}\n")
     out.write(
         f"\n{format_files(len(plan.files), plan.total_bytes)}, "
         f"{len(plan.missing)} missing, {len(plan.outside_project)} outside the project\n"

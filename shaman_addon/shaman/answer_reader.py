@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 
 from .messages import Answer
 
@@ -31,12 +32,16 @@ class _Reader:
         self._buf = b""
         self._pos = 0
         self.closed = False  # the server closed its side
+        self.deadline: float | None = None  # time.monotonic() by which the answer is in
 
     def _fill(self) -> bool:
         """Read more; False once the server has closed and nothing more will come."""
         if self.closed:
             return False
         data = self._sock.recv(_RECV)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            # Each recv has the socket's timeout; this bounds a server that drips.
+            raise TimeoutError("the answer did not come whole within the overall deadline")
         if not data:
             self.closed = True
             return False
@@ -96,9 +101,11 @@ class AnswerReader:
     def leftover(self) -> bool:
         return self._reader.leftover
 
-    def read(self) -> Answer:
-        """The next answer on the connection."""
+    def read(self, deadline: float | None = None) -> Answer:
+        """The next answer on the connection, whole by ``deadline`` (``time.monotonic()``;
+        TimeoutError after it: each read has the socket's timeout besides)."""
         reader = self._reader
+        reader.deadline = deadline
         while True:
             first = reader.line()
             if not first:

@@ -33,6 +33,9 @@ from ..errors import (
     ShamanError,
     TransportFailure,
 )
+from ..untrusted import quoted
+from . import answers, deadlines
+from .answers import SMALL_ANSWER
 from .failures import (
     json_object,
     network_failure,
@@ -65,7 +68,6 @@ from .urls import normalise_base_url, original_filename_header, redact_url
 
 log = logging.getLogger(__name__)
 
-
 class ShamanClient:
     """One Manager's Shaman API. Thread-safe: uploads may run in parallel threads."""
 
@@ -89,6 +91,7 @@ class ShamanClient:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._base_path = parts.path.rstrip("/")
         self._lanes: list[PipelinedConnection] = []
+        self._budget_end: float | None = None  # every call ends by then (check())
         self._lanes_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -104,6 +107,7 @@ class ShamanClient:
             lanes, self._lanes = self._lanes, []
         for lane in lanes:
             lane.close()
+        deadlines.settle()  # no thread left behind once nothing is in flight
 
     def __enter__(self) -> ShamanClient:
         return self
@@ -120,12 +124,12 @@ class ShamanClient:
     def configuration(self) -> ManagerConfiguration:
         url = f"{self.base_url}{API}/configuration"
         data = self._json_call("Reading the Manager's configuration", "GET", url, None,
-                               retry_read)
+                               retry_read, SMALL_ANSWER)
         try:
             return ManagerConfiguration(
                 storage_location=str(data.get("storageLocation", "")),
-                shaman_enabled=_strict_bool(data["shamanEnabled"]),
-                is_first_run=_strict_bool(data.get("isFirstRun", False)),
+                shaman_enabled=answers.strict_bool(data["shamanEnabled"]),
+                is_first_run=answers.strict_bool(data.get("isFirstRun", False)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise NotAShamanServer(
@@ -138,16 +142,20 @@ class ShamanClient:
         """For the "Check server" button: one attempt, never raises for server trouble."""
         probe = ShamanClient(self.base_url, dataclasses.replace(self.settings, max_attempts=1),
                              sleep=self._sleep)
+        # Both calls together within the request timeout: the button's 5 s is 5 s.
+        probe._budget_end = time.monotonic() + self.settings.read_timeout
         try:
             return check_server(probe, self.base_url)
         finally:
             probe.close()
 
     def requirements(self, files: Sequence[FileSpec]) -> list[FileRequirement]:
-        """What the server still needs of ``files`` (stored ones are left out)."""
+        """What the server still needs of ``files`` (stored ones are left out). Entries
+        about content never asked about are ignored; the paths are the ones asked."""
         url = f"{self.base_url}{API}/shaman/checkout/requirements"
+        cap = answers.requirements_cap(files)
         data = self._json_call("Asking which files the server needs", "POST", url,
-                               {"files": specs_json(files)}, retry_read)
+                               {"files": specs_json(files)}, retry_read, cap, moves=2 * cap)
         try:
             answer = [
                 FileRequirement(sha=str(item["sha"]), size=int(item["size"]),
@@ -159,16 +167,19 @@ class ShamanClient:
                 f"{url} answered, but not with a Shaman requirements list: {preview(data)}",
                 url=url, status=200,
             ) from exc
+        answer = answers.only_asked(url, files, answer)
         odd = [r.status for r in answer if r.status not in REQUIREMENT_STATUSES]
         if odd:
-            log.warning("%s: unexpected requirement status(es) %s", url, sorted(set(odd)))
+            log.warning("%s: unexpected requirement status(es) %s", url,
+                        quoted(sorted(set(odd))))
         log.debug("requirements: %d files asked, %d needed", len(files), len(answer))
         return answer
 
     def file_status(self, sha: str, size: int) -> str:
         """``unknown``, ``uploading`` or ``stored``."""
         url = f"{self.base_url}{API}/shaman/files/{sha}/{size}"
-        data = self._json_call("Asking a file's status", "GET", url, None, retry_read)
+        data = self._json_call("Asking a file's status", "GET", url, None, retry_read,
+                               SMALL_ANSWER)
         status = data.get("status")
         if status not in FILE_STATUSES:
             raise NotAShamanServer(
@@ -185,7 +196,9 @@ class ShamanClient:
 
         def attempt() -> str:
             try:
-                answer = self._exchange(what, "POST", url, payload)
+                answer = self._exchange(what, "POST", url, payload, max_bytes=SMALL_ANSWER,
+                                        deadline_s=self._deadline(
+                                            answers.requirements_cap(files)))
             except AttemptFailed as failed:
                 if failed.phase is AttemptPhase.SENT:
                     raise AttemptFailed(CheckoutAnswerLost(
@@ -197,14 +210,13 @@ class ShamanClient:
                 raise
             if answer.status != 200:
                 raise status_failure(what, url, answer)
-            data = json_object(what, url, answer)
+            data = json_object(what, url, answers.too_large(what, url, answer))
             answered = data.get("checkoutPath")
             if not isinstance(answered, str) or not answered:
                 raise AttemptFailed(NotAShamanServer(
                     f"{url} answered 200, but without a checkoutPath: {preview(data)}",
                     url=url, status=200), AttemptPhase.FINAL)
-            if answered != checkout_path:
-                log.info("server made checkout %r (asked for %r)", answered, checkout_path)
+            answers.check_checkout_path(url, checkout_path, answered)
             return answered
 
         return self._retrier.run(what, attempt, retry_create)
@@ -239,7 +251,9 @@ class ShamanClient:
                                     connect_timeout=self.settings.connect_timeout,
                                     read_timeout=min(self.settings.read_timeout,
                                                      self.settings.lane_read_timeout),
-                                    max_size=self.settings.chunk_size)
+                                    max_size=self.settings.chunk_size,
+                                    answer_deadline_s=self.settings.deadline_for(
+                                        self.settings.chunk_size))
                 for _ in range(max(1, self.settings.upload_connections))]
         with self._lanes_lock:
             self._lanes.extend(made)
@@ -281,7 +295,7 @@ class ShamanClient:
                 raise self._upload_failed(what, request, earlier, size, size, cancel)
             answer = earlier or self._send_upload(what, request, fspath, size, on_bytes,
                                                   cancel)
-            return _upload_result(what, request.url, answer)
+            return answers.upload_result(what, request.url, answer)
 
         return self._retrier.run(what, attempt, retry_upload)
 
@@ -307,7 +321,8 @@ class ShamanClient:
                 cancel_message=f"Upload of {fspath} cancelled",
             )
             try:
-                return self._transport.upload(request, body)
+                return self._transport.upload(request, body, max_bytes=SMALL_ANSWER,
+                                              deadline_s=self._deadline(size))
             except ShamanError as exc:  # Cancelled / LocalFileChanged from the body
                 raise AttemptFailed(exc, AttemptPhase.FINAL) from exc
             except TransportFailure as failure:
@@ -327,12 +342,23 @@ class ShamanClient:
     def _stop_requested(self, cancel: threading.Event | None) -> bool:
         return self.aborted or (cancel is not None and cancel.is_set())
 
+    def _deadline(self, moves: int) -> float:
+        """The overall deadline of a call moving about ``moves`` bytes, within what is
+        left of the budget (``check()``)."""
+        deadline = self.settings.deadline_for(moves)
+        if self._budget_end is not None:
+            deadline = min(deadline, max(0.0, self._budget_end - time.monotonic()))
+        return deadline
+
     def _exchange(self, what: str, method: str, url: str, payload: Any, *,
                   max_bytes: int | None = None, deadline_s: float | None = None) -> Answer:
         """One exchange through ``requests``; a failure becomes ``AttemptFailed``.
-        ``max_bytes``/``deadline_s`` bound the answer (see ``RequestsTransport.call``)."""
+        ``max_bytes``/``deadline_s`` bound the answer (see ``RequestsTransport.call``);
+        the deadline is never more than what is left of the budget."""
         if self.aborted:
             raise AttemptFailed(Cancelled(f"{what} cancelled"), AttemptPhase.FINAL)
+        deadline_s = min(self._deadline(0 if max_bytes is None else max_bytes),
+                         deadline_s if deadline_s is not None else float("inf"))
         try:
             return self._transport.call(method, url, payload, max_bytes=max_bytes,
                                         deadline_s=deadline_s)
@@ -344,30 +370,16 @@ class ShamanClient:
             raise network_failure(what, url, failure, self.settings) from failure
 
     def _json_call(self, what: str, method: str, url: str, payload: Any,
-                   retryable: Callable[[AttemptFailed], bool]) -> dict[str, Any]:
+                   retryable: Callable[[AttemptFailed], bool], max_bytes: int, *,
+                   moves: int = 0) -> dict[str, Any]:
         def attempt() -> dict[str, Any]:
-            answer = self._exchange(what, method, url, payload)
+            answer = self._exchange(what, method, url, payload, max_bytes=max_bytes,
+                                    deadline_s=self._deadline(moves))
             if answer.status != 200:
                 raise status_failure(what, url, answer)
-            return json_object(what, url, answer)
+            return json_object(what, url, answers.too_large(what, url, answer))
 
         return self._retrier.run(what, attempt, retryable)
-
-
-def _upload_result(what: str, url: str, answer: Answer) -> UploadResult:
-    if answer.status in (200, 204):
-        return UploadResult.STORED
-    if answer.status == 208:
-        return UploadResult.ALREADY_KNOWN
-    if answer.status == 425:
-        return UploadResult.DEFERRED
-    raise status_failure(what, url, answer)
-
-
-def _strict_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"not a boolean: {value!r}")
-    return value
 
 
 __all__ = [

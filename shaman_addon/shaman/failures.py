@@ -16,6 +16,7 @@ from ..errors import (
     AttemptFailed,
     AttemptPhase,
     ConnectFailed,
+    DeadlinePassed,
     NotAShamanServer,
     ServerTimeout,
     ServerUnreachable,
@@ -25,6 +26,9 @@ from ..errors import (
 from .messages import Answer
 from .server_errors import error_from_response, read_error_body
 from .settings import ClientSettings
+
+_DEADLINE_WORDS = ("(the overall deadline: the request timeout plus time for the bytes at "
+                   "a minimum rate); the server answers too slowly or holds the connection")
 
 
 def preview(data: Any, limit: int = 200) -> str:
@@ -65,8 +69,12 @@ def network_failure(what: str, url: str, failure: TransportFailure,
     """A call that got no usable answer."""
     if isinstance(failure, ConnectFailed):
         return _connect_failure(what, url, failure, settings)
-    if failure.timed_out:
+    if isinstance(failure, DeadlinePassed):
         error: ServerUnreachable = ServerTimeout(
+            f"{what}: {url} did not send a complete answer within "
+            f"{round(failure.deadline_s, 1):g} s {_DEADLINE_WORDS}", url=url)
+    elif failure.timed_out:
+        error = ServerTimeout(
             f"{what}: {url} did not answer (or stopped reading) for "
             f"{settings.read_timeout:g} s (the read timeout setting)", url=url)
     else:
@@ -82,8 +90,12 @@ def upload_failure(what: str, url: str, failure: TransportFailure, sent: int, si
     have stored it or not: the caller asks for the file's status before sending again."""
     if isinstance(failure, ConnectFailed):
         return _connect_failure(what, url, failure, settings)
-    reason = (f"no progress for {settings.read_timeout:g} s, the read timeout setting"
-              if failure.timed_out else failure.reason)
+    if isinstance(failure, DeadlinePassed):
+        reason = f"not done within {round(failure.deadline_s, 1):g} s {_DEADLINE_WORDS}"
+    elif failure.timed_out:
+        reason = f"no progress for {settings.read_timeout:g} s, the read timeout setting"
+    else:
+        reason = failure.reason
     return AttemptFailed(UploadReset(
         f"{what}: the connection to {url} dropped after {sent} of {size} bytes ({reason}); "
         "ask the server for the file's status before sending it again", url=url),
@@ -101,6 +113,11 @@ def json_object(what: str, url: str, answer: Answer) -> dict[str, Any]:
     """The answer's JSON object, or NotAShamanServer (some other web server answered)."""
     try:
         data = json.loads(answer.body)
+    except RecursionError:
+        raise AttemptFailed(NotAShamanServer(
+            f"{what}: {url} answered with JSON nested deeper than any Flamenco Manager's "
+            "answer; is this the Flamenco Manager's URL?", url=url, status=answer.status),
+            AttemptPhase.FINAL) from None
     except ValueError:
         body = read_error_body(answer.body, answer.header("Content-Type"))
         raise AttemptFailed(NotAShamanServer(

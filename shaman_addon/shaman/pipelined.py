@@ -19,6 +19,7 @@ import http.client
 import logging
 import os
 import socket
+import time
 from collections import deque
 from pathlib import Path
 
@@ -41,13 +42,14 @@ class PipelinedConnection:
 
     def __init__(self, host: str, port: int, registry: ConnectionRegistry, *,
                  connect_timeout: float | None, read_timeout: float | None,
-                 max_size: int) -> None:
+                 max_size: int, answer_deadline_s: float | None = None) -> None:
         self._address = (host, port)
         self._host_header = host_header(host, port)
         self._registry = registry
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_size = max_size
+        self._answer_deadline_s = answer_deadline_s  # each answer whole within this
         self.sock: socket.socket | None = None  # what abort() shuts down
         self._reader: AnswerReader | None = None
         self._tickets: deque[int] = deque()  # written on this connection, oldest first
@@ -97,7 +99,9 @@ class PipelinedConnection:
             raise ExchangeFailed("the connection was dropped before this request's answer "
                                  "came")
         try:
-            answer = self._reader.read()
+            deadline = (None if self._answer_deadline_s is None
+                        else time.monotonic() + self._answer_deadline_s)
+            answer = self._reader.read(deadline)
         except (OSError, http.client.HTTPException) as exc:
             self._drop()
             raise _exchange_failed(exc) from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -20,7 +20,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ..errors import ConnectFailed, ExchangeFailed, TransportFailure
+from ..errors import ConnectFailed, DeadlinePassed, ExchangeFailed, TransportFailure
+from . import deadlines
 from .messages import Answer, UploadRequest
 from .settings import ClientSettings
 from .sockets import ConnectionRegistry, causes, failure_words
@@ -39,12 +40,14 @@ class _TrackingMixin:
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         self.registry.add(self)
+        deadlines.watch_current(self)
 
     def close(self) -> None:
         self.registry.discard(self)
         super().close()  # type: ignore[misc]
 
     def request(self, method: str, url: str, body: Any = None, *args: Any, **kw: Any) -> None:
+        deadlines.watch_current(self)  # a pooled connection carries this call now
         if isinstance(body, UploadBody):
             body.attach(self)
         self._upload_body = body if isinstance(body, UploadBody) else None
@@ -134,21 +137,15 @@ def transport_failure(exc: requests.RequestException) -> TransportFailure:
     return ExchangeFailed(words, timed_out=timed_out)
 
 
-def answer_from(response: requests.Response) -> Answer:
-    """The ``Answer`` for a ``Response`` whose body has been read."""
-    return Answer(response.status_code, response.reason or "",
-                  list(response.headers.items()), response.content)
-
-
-def _read_bounded(raw: Any, limit: int, start: float,
-                  deadline_s: float | None) -> tuple[bytes, bool]:
+def _read_bounded(raw: Any, limit: int) -> tuple[bytes, bool]:
     """The body, at most ``limit`` bytes (-1: all), and whether there was more. Read as
-    it arrives (``read1``: urllib3 2) so the deadline is looked at after every piece, even
-    when the server drips it; urllib3 1 (older Blender) reads in small pieces instead."""
+    it arrives (``read1``: urllib3 2), so a huge body is never held whole; urllib3 1
+    (older Blender) reads in small pieces instead. The call's deadline guard cuts a
+    server that drips it."""
     read1 = getattr(raw, "read1", None)
     chunks: list[bytes] = []
     size = 0
-    while True:
+    while True:  # bounded: each piece adds bytes, up to the limit, within the deadline
         chunk = (read1(64 * 1024, decode_content=True) if read1 is not None
                  else raw.read(4096, decode_content=True))
         if not chunk:
@@ -157,9 +154,11 @@ def _read_bounded(raw: Any, limit: int, start: float,
         size += len(chunk)
         if 0 <= limit < size:
             return b"".join(chunks)[:limit], True
-        if deadline_s is not None and time.monotonic() - start > deadline_s:
-            raise ExchangeFailed(f"no complete answer within {deadline_s:g} s",
-                                 timed_out=True)
+
+
+def _deadline_passed(call: deadlines.CallGuard) -> DeadlinePassed:
+    return DeadlinePassed(f"no complete answer within {round(call.seconds, 1):g} s",
+                          deadline_s=call.seconds)
 
 
 class RequestsTransport:
@@ -191,52 +190,54 @@ class RequestsTransport:
         """One exchange with an optional JSON body; raises TransportFailure.
 
         ``max_bytes``: read at most this much of the body (the answer comes back
-        ``truncated``); ``deadline_s``: the whole exchange, answer included, takes at
-        most this long (a timed-out ExchangeFailed), however slowly the server drips."""
-        if max_bytes is None and deadline_s is None:
-            try:
-                response = self._session.request(
-                    method, url, json=payload, timeout=self._timeout, verify=self._verify,
-                    allow_redirects=False)
-                return answer_from(response)
-            except requests.RequestException as exc:
-                raise transport_failure(exc) from exc
-        return self._bounded_call(method, url, payload, max_bytes, deadline_s)
-
-    def _bounded_call(self, method: str, url: str, payload: Any, max_bytes: int | None,
-                      deadline_s: float | None) -> Answer:
-        start = time.monotonic()
-        limit = max_bytes if max_bytes is not None else -1
-        try:
-            response = self._session.request(
+        ``truncated``); ``deadline_s``: the whole exchange, connect and answer included,
+        takes at most this long (DeadlinePassed), however slowly the server drips."""
+        with deadlines.guard(deadline_s) as call:
+            return self._guarded(call, lambda: self._session.request(
                 method, url, json=payload, timeout=self._timeout, verify=self._verify,
-                allow_redirects=False, stream=True)
-            with response:
-                body, truncated = _read_bounded(response.raw, limit, start, deadline_s)
-                return Answer(response.status_code, response.reason or "",
-                              list(response.headers.items()), body, truncated=truncated)
-        except requests.RequestException as exc:
-            raise transport_failure(exc) from exc
-        except urllib3.exceptions.HTTPError as exc:  # raised by the raw body's reads
-            raise transport_failure(requests.exceptions.ConnectionError(exc)) from exc
+                allow_redirects=False, stream=True), max_bytes)
 
-    def upload(self, request: UploadRequest, body: UploadBody) -> Answer:
+    def _guarded(self, call: deadlines.CallGuard | None,
+                 send: Callable[[], requests.Response], max_bytes: int | None) -> Answer:
+        """``send()`` (a streamed request), its body read up to ``max_bytes``; failures
+        become TransportFailure, and DeadlinePassed once ``call``'s deadline cut it."""
+        cause: BaseException
+        try:
+            response = send()
+            with response:
+                body, truncated = _read_bounded(
+                    response.raw, max_bytes if max_bytes is not None else -1)
+            answer = Answer(response.status_code, response.reason or "",
+                            list(response.headers.items()), body, truncated=truncated)
+        except requests.RequestException as exc:
+            failure, cause = transport_failure(exc), exc
+        except urllib3.exceptions.HTTPError as exc:  # raised by the raw body's reads
+            failure, cause = transport_failure(requests.exceptions.ConnectionError(exc)), exc
+        else:
+            if call is not None and call.expired:  # cut: the body may be short
+                raise _deadline_passed(call)
+            return answer
+        if call is not None and call.expired:
+            raise _deadline_passed(call) from failure
+        raise failure from cause
+
+    def upload(self, request: UploadRequest, body: UploadBody, *,
+               max_bytes: int | None = None, deadline_s: float | None = None) -> Answer:
         """POST ``body`` straight through the session's adapter (same pools, proxies, TLS
         and exceptions as ``Session.request``): the session's per-call preparation
         (merging settings, cookies, hooks) costs more CPU than the request on loopback.
-        Raises TransportFailure; an error ``body`` raises (Cancelled...) passes as is."""
+        Raises TransportFailure; an error ``body`` raises (Cancelled...) passes as is.
+        ``max_bytes``/``deadline_s``: as for ``call``."""
         prepared = requests.PreparedRequest()
         prepared.method = "POST"
         prepared.url = request.url
         prepared.headers = requests.structures.CaseInsensitiveDict(request.headers)
         prepared.body = cast(Any, body) if len(body) else None
         prepared.hooks = {"response": []}
-        try:
-            response = self._adapter.send(prepared, stream=False, timeout=self._timeout,
-                                          verify=self._verify, proxies=self._session.proxies)
-            return answer_from(response)
-        except requests.RequestException as exc:
-            raise transport_failure(exc) from exc
+        with deadlines.guard(deadline_s) as call:
+            return self._guarded(call, lambda: self._adapter.send(
+                prepared, stream=True, timeout=self._timeout, verify=self._verify,
+                proxies=self._session.proxies), max_bytes)
 
     def close(self) -> None:
         self._session.close()

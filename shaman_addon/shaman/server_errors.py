@@ -24,11 +24,21 @@ from ..errors import (
     ShamanDisabled,
     ShamanError,
 )
+from ..untrusted import shown
 
 DISABLED_MESSAGE = "shaman server not active"
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
 _PREVIEW = 160
+_MESSAGE_LIMIT = 500  # of a server's message quoted in an error (escaped, see untrusted)
+
+
+def preview_json(value: Any) -> str:
+    """A JSON value that is not a string, as short text (any depth, never raising)."""
+    try:
+        return json.dumps(value)[:_MESSAGE_LIMIT * 2]
+    except (ValueError, TypeError, RecursionError):
+        return repr(type(value).__name__)
 
 
 @dataclass(frozen=True)
@@ -56,13 +66,14 @@ def read_error_body(content: bytes, content_type: str = "") -> ErrorBody:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             data = None
         if isinstance(data, dict):
             message = data.get("message")
             if not isinstance(message, str):
-                message = "" if message is None else json.dumps(message)
-            return ErrorBody(message=message.strip(), is_json=True, text="")
+                message = "" if message is None else preview_json(message)
+            return ErrorBody(message=shown(message.strip(), _MESSAGE_LIMIT), is_json=True,
+                             text="")
     is_html = "html" in content_type.lower() or text[:200].lstrip().lower().startswith(
         ("<!doctype html", "<html", "<head", "<body")
     )
@@ -70,9 +81,7 @@ def read_error_body(content: bytes, content_type: str = "") -> ErrorBody:
         title = _TITLE_RE.search(text)
         text = title.group(1) if title else _TAG_RE.sub(" ", text)
         text = html.unescape(text)
-    preview = " ".join(text.split())
-    if len(preview) > _PREVIEW:
-        preview = preview[:_PREVIEW] + "..."
+    preview = shown(" ".join(text[:_PREVIEW * 8].split()), _PREVIEW)
     return ErrorBody(message="", is_json=False, text=preview, is_html=is_html)
 
 

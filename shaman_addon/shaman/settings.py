@@ -25,3 +25,13 @@ class ClientSettings:
     # shorter) hands its uploads to the ordinary ones: the requests behind one slow
     # answer would otherwise all wait for it (head-of-line blocking).
     lane_read_timeout: float = 5.0
+    # The overall deadline of every call (connect, request and the whole answer) is the
+    # connect and read timeouts plus time for its bytes at this many bytes per second:
+    # a slow but working link (a big upload over 0.5 Mbit/s) is never cut, while a
+    # server that drips an answer a byte at a time is. Per-read timeouts alone never
+    # end a call that gets a byte every few seconds.
+    min_rate: int = 64 * 1024
+
+    def deadline_for(self, nbytes: int) -> float:
+        """The overall deadline of a call that moves ``nbytes`` (request and answer)."""
+        return self.connect_timeout + self.read_timeout + max(0, nbytes) / max(1, self.min_rate)

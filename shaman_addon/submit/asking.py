@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ..errors import FilesNeverStored
 from ..progress import Phase, ProgressTracker
 from ..shaman.client import FileRequirement, FileSpec, ShamanClient
+from ..untrusted import quoted
 from .contents import Contents, UploadLedger
 from .options import SubmitOptions
 from .uploading import UploadItem, Uploads
@@ -160,7 +161,8 @@ class Asker:
 
     def _never_stored(self, answer: list[FileRequirement], rounds: int, waits: int) -> None:
         names = sorted({r.path for r in answer})
-        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        shown = ", ".join(quoted(n) for n in names[:10]) + (
+            f" and {len(names) - 10} more" if len(names) > 10 else "")
         url = self._options.server_url
         raise FilesNeverStored(
             f"The server at {url} still lacks {len(names)} file(s) after {rounds} upload "

@@ -38,6 +38,10 @@ class Tuning:
     of them, this client sends those files itself (the other one may be stuck)."""
     max_resets_per_file: int = 5
     """Dropped connections one file's upload may meet before the submission fails."""
+    max_unsettled_per_file: int = 3
+    max_unsettled: int = 50
+    """Uploads answered 208 (already stored) while the file's status then says it is not,
+    per file and per submission, before the submission fails (UploadNeverSettles)."""
     max_name_attempts: int = 10
     """Checkout names tried (the template's, then with a random suffix) when taken."""
     batch_files: int = 500

@@ -28,6 +28,7 @@ from ..errors import (
     ShamanError,
     TransportFailure,
     UploadKeepsDropping,
+    UploadNeverSettles,
     UploadReset,
 )
 from ..progress import ProgressTracker
@@ -39,6 +40,8 @@ from .options import SubmitOptions
 from .upload_pool import AheadLimit, UploadPool
 
 log = logging.getLogger(__name__)
+
+ALREADY_KNOWN = "the server already knew it"
 
 
 @dataclass(eq=False)
@@ -52,6 +55,7 @@ class UploadItem:
     can_defer: bool = True
     defers: int = 0
     resets: int = 0
+    unsettled: int = 0  # 208 answers after which the status said "not stored"
     first_attempt: Answer | TransportFailure | None = field(default=None, repr=False)
     """A lane's attempt that did not store it: the ordinary upload takes it as its own
     first attempt, so retries, back-offs and messages are exactly an upload's."""
@@ -124,6 +128,7 @@ class Uploads:
         self._cancel = cancel
         self._lock = threading.Lock()
         self._rehashed: set[Path] = set()
+        self._unsettled = 0  # of the whole submission
         tuning = options.tuning
         lanes = [_LaneAdapter(conn, client, self) for conn in client.lanes()]
         self._pool: UploadPool[UploadItem] = UploadPool(
@@ -211,7 +216,7 @@ class Uploads:
                 return
             self._pool.put(item, delay_s=delays[item.defers - 1])
         else:  # ALREADY_KNOWN: not proof, ask
-            self._after_unclear(item, "the server already knew it")
+            self._after_unclear(item, ALREADY_KNOWN)
 
     def _naming_the_artists_file(self, exc: ShamanError, source: Path) -> ShamanError:
         """A rewritten copy is gone by the time anyone reads the error: name the
@@ -239,12 +244,32 @@ class Uploads:
         if status == "stored":
             self._finish(item.key, item.name, sent_by_us=False)
             return
+        if why == ALREADY_KNOWN:
+            self._count_unsettled(item, status)
         if item.resets > self._options.tuning.max_resets_per_file:
             raise UploadKeepsDropping(
                 f"Uploading {item.sources[0]} to {self._options.server_url} was cut off "
                 f"{item.resets} times; check the network and the Manager's log.",
                 url=self._options.server_url, path=str(item.sources[0]))
         self._pool.put(item, delay_s=0.05 if status == "uploading" else 0.0)
+
+    def _count_unsettled(self, item: UploadItem, status: str) -> None:
+        """A 208 ("already stored") the status then denied: bounded per file and per
+        submission, or a server that says both forever is sent the file forever."""
+        tuning = self._options.tuning
+        item.unsettled += 1
+        with self._lock:
+            self._unsettled += 1
+            total = self._unsettled
+        if item.unsettled <= tuning.max_unsettled_per_file and total <= tuning.max_unsettled:
+            return
+        url = self._options.server_url
+        raise UploadNeverSettles(
+            f"The server at {url} answered {item.unsettled} upload(s) of {item.sources[0]} "
+            f"with 208 (already stored) but then reported the file as {status!r} "
+            f"({total} such answers in this submission); it contradicts itself, so the "
+            "upload was not repeated. Check the Manager's log and its storage.",
+            url=url, path=str(item.sources[0]))
 
     def _after_mismatch(self, item: UploadItem, exc: ShamanError) -> None:
         """417 or a size change on disk: hash that file again, once, and send it again."""

@@ -315,6 +315,38 @@ class Counters:
             self._job_submissions.append(doc)
 
 
+class HostileAnswer:
+    """An answer a hostile or broken server sends instead of the real one (after reading
+    the request): ``body`` as is, or ``size`` bytes of ``fill`` made as they are written
+    (a 1 GiB answer is never held), and each byte ``drip_s`` apart when that is set
+    (status line and headers included). ``count``: for how many requests (None: all)."""
+
+    def __init__(self, status: int = 200, body: bytes = b"", *, size: int | None = None,
+                 fill: bytes = b" ", drip_s: float = 0.0, count: int | None = None,
+                 content_type: str = "application/json") -> None:
+        self.status = status
+        self.body = body
+        self.size = len(body) if size is None else size
+        self.fill = fill
+        self.drip_s = drip_s
+        self.count = count
+        self.content_type = content_type
+        self.sent = 0  # requests it answered
+
+    def pieces(self) -> Iterator[bytes]:
+        yield (f"HTTP/1.1 {self.status} {_phrase(self.status)}\r\n"
+               f"Content-Type: {self.content_type}\r\n"
+               f"Content-Length: {self.size}\r\n\r\n").encode("latin-1")
+        if self.body or not self.size:
+            yield self.body
+            return
+        block = (self.fill * (CHUNK // max(1, len(self.fill)) + 1))[:CHUNK]
+        left = self.size
+        while left > 0:
+            yield block[:left]
+            left -= len(block[:left])
+
+
 class Faults:
     """Failures to inject; each applies to the NEXT matching requests."""
 
@@ -330,6 +362,7 @@ class Faults:
         self._delay: dict[str, float] = {}
         self._uploading: dict[tuple[str, int], int] = {}
         self._lose: set[tuple[str, int]] = set()
+        self._hostile: dict[str, HostileAnswer] = {}
 
     @staticmethod
     def _check(endpoint: str) -> None:
@@ -381,8 +414,15 @@ class Faults:
         with self._lock:
             self._lose.add((sha, size))
 
+    def hostile(self, endpoint: str, answer: HostileAnswer) -> None:
+        """Answer requests to ``endpoint`` with ``answer`` (see HostileAnswer)."""
+        self._check(endpoint)
+        with self._lock:
+            self._hostile[endpoint] = answer
+
     def reset(self) -> None:
         with self._lock:
+            self._hostile.clear()
             self.shaman_disabled = False
             self._fail.clear()
             self._html.clear()
@@ -406,6 +446,15 @@ class Faults:
                 self._hang[endpoint] -= 1
                 return self._release
         return None
+
+    def _take_hostile(self, endpoint: str) -> tuple[HostileAnswer | None, threading.Event]:
+        with self._lock:
+            answer = self._hostile.get(endpoint)
+            if answer is not None:
+                answer.sent += 1
+                if answer.count is not None and answer.sent >= answer.count:
+                    del self._hostile[endpoint]
+            return answer, self._release
 
     def _take_fail(self, endpoint: str) -> tuple[int, str] | None:
         with self._lock:
@@ -711,6 +760,21 @@ class _Handler(BaseHTTPRequestHandler):
 
         self._serve(endpoint, answer)
 
+    def _answer_hostile(self, answer: HostileAnswer, release: threading.Event) -> None:
+        """Read the request whole, then send ``answer`` (dripped if asked; ``release``,
+        set by reset() and stop(), cuts a drip short by closing the connection)."""
+        self._read_body()
+        self.owner.counters._status(self._endpoint, answer.status)
+        self.close_connection = True
+        for piece in answer.pieces():
+            if not answer.drip_s:
+                self.wfile.write(piece)
+                continue
+            for i in range(len(piece)):
+                if release.wait(answer.drip_s):
+                    self._drop(reset=False)
+                self.wfile.write(piece[i:i + 1])
+
     def _not_allowed(self) -> None:
         self._discard_small_body()
         self._send(405, go_json({"message": "Method Not Allowed"}), "application/json")
@@ -725,6 +789,10 @@ class _Handler(BaseHTTPRequestHandler):
             # Never read the socket, never answer: until reset() or stop().
             release.wait()
             self._drop(reset=False)
+        hostile, release = faults._take_hostile(endpoint)
+        if hostile is not None:
+            self._answer_hostile(hostile, release)
+            return
         if endpoint != "upload":
             body = self._read_body()
         fail = faults._take_fail(endpoint)
