@@ -85,10 +85,12 @@ class Gathering:
             ok = True
         finally:
             self._collector.stop()  # a no-op once the collector is done
-            if not ok:
+            if not ok:  # cancelled or failed: the collector may be stuck inside BAT
                 self._hashing.stop()
+                self._collector.abandon()
             self._hashing.close()
-            self._collector.join()
+            if ok:
+                self._collector.join()  # it has handed over its plan: it is ending
             self._cache.flush()
         log.info("checksum cache: %d hits, %d hashed", self._counts.cache_hits,
                  len(self.plan.files) - self._counts.cache_hits)
