@@ -29,6 +29,7 @@ BAT_VERSION = "1.23"
 """The BAT release whose ``BlendFile._open_file`` and ``decode_structs`` are overridden."""
 
 _HOOKS = ("_open_file", "decode_structs")
+_DNA_CACHE_KEEP = 8  # catalogues kept (damaged files each bring their own)
 _DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
 _blendfile_class: Any = None
 
@@ -108,6 +109,8 @@ def _make_class() -> Any:
                 return
             self.fileobj.seek(start)
             super().decode_structs(block)
+            if len(_DNA_CACHE) >= _DNA_CACHE_KEEP:  # one entry per Blender version, really
+                del _DNA_CACHE[next(iter(_DNA_CACHE))]
             _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
 
     return SharedDNABlendFile

@@ -176,7 +176,7 @@ def bounded_listbase(original: Any) -> Any:
             if item.file_offset in seen or len(seen) >= LIST_CEILING:
                 path = item.bfile.filepath
                 raise BlendListLoops(
-                    f"{path} is damaged: a list of {item.dna_type_name} data leads back to "
+                    f"{path} is damaged: a linked list ({item.dna_type_name}) leads back to "
                     f"itself or runs past {LIST_CEILING} items; it was not read.",
                     path=str(path))
             seen.add(item.file_offset)

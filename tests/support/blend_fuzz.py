@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SEED_NAMES = ("plain", "zstd", "gzip")
+CHUNK_BYTES = 1 << 20
 WORKER_MEMORY_LIMIT = 2 << 30  # address space of the worker (Python and BAT use ~300 MB)
 
 _BPY_SCRIPT = """
@@ -121,6 +123,45 @@ def write_variants(seeds: dict[str, Path], outdir: Path, *, truncations: int, fl
     return made
 
 
+def damaged_names_count(plain: bytes) -> bytes:
+    """The DNA catalogue's count of names made smaller (its second byte zeroed): BAT
+    then reads the count of types from inside a name, some 1.7 billion, and loops over
+    them (BAT 1.23 hung here at 100% CPU)."""
+    at = plain.index(b"SDNANAME") + 9
+    return plain[:at] + b"\0" + plain[at + 1:]
+
+
+def looping_modifiers(plain_path: Path) -> bytes:
+    """The Cube's first modifier made to name itself as the next one: a linked list that
+    never ends (BAT 1.23 followed it forever)."""
+    from blender_asset_tracer.blendfile import BlendFile
+
+    with BlendFile(plain_path) as bfile:
+        cube = next(b for b in bfile.blocks if b.code == b"OB" and b.id_name == b"OBCube")
+        mod = cube.get_pointer((b"modifiers", b"first"))
+        offset, _items = mod.abs_offset((b"modifier", b"next"))
+        addr = mod.addr_old
+    data = bytearray(plain_path.read_bytes())
+    data[offset:offset + 8] = struct.pack("<Q", addr)  # a pointer: 8 bytes
+    return bytes(data)
+
+
+def bomb(plain: bytes, how: str, extra: int) -> bytes:
+    """A real .blend followed by ``extra`` zero bytes, compressed: a few KB on disk that
+    expand past the decompression ceiling."""
+    zeros = bytes(CHUNK_BYTES)
+    if how == "zstd":
+        import zstandard
+
+        obj = zstandard.ZstdCompressor(level=3).compressobj()
+        parts = [obj.compress(plain)]
+        parts += [obj.compress(zeros) for _ in range(extra // CHUNK_BYTES)]
+        return b"".join([*parts, obj.flush()])
+    comp = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip container
+    parts = [comp.compress(plain)] + [comp.compress(zeros) for _ in range(extra // CHUNK_BYTES)]
+    return b"".join([*parts, comp.flush()])
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -129,6 +170,7 @@ def _write(path: Path, data: bytes) -> Path:
 @dataclass
 class FuzzResult:
     outcomes: dict[str, str] = field(default_factory=dict)  # variant name -> class name
+    messages: dict[str, str] = field(default_factory=dict)  # variant name -> error text
     seconds: dict[str, float] = field(default_factory=dict)
     hung: list[str] = field(default_factory=list)
     peak_rss_mb: float = 0.0  # the largest of the workers' peak resident memory
@@ -177,6 +219,7 @@ def _one_worker(todo: list[Path], guard_s: float, result: FuzzResult) -> int:
             result.peak_rss_mb = max(result.peak_rss_mb, record["peak_rss_mb"])
             continue
         result.outcomes[record["name"]] = record["outcome"]
+        result.messages[record["name"]] = record["message"]
         result.seconds[record["name"]] = record["s"]
         done += 1
     while (line := lines.get(timeout=guard_s)) is not None:  # the worker's last line
@@ -203,14 +246,15 @@ def _trace_worker() -> None:
     for line in sys.stdin.read().splitlines():
         path = Path(line)
         start = time.perf_counter()
+        message = ""
         try:
             trace_blend(path)
             outcome = "traced"
         except BlendFileError as exc:
-            outcome = f"BlendFileError:{type(exc).__name__}"
+            outcome, message = f"BlendFileError:{type(exc).__name__}", str(exc)[:500]
         except BaseException as exc:  # what the fuzz test must never see
             outcome = f"OTHER:{type(exc).__name__}: {exc}"[:300]
-        print(json.dumps({"name": path.name, "outcome": outcome,
+        print(json.dumps({"name": path.name, "outcome": outcome, "message": message,
                           "s": round(time.perf_counter() - start, 4)}), flush=True)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_rss_mb": round(peak_kb / 1024, 1)}), flush=True)
