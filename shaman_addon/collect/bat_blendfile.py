@@ -29,14 +29,18 @@ BAT_VERSION = "1.23"
 """The BAT release whose ``BlendFile._open_file`` and ``decode_structs`` are overridden."""
 
 _HOOKS = ("_open_file", "decode_structs")
+_SMALL_READ = 1 << 16  # reads up to this size go straight through
 _DNA_CACHE_KEEP = 8  # catalogues kept (damaged files each bring their own)
 _DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
 _blendfile_class: Any = None
 
 
-def check_bat_version(installed: str, blendfile_class: type) -> None:
-    """Refuse a BAT whose private hooks may not be the ones overridden here."""
+def check_bat_version(installed: str, blendfile_class: type, iterators: Any = None) -> None:
+    """Refuse a BAT whose private hooks may not be the ones overridden here (and whose
+    ``iterators.listbase``, wrapped here, is missing)."""
     missing = [name for name in _HOOKS if not callable(getattr(blendfile_class, name, None))]
+    if iterators is not None and not callable(getattr(iterators, "listbase", None)):
+        missing.append("iterators.listbase")
     if installed == BAT_VERSION and not missing:
         return
     detail = f" (it has no {', '.join(missing)})" if missing else ""
@@ -59,10 +63,10 @@ def _make_class() -> Any:
     import blender_asset_tracer
     from blender_asset_tracer import blendfile
     from blender_asset_tracer.blendfile import exceptions as bat_exc
+    from blender_asset_tracer.blendfile import iterators
 
     check_bat_version(str(getattr(blender_asset_tracer, "__version__", "unknown")),
-                      blendfile.BlendFile)
-    from blender_asset_tracer.blendfile import iterators
+                      blendfile.BlendFile, iterators)
 
     if not getattr(iterators.listbase, "bounded", False):
         iterators.listbase = blend_limits.bounded_listbase(iterators.listbase)
@@ -72,7 +76,7 @@ def _make_class() -> Any:
             try:
                 super().__init__(path, mode)  # reads every block header through the guard
                 if isinstance(self.fileobj, _ForwardSkips):
-                    self.fileobj = self.fileobj.raw
+                    self.fileobj = _CappedReads(self.fileobj.raw)  # type: ignore[assignment]
                 blend_limits.check_decoded(path, self)
             except BaseException:
                 fileobj = getattr(self, "fileobj", None)
@@ -142,3 +146,24 @@ class _ForwardSkips:
 
 def path_of(bfile: Any) -> Path:
     return Path(bfile.filepath)
+
+
+class _CappedReads:
+    """The file object BAT reads data through after the headers: a read never asks for
+    more than the file still holds. A damaged block length (up to 2**63) would otherwise
+    make Python allocate that much before reading."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.seek = raw.seek
+        self.tell = raw.tell
+        self.size = raw.seek(0, os.SEEK_END)
+        raw.seek(0)
+
+    def read(self, n: int = -1) -> bytes:
+        if n > _SMALL_READ:
+            n = max(0, min(n, self.size - self.raw.tell()))
+        return self.raw.read(n)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
