@@ -26,7 +26,7 @@ DECOMPRESSED_RATIO = 200
 """...and a bigger one to 200 times its compressed size (real scenes compress 3-20x)..."""
 DECOMPRESSED_MAX_CEILING = 64 << 30
 """...but never past 64 GiB."""
-SPOOL_BYTES = 64 << 20
+SPOOL_BYTES = 32 << 20
 """A decompressed .blend up to this size is held in memory; a bigger one in a temp file."""
 CHUNK = 1 << 20
 
