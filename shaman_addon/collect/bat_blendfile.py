@@ -100,7 +100,6 @@ def _make_class() -> Any:
             start = self.fileobj.tell()
             data = self.fileobj.read(block.size)
             endian = self.header.endian
-            blend_limits.check_catalogue(path_of(self), data, endian.UINT, endian.USHORT2)
             key = (
                 hashlib.sha1(data).digest(),
                 self.header.pointer_size,
@@ -111,8 +110,11 @@ def _make_class() -> Any:
                 self.structs.extend(cached[0])
                 self.sdna_index_from_id.update(cached[1])
                 return
+            # A new catalogue: checked before BAT loops over its counts, and after.
+            blend_limits.check_catalogue(path_of(self), data, endian.UINT, endian.USHORT2)
             self.fileobj.seek(start)
             super().decode_structs(block)
+            blend_limits.check_arrays(path_of(self), self.structs)
             if len(_DNA_CACHE) >= _DNA_CACHE_KEEP:  # one entry per Blender version, really
                 del _DNA_CACHE[next(iter(_DNA_CACHE))]
             _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))

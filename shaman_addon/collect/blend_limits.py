@@ -148,14 +148,19 @@ def check_catalogue(path: Path, data: bytes, uint: struct.Struct, ushort2: struc
                              path=str(path)) from exc
 
 
-def check_decoded(path: Path, bfile: Any) -> None:
-    """After the catalogue is built: array sizes, and each block's element count against
-    its size (BAT iterates ``count`` elements of a block)."""
-    for dna_struct in bfile.structs:
+def check_arrays(path: Path, structs: list[Any]) -> None:
+    """After a new catalogue is built: no array field is past the ceiling (BAT reads an
+    array element by element)."""
+    for dna_struct in structs:
         for fld in dna_struct.fields:
             if fld.name.array_size > ARRAY_CEILING or fld.name.array_size < 0:
                 raise _too_large(path, f"array size of the field {fld.name.name_full!r}",
                                  fld.name.array_size, ARRAY_CEILING)
+
+
+def check_decoded(path: Path, bfile: Any) -> None:
+    """After the blocks are read: each block's element count against its size (BAT
+    iterates ``count`` elements of a block)."""
     n_structs = len(bfile.structs)
     for block in bfile.blocks:
         if not 0 <= block.sdna_index < n_structs:
