@@ -43,9 +43,10 @@ class CollectStage:
         """Stop collecting at the next file or library (a no-op once it is done)."""
         self.stop_event.set()
 
-    def join(self) -> None:
-        """Wait for a collector that has finished (its plan arrived) to end."""
-        self._thread.join()
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the collector to end (at most ``timeout`` seconds); True if it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def abandon(self) -> None:
         """Leave the collector behind without waiting: it may be stuck inside BAT on a
