@@ -68,8 +68,7 @@ def _make_class() -> Any:
     check_bat_version(str(getattr(blender_asset_tracer, "__version__", "unknown")),
                       blendfile.BlendFile, iterators)
 
-    if not getattr(iterators.listbase, "bounded", False):
-        iterators.listbase = blend_limits.bounded_listbase(iterators.listbase)
+    _bound_lists(iterators)
 
     class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
         def __init__(self, path: Path, mode: str = "rb") -> None:
@@ -120,6 +119,11 @@ def _make_class() -> Any:
             _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
 
     return SharedDNABlendFile
+
+
+def _bound_lists(iterators: Any) -> None:
+    if not getattr(iterators.listbase, "bounded", False):
+        iterators.listbase = blend_limits.bounded_listbase(iterators.listbase)
 
 
 class _ForwardSkips:
