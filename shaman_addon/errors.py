@@ -143,6 +143,21 @@ class TemporaryCopyFailed(ShamanError):
         self.path = path
 
 
+class BlendTooLarge(BlendFileError):
+    """A compressed .blend expands past the ceiling on decompressed size (a damaged file
+    or a decompression bomb): refused before it fills memory or the disk."""
+
+
+class BlendCatalogueTooLarge(BlendFileError):
+    """A .blend's DNA catalogue or a block header states a count or size beyond the
+    ceiling no real file reaches: the file is damaged, refused before BAT allocates."""
+
+
+class BlendListLoops(BlendFileError):
+    """A linked list inside a .blend leads back to itself or runs past the ceiling on
+    list length: the file is damaged, and following it would never end."""
+
+
 class PathTooLong(ShamanError):
     """A rewritten path would not fit the fixed-size field in the .blend file."""
 

@@ -3,9 +3,12 @@ that keeps those overrides honest.
 
 Why the overrides: decoding a .blend's DNA catalogue is most of the cost of opening it,
 and every file saved by one Blender version carries the same catalogue, so files share
-the decoded structs (read-only descriptions) through ``decode_structs``; and BAT
-decompresses zstd files (Blender 5's default) to a temporary file on disk, where
-``_open_file`` decompresses a small one into memory instead.
+the decoded structs (read-only descriptions) through ``decode_structs``, which also checks
+the catalogue's counts against ``blend_limits``' ceilings before BAT loops over them; and
+``_open_file`` decompresses zstd and gzip files as a stream with a ceiling on the
+decompressed size, into memory for a small one and a temp file beyond (BAT's own
+decompression has no ceiling). BAT's ``iterators.listbase`` is wrapped so that a linked
+list that loops is refused instead of followed forever.
 
 Both are private to BAT, so they are only trusted on the BAT version they were written
 against: any other version is refused at the first .blend read, with both versions named,
@@ -15,26 +18,29 @@ instead of misreading files silently.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import BatVersionMismatch
+from . import blend_limits
 
 BAT_VERSION = "1.23"
 """The BAT release whose ``BlendFile._open_file`` and ``decode_structs`` are overridden."""
 
 _HOOKS = ("_open_file", "decode_structs")
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_IN_MEMORY_LIMIT = 64 * 1024 * 1024  # compressed bytes; bigger files go through a temp file
+_SMALL_READ = 1 << 16  # reads up to this size go straight through
+_DNA_CACHE_KEEP = 8  # catalogues kept (damaged files each bring their own)
 _DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
 _blendfile_class: Any = None
 
 
-def check_bat_version(installed: str, blendfile_class: type) -> None:
-    """Refuse a BAT whose private hooks may not be the ones overridden here."""
+def check_bat_version(installed: str, blendfile_class: type, iterators: Any = None) -> None:
+    """Refuse a BAT whose private hooks may not be the ones overridden here (and whose
+    ``iterators.listbase``, wrapped here, is missing)."""
     missing = [name for name in _HOOKS if not callable(getattr(blendfile_class, name, None))]
+    if iterators is not None and not callable(getattr(iterators, "listbase", None)):
+        missing.append("iterators.listbase")
     if installed == BAT_VERSION and not missing:
         return
     detail = f" (it has no {', '.join(missing)})" if missing else ""
@@ -57,45 +63,67 @@ def _make_class() -> Any:
     import blender_asset_tracer
     from blender_asset_tracer import blendfile
     from blender_asset_tracer.blendfile import exceptions as bat_exc
+    from blender_asset_tracer.blendfile import iterators
 
     check_bat_version(str(getattr(blender_asset_tracer, "__version__", "unknown")),
-                      blendfile.BlendFile)
+                      blendfile.BlendFile, iterators)
+
+    _bound_lists(iterators)
 
     class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
         def __init__(self, path: Path, mode: str = "rb") -> None:
-            super().__init__(path, mode)  # reads every block header through the guard
-            if isinstance(self.fileobj, _ForwardSkips):
-                self.fileobj = self.fileobj.raw
+            try:
+                super().__init__(path, mode)  # reads every block header through the guard
+                if isinstance(self.fileobj, _ForwardSkips):
+                    self.fileobj = _CappedReads(self.fileobj.raw)  # type: ignore[assignment]
+                blend_limits.check_decoded(path, self)
+            except BaseException:
+                fileobj = getattr(self, "fileobj", None)
+                if fileobj is not None:
+                    fileobj.close()
+                raise
 
         def _open_file(self, path: Path, mode: str) -> Any:
-            data = _small_zstd(path)
-            if data is None:
+            compression = blend_limits.compression_of(path)
+            if compression == "none":
                 return _ForwardSkips(super()._open_file(path, mode), path, bat_exc)
-            if not data.startswith(b"BLENDER"):
-                raise bat_exc.BlendFileError("Compressed file is not a blend file", path)
             self.filepath = path
             self.raw_filepath = path
             self.is_compressed = True
-            return _ForwardSkips(io.BytesIO(data), path, bat_exc)
+            return _ForwardSkips(blend_limits.decompress_spooled(path, compression), path,
+                                 bat_exc)
 
         def decode_structs(self, block: Any) -> None:
+            if block.size > blend_limits.DNA_BLOCK_CEILING:
+                raise blend_limits.catalogue_too_large(path_of(self), block.size)
             start = self.fileobj.tell()
             data = self.fileobj.read(block.size)
+            endian = self.header.endian
             key = (
                 hashlib.sha1(data).digest(),
                 self.header.pointer_size,
-                getattr(self.header.endian, "__name__", str(self.header.endian)),
+                getattr(endian, "__name__", str(endian)),
             )
             cached = _DNA_CACHE.get(key)
             if cached is not None:
                 self.structs.extend(cached[0])
                 self.sdna_index_from_id.update(cached[1])
                 return
+            # A new catalogue: checked before BAT loops over its counts, and after.
+            blend_limits.check_catalogue(path_of(self), data, endian.UINT, endian.USHORT2)
             self.fileobj.seek(start)
             super().decode_structs(block)
+            blend_limits.check_arrays(path_of(self), self.structs)
+            if len(_DNA_CACHE) >= _DNA_CACHE_KEEP:  # one entry per Blender version, really
+                del _DNA_CACHE[next(iter(_DNA_CACHE))]
             _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
 
     return SharedDNABlendFile
+
+
+def _bound_lists(iterators: Any) -> None:
+    if not getattr(iterators.listbase, "bounded", False):
+        iterators.listbase = blend_limits.bounded_listbase(iterators.listbase)
 
 
 class _ForwardSkips:
@@ -122,17 +150,26 @@ class _ForwardSkips:
         return getattr(self.raw, name)
 
 
-def _small_zstd(path: Path) -> bytes | None:
-    """The decompressed bytes of a small zstd file; None for anything else (BAT's way)."""
-    try:
-        with path.open("rb") as f:
-            magic = f.read(4)
-            size = os.fstat(f.fileno()).st_size
-    except OSError:
-        return None
-    if magic != _ZSTD_MAGIC or size > _IN_MEMORY_LIMIT:
-        return None
-    import zstandard
+def path_of(bfile: Any) -> Path:
+    return Path(bfile.filepath)
 
-    with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as r:
-        return bytes(r.read())
+
+class _CappedReads:
+    """The file object BAT reads data through after the headers: a read never asks for
+    more than the file still holds. A damaged block length (up to 2**63) would otherwise
+    make Python allocate that much before reading."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.seek = raw.seek
+        self.tell = raw.tell
+        self.size = raw.seek(0, os.SEEK_END)
+        raw.seek(0)
+
+    def read(self, n: int = -1) -> bytes:
+        if n > _SMALL_READ:
+            n = max(0, min(n, self.size - self.raw.tell()))
+        return self.raw.read(n)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)

@@ -1,9 +1,10 @@
 """Rewritten copies of .blend files: new paths patched into a copy, byte-deterministic.
 
 The byte range of every path field is known from tracing (``trace_blend.Slot``), so a copy
-is the original (decompressed), with those ranges overwritten (the new path, then zero
-bytes to the end of the field), compressed again like the original (zstd or gzip) at a
-fixed level. No timestamps or names go into the output, so the same input
+is the original (decompressed as a stream), with those ranges overwritten (the new path,
+then zero bytes to the end of the field), compressed again like the original (zstd or
+gzip) at a fixed level, ``SEGMENT`` bytes at a time: memory stays bounded whatever the
+.blend's size. No timestamps or names go into the output, so the same input
 and the same changes always give the same bytes (and the same checksum on the server).
 A new path that does not fit its fixed-size field is an error, never truncated.
 """
@@ -12,16 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from ..errors import BlendFileError, PathTooLong
-from . import paths
+from . import blend_limits, paths
 from .expand import resolve
 from .trace import CACHE_GLOB, DIRECTORY, LISTED, BlendTrace, Ref, Slot
 
@@ -32,7 +36,11 @@ REWRITE_CACHE_KEEP = 64  # rewritten copies kept in cache_dir/rewritten (last us
 # An entry used this recently is never pruned: another submission (a second Blender, the
 # command line) may be hashing or uploading it right now, straight from the cache.
 REWRITE_CACHE_MIN_AGE_S = 12 * 3600
-_CHUNK = 1 << 20
+GZIP_LEVEL = 6
+SEGMENT = 16 << 20
+"""Bytes patched and compressed at a time (a zstd frame each): a copy costs a few times
+this much memory, whatever the .blend's size. A file up to this size gives the same bytes
+as compressing it whole did."""
 
 
 @dataclass(frozen=True)
@@ -90,52 +98,106 @@ def _wants_slash(ref: Ref) -> bool:
 
 
 def read_uncompressed(path: Path, compression: str) -> bytes:
-    """The .blend's bytes as BAT saw them (offsets in slots refer to these)."""
-    if compression == "none":
-        return path.read_bytes()
-    try:
-        if compression == "gzip":
-            import gzip
-
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        import zstandard
-
-        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as f:
-            return f.read()
-    except (OSError, EOFError) as exc:
-        raise BlendFileError(f"cannot decompress {path}: {exc}", path=str(path)) from exc
-    except Exception as exc:  # zstandard.ZstdError and friends
-        raise BlendFileError(f"cannot decompress {path}: {exc}", path=str(path)) from exc
+    """The whole decompressed .blend in memory (offsets in slots refer to these bytes);
+    for small files and tests: rewriting streams (``stream_rewritten``)."""
+    return b"".join(blend_limits.read_chunks(path, compression))
 
 
 def apply_patches(data: bytes, patches: list[Patch], source: Path) -> bytes:
     buf = bytearray(data)
-    for p in patches:
-        enc = p.new.encode("utf-8", "surrogateescape")
-        end = p.slot.offset + p.slot.size
-        if end > len(buf):
-            raise BlendFileError(
-                f"{source} changed while it was being collected (a path field lies past "
-                f"its end); save it and try again",
-                path=str(source),
-            )
-        buf[p.slot.offset : end] = enc + b"\0" * (p.slot.size - len(enc))
+    _patch_segment(buf, 0, patches, 0)
+    _check_all_applied(patches, len(buf), source)
     return bytes(buf)
+
+
+def _patch_segment(seg: bytearray, start: int, patches: list[Patch], first: int) -> int:
+    """Write into ``seg`` (the bytes from ``start``) the part of each patch that falls
+    in it; returns the index of the first patch that may reach past it (sorted by offset)."""
+    end = start + len(seg)
+    i = first
+    while i < len(patches) and patches[i].slot.offset < end:
+        p = patches[i]
+        enc = p.new.encode("utf-8", "surrogateescape")
+        field = enc + b"\0" * (p.slot.size - len(enc))
+        lo, hi = max(p.slot.offset, start), min(p.slot.offset + p.slot.size, end)
+        seg[lo - start:hi - start] = field[lo - p.slot.offset:hi - p.slot.offset]
+        if p.slot.offset + p.slot.size > end:
+            break  # its rest lies in the next segment
+        i += 1
+    return i
+
+
+def _check_all_applied(patches: list[Patch], total: int, source: Path) -> None:
+    if patches and max(p.slot.offset + p.slot.size for p in patches) > total:
+        raise BlendFileError(
+            f"{source} changed while it was being collected (a path field lies past "
+            f"its end); save it and try again",
+            path=str(source),
+        )
 
 
 def compress(data: bytes, compression: str) -> bytes:
     """Compress like the original, with nothing in the output that varies between runs
     (gzip: no time stamp, no file name)."""
-    if compression == "zstd":
-        import zstandard
+    out = io.BytesIO()
+    writer = _SegmentWriter(out, compression)
+    writer.write(data)
+    writer.finish()
+    return out.getvalue()
 
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
-    if compression == "gzip":
-        import gzip
 
-        return gzip.compress(data, compresslevel=6, mtime=0)
-    return data
+class _SegmentWriter:
+    """Compresses segment after segment into ``out``: zstd as one frame per segment
+    (each compressed in one go; one segment gives exactly the bytes a whole-file
+    compression gave), gzip as one stream (the same bytes as ``gzip.compress`` with no
+    time stamp, however it is fed), uncompressed as is."""
+
+    def __init__(self, out: BinaryIO, compression: str) -> None:
+        self._out = out
+        self._compression = compression
+        self._zstd: Any = None
+        self._gzip: Any = None
+        if compression == "zstd":
+            import zstandard
+
+            self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+        elif compression == "gzip":
+            self._gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # gzip container
+
+    def write(self, segment: bytes | bytearray) -> None:
+        if self._zstd is not None:
+            self._out.write(self._zstd.compress(segment))
+        elif self._gzip is not None:
+            self._out.write(self._gzip.compress(segment))
+        else:
+            self._out.write(segment)
+
+    def finish(self) -> None:
+        if self._gzip is not None:
+            self._out.write(self._gzip.flush())
+
+
+def stream_rewritten(source: Path, compression: str, patches: list[Patch],
+                     out: BinaryIO) -> None:
+    """Write the patched copy of ``source`` to ``out``, ``SEGMENT`` bytes at a time: the
+    memory it takes does not grow with the .blend's size."""
+    writer = _SegmentWriter(out, compression)
+    buf = bytearray()
+    start = total = first = 0
+    for chunk in blend_limits.read_chunks(source, compression):
+        buf += chunk
+        total += len(chunk)
+        while len(buf) >= SEGMENT:  # each turn takes SEGMENT bytes out of buf
+            seg = buf[:SEGMENT]
+            del buf[:SEGMENT]
+            first = _patch_segment(seg, start, patches, first)
+            writer.write(seg)
+            start += SEGMENT
+    _check_all_applied(patches, total, source)
+    if buf or not total:
+        _patch_segment(buf, start, patches, first)
+        writer.write(buf)
+    writer.finish()
 
 
 def write_rewritten(
@@ -167,23 +229,30 @@ def write_rewritten(
         cached = cache_dir / "rewritten" / f"{h.hexdigest()}.blend"
         if _mark_used(cached):
             return cached
-    data = compress(
-        apply_patches(read_uncompressed(source, compression), patches, source), compression
-    )
     if cached is not None:
+        # Written aside and renamed into place: a reader never sees a partial entry, and
+        # one already open keeps reading the (identical) bytes it opened.
+        tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            # Written aside and renamed into place: a reader never sees a partial entry, and
-            # one already open keeps reading the (identical) bytes it opened.
-            tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            write_whole(tmp, data)
+            with tmp.open("wb") as f:
+                stream_rewritten(source, compression, patches, f)
             os.replace(tmp, cached)
             _prune(cached.parent, keep=REWRITE_CACHE_KEEP)
             if _mark_used(cached):
                 return cached
         except OSError as exc:
             log.warning("could not write the rewrite cache %s: %s", cached, exc)
-    dest.write_bytes(data)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # gone already once renamed into place
+    try:
+        with dest.open("wb") as f:
+            stream_rewritten(source, compression, patches, f)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            dest.unlink()  # a full disk must not leave a partial copy
+        raise
     return dest
 
 

@@ -185,6 +185,8 @@ def _walk(bfile: Any, problems: list[str]) -> Iterator[Ref]:
                 _as_stored(bfile, _from_usage(block, usage))
                 for usage in blocks2assets.iter_assets(block)
             ]
+        except BlendFileError:
+            raise  # the file is damaged (a list that loops, say): not one data-block
         except Exception as exc:  # BAT raises many kinds on layouts it does not know
             problems.append(f"data-block {_safe_name(block)} could not be read ({exc!r})")
             continue

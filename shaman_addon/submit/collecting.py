@@ -32,6 +32,7 @@ class CollectStage:
         self._found: list[tuple[PlanFile, FileStat]] = []
         self._lock = threading.Lock()
         self._collected: PackPlan | None = None
+        self._abandoned = False
         self.stop_event = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shaman-collect", daemon=True)
 
@@ -42,8 +43,18 @@ class CollectStage:
         """Stop collecting at the next file or library (a no-op once it is done)."""
         self.stop_event.set()
 
-    def join(self) -> None:
-        self._thread.join()
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the collector to end (at most ``timeout`` seconds); True if it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def abandon(self) -> None:
+        """Leave the collector behind without waiting: it may be stuck inside BAT on a
+        damaged .blend, where nothing can interrupt it. It is a daemon thread; should it
+        ever finish, it removes the temporary copies of the plan it made itself."""
+        with self._lock:
+            self._abandoned = True
+        self.stop_event.set()
 
     def take_plan(self) -> PackPlan | None:
         """The plan this stage made, for the caller to clean up; None when it made none
@@ -70,7 +81,12 @@ class CollectStage:
             self._inbox.put(StageFailed("collecting", exc))
             return
         with self._lock:
-            self._collected = plan
+            abandoned = self._abandoned
+            if not abandoned:
+                self._collected = plan
+        if abandoned:
+            plan.cleanup()
+            return
         self._hand_over()
         self._inbox.put(PlanReady(plan))
 

@@ -31,6 +31,10 @@ from .options import SubmitOptions
 
 log = logging.getLogger(__name__)
 
+COLLECTOR_GRACE_S = 1.0
+"""On cancel or failure, how long the collector may take to stop (it checks at each file
+and library) before it is abandoned: inside BAT, on a damaged .blend, it may never."""
+
 POLL_S = 0.05
 """How often the loop wakes without news: to notice a cancel, take the checksums
 finished since (the hashing threads ring only per batch) and send a due batch."""
@@ -88,7 +92,10 @@ class Gathering:
             if not ok:
                 self._hashing.stop()
             self._hashing.close()
-            self._collector.join()
+            if ok:
+                self._collector.join()  # it has handed over its plan: it is ending
+            elif not self._collector.join(timeout=COLLECTOR_GRACE_S):
+                self._collector.abandon()  # stuck inside BAT: left behind, never joined
             self._cache.flush()
         log.info("checksum cache: %d hits, %d hashed", self._counts.cache_hits,
                  len(self.plan.files) - self._counts.cache_hits)
