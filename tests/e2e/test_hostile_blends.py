@@ -102,6 +102,7 @@ collector._Collector.trace = stuck
 """
 
 
+@pytest.mark.local_server_only
 def test_ctrl_c_ends_the_command_line_while_tracing_is_stuck(
         shaman_server: Any, blend_templates: Templates, tmp_path: Path,
         fault_row: Any) -> None:

@@ -117,6 +117,7 @@ def test_deps_lists_outside_files_and_refuses_credential_files(
               "in the file list")
 
 
+@pytest.mark.local_server_only
 def test_submit_refuses_credential_files_before_anything_is_sent(
         shaman_server: Any, shot: Shot, tmp_path: Path,
         fault_row: Callable[..., Any]) -> None:

@@ -22,6 +22,7 @@ GUARD_S = 60.0  # only a guard against a hang (before the fix, run() never retur
 pytestmark = pytest.mark.usefixtures("private_tmp")
 
 
+@pytest.mark.local_server_only
 def test_cancel_returns_while_the_collector_is_stuck(
         shaman_server: Any, blend_templates: Templates, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

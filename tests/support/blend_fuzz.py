@@ -256,7 +256,11 @@ def _trace_worker() -> None:
             outcome = f"OTHER:{type(exc).__name__}: {exc}"[:300]
         print(json.dumps({"name": path.name, "outcome": outcome, "message": message,
                           "s": round(time.perf_counter() - start, 4)}), flush=True)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: after fork and exec, ru_maxrss keeps the forking process's
+    # size (a long test run's pytest), VmHWM is this process's own peak.
+    peak_kb = next(int(line.split()[1]) for line in
+                   Path("/proc/self/status").read_text().splitlines()
+                   if line.startswith("VmHWM:"))
     print(json.dumps({"peak_rss_mb": round(peak_kb / 1024, 1)}), flush=True)
 
 
