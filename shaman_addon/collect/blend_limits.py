@@ -160,14 +160,16 @@ def check_arrays(path: Path, structs: list[Any]) -> None:
 
 def check_decoded(path: Path, bfile: Any) -> None:
     """After the blocks are read: each block's element count against its size (BAT
-    iterates ``count`` elements of a block)."""
+    iterates ``count`` elements of a block). Each element takes at least a byte; the
+    struct's own size is no bound, since Blender writes raw ``DATA`` blocks naming a struct
+    larger than the block (Blender 4.2 does, for 12-byte blocks)."""
     n_structs = len(bfile.structs)
     for block in bfile.blocks:
         if not 0 <= block.sdna_index < n_structs:
             raise BlendFileError(f"{path} is damaged: a data block names struct "
                                  f"{block.sdna_index}, which its catalogue does not have.",
                                  path=str(path))
-        if block.count * max(bfile.structs[block.sdna_index].size, 1) > block.size:
+        if block.count > max(block.size, 1):
             raise _too_large(path, f"element count of a {block.code!r} data block "
                              f"({block.size} bytes)", block.count, block.size)
 
