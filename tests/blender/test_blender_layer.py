@@ -112,7 +112,11 @@ def test_headless_automatic_sends_what_the_script_sees_and_resubmits_for_nothing
     copy = tmp_path / "sent.blend"
     copy.write_bytes(sent.read_bytes())
     assert scenario("frame_end", user_dir, blend=str(copy))["frame_end"] == 77  # ...the change
-    assert second["state"]["uploaded_text"] == "0 files, 0 B", second["state"]
+    # Blender 5.0 saves one scene byte-identically within a process (0 bytes again);
+    # Blender 4.2's saves differ even there (measured in CI), so the main .blend alone is
+    # sent again; never a dependency.
+    resent = second["state"]["uploaded_text"]
+    assert resent == "0 files, 0 B" or resent.startswith("1 file, "), second["state"]
     assert res["hidden_after"] == []  # the temporary copies are gone
     again = scenario("resubmit", user_dir, **{**args, "times": 1})["runs"][0]
     assert not again["raised"], again["error"]
