@@ -142,6 +142,7 @@ def test_submit_lists_outside_files_in_the_dry_run_and_the_result(
         shaman_server: Any, shot: Shot, tmp_path: Path,
         fault_row: Callable[..., Any]) -> None:
     every = {str(shot.outside), str(shot.link_out), str(shot.ssh_key), str(shot.link_creds)}
+    checkouts_before = disk_state(shaman_server.storage).checkouts  # another server has some
     dry = cli("submit", str(shot.blend), "--server", shaman_server.url, "--json", "--dry-run",
               "--allow-credential-files", tmp_path=tmp_path)
     assert dry.returncode == 0, dry.stderr
@@ -151,7 +152,7 @@ def test_submit_lists_outside_files_in_the_dry_run_and_the_result(
                 "--allow-credential-files", tmp_path=tmp_path)
     assert "4 files from outside the project folder would be sent" in human.stdout
     assert f"{shot.link_creds} -> " in human.stdout
-    assert disk_state(shaman_server.storage).checkouts == []
+    assert disk_state(shaman_server.storage).checkouts == checkouts_before  # dry: none made
     real = cli("submit", str(shot.blend), "--server", shaman_server.url,
                "--allow-credential-files", tmp_path=tmp_path)
     assert real.returncode == 0, real.stderr
