@@ -56,6 +56,7 @@ def terminate_like_ctrl_c() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     try:
         terminate_like_ctrl_c()
         parser = build_parser()
@@ -74,3 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ShamanError, KeyboardInterrupt) as exc:  # Ctrl-C or SIGTERM at any moment
         print(error_line(exc), file=sys.stderr)
         return exit_code_for(exc)
+    finally:
+        # Quieting is for this command only: a caller in the same process (a script,
+        # the tests) keeps its own logging.
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

@@ -934,10 +934,6 @@ def test_abort_cuts_a_backoff_short() -> None:
 
     spy = Spy()
     logging.getLogger("shaman_addon.shaman").addHandler(spy)
-    # The command line quiets the retry logger (tests run it in this process, before).
-    retry_log = logging.getLogger("shaman_addon.shaman.retry")
-    level = retry_log.level
-    retry_log.setLevel(logging.INFO)
     try:
         thread, outcome = _run_in_thread(lambda: client.requirements([]))
         assert entered.wait(60)
@@ -946,7 +942,6 @@ def test_abort_cuts_a_backoff_short() -> None:
         assert not thread.is_alive()
         assert isinstance(outcome.get("error"), Cancelled)
     finally:
-        retry_log.setLevel(level)
         logging.getLogger("shaman_addon.shaman").removeHandler(spy)
         client.close()
 
