@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BatVersionMismatch
+from ..errors import BatVersionMismatch, BlendFileError
 from . import blend_limits
+from .block_index import BlockIndex, read_headers
 
 BAT_VERSION = "1.23"
 """The BAT release whose ``BlendFile._open_file`` and ``decode_structs`` are overridden."""
 
-_HOOKS = ("_open_file", "decode_structs")
+_HOOKS = ("_open_file", "decode_structs", "_load_blocks", "dereference_pointer",
+          "find_blocks_from_code")
 _SMALL_READ = 1 << 16  # reads up to this size go straight through
 _DNA_CACHE_KEEP = 8  # catalogues kept (damaged files each bring their own)
 _DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
@@ -71,27 +74,69 @@ def _make_class() -> Any:
     _bound_lists(iterators)
 
     class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
+        index: BlockIndex
+
         def __init__(self, path: Path, mode: str = "rb") -> None:
             try:
-                super().__init__(path, mode)  # reads every block header through the guard
-                if isinstance(self.fileobj, _ForwardSkips):
-                    self.fileobj = _CappedReads(self.fileobj.raw)  # type: ignore[assignment]
-                blend_limits.check_decoded(path, self)
+                super().__init__(path, mode)  # reads every block header (_load_blocks)
+                self.fileobj = _CappedReads(self.fileobj)  # type: ignore[assignment]
             except BaseException:
                 fileobj = getattr(self, "fileobj", None)
                 if fileobj is not None:
                     fileobj.close()
                 raise
 
+        def _load_blocks(self) -> None:
+            # The compact index instead of one object per block (block_index.py).
+            self.structs.clear()
+            self.sdna_index_from_id.clear()
+            self.index = BlockIndex()
+            for head, fields in read_headers(self, self.fileobj, path_of(self)):
+                code = self.header.endian.read_data0(fields.code)
+                if code in (b"DNA1", b"GLOB"):
+                    block = self.block_at(head, checked=False)
+                    (self.decode_structs if code == b"DNA1" else self.decode_glob)(block)
+                self.index.add(code, fields.old, head)
+            if not self.structs:
+                raise bat_exc.NoDNA1Block("No DNA1 block in file, not a valid .blend file",
+                                          self.filepath)
+            self.index.finish()
+
+        def block_at(self, head: int, *, checked: bool = True) -> Any:
+            """The block whose header is at ``head``, read now (BAT's object for it)."""
+            self.fileobj.seek(head)
+            block = blendfile.BlendFileBlock(self)
+            if checked and not 0 <= block.sdna_index < len(self.structs):
+                raise BlendFileError(
+                    f"{path_of(self)} is damaged: a data block names struct "
+                    f"{block.sdna_index}, which its catalogue does not have.",
+                    path=str(path_of(self)))
+            return block
+
+        def walk(self) -> Iterator[tuple[int, bytes]]:
+            """Header position and code of every non-``DATA`` block, in file order (read
+            one with ``block_at``)."""
+            return self.index.walk()
+
+        def find_blocks_from_code(self, code: bytes) -> list[Any]:
+            return [self.block_at(head) for head in self.index.of_code(code)]
+
+        def dereference_pointer(self, address: int) -> Any:
+            head = self.index.head_of(address)
+            if head is None:
+                if self.strict_pointer_mode:
+                    raise bat_exc.SegmentationFault("address does not exist", address)
+                return None
+            return self.block_at(head)
+
         def _open_file(self, path: Path, mode: str) -> Any:
             compression = blend_limits.compression_of(path)
             if compression == "none":
-                return _ForwardSkips(super()._open_file(path, mode), path, bat_exc)
+                return super()._open_file(path, mode)
             self.filepath = path
             self.raw_filepath = path
             self.is_compressed = True
-            return _ForwardSkips(blend_limits.decompress_spooled(path, compression), path,
-                                 bat_exc)
+            return blend_limits.decompress_spooled(path, compression)
 
         def decode_structs(self, block: Any) -> None:
             if block.size > blend_limits.DNA_BLOCK_CEILING:
@@ -124,30 +169,6 @@ def _make_class() -> Any:
 def _bound_lists(iterators: Any) -> None:
     if not getattr(iterators.listbase, "bounded", False):
         iterators.listbase = blend_limits.bounded_listbase(iterators.listbase)
-
-
-class _ForwardSkips:
-    """The file object BAT reads the block headers through: a skip backwards is refused.
-
-    BAT skips each block by the length its header stores; a damaged file with a negative
-    length would send it back to the same header forever (the list of blocks growing
-    until memory runs out). Used only while the headers are read, then unwrapped."""
-
-    def __init__(self, raw: Any, path: Path, bat_exc: Any) -> None:
-        self.raw = raw
-        self.read = raw.read
-        self.tell = raw.tell
-        self._path = path
-        self._bat_exc = bat_exc
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_CUR and offset < 0:
-            raise self._bat_exc.BlendFileError(
-                "A data block stores a negative length: the file is damaged", self._path)
-        return int(self.raw.seek(offset, whence))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
 
 
 def path_of(bfile: Any) -> Path:
