@@ -13,12 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TypeVar
 
 from ..collect.plan import PlanFile
 from ..shaman.client import FileSpec
 from .checksums import FileStat
 
+_K = TypeVar("_K")
 Key = tuple[str, int]
 """A content as Shaman names it: (SHA-256, size)."""
 
@@ -40,8 +41,10 @@ class Contents:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, Entry] = {}
-        self._holders: dict[Key, list[Entry]] = {}
-        self._by_source: dict[Path, list[Entry]] = {}  # upload threads look files up by it
+        # One Entry, or a list when several share the key (rare): a list per file would
+        # cost 60 bytes each, 12 MB for a 100,000-file shot.
+        self._holders: dict[Key, Entry | list[Entry]] = {}
+        self._by_source: dict[str, Entry | list[Entry]] = {}  # uploads look files up by it
 
     def __len__(self) -> int:
         with self._lock:
@@ -55,7 +58,7 @@ class Contents:
             if old is not None:
                 self._forget(old)
             self._entries[file.checkout_path] = entry
-            self._by_source.setdefault(file.source, []).append(entry)
+            _put(self._by_source, file.source_path, entry)
         return entry
 
     def is_current(self, entry: Entry) -> bool:
@@ -76,21 +79,17 @@ class Contents:
             self._unhold(entry)
             entry.stat = stat
             entry.spec = spec
-            self._holders.setdefault((sha, size), []).append(entry)
+            _put(self._holders, (sha, size), entry)
         return spec
 
     def _forget(self, entry: Entry) -> None:
         self._unhold(entry)
-        same_source = self._by_source.get(entry.file.source, [])
-        if entry in same_source:
-            same_source.remove(entry)
+        _drop(self._by_source, entry.file.source_path, entry)
 
     def _unhold(self, entry: Entry) -> None:
         if entry.spec is None:
             return
-        holders = self._holders.get((entry.spec.sha, entry.spec.size), [])
-        if entry in holders:
-            holders.remove(entry)
+        _drop(self._holders, (entry.spec.sha, entry.spec.size), entry)
 
     def retain(self, paths: set[str]) -> None:
         """Forget files that are not in the finished plan (they vanished meanwhile)."""
@@ -105,27 +104,54 @@ class Contents:
         assert all(spec is not None for spec in out), "a checksum is missing"
         return [spec for spec in out if spec is not None]
 
-    def sources_for(self, key: Key) -> list[Path]:
+    def sources_for(self, key: Key) -> list[str]:
         """The local files holding content ``key`` (each once)."""
         with self._lock:
-            sources = [entry.file.source for entry in self._holders.get(key, ())]
+            sources = [entry.file.source_path for entry in _all(self._holders, key)]
         return list(dict.fromkeys(sources))
 
-    def entries_of(self, source: Path) -> list[Entry]:
+    def entries_of(self, source: str) -> list[Entry]:
         """Every current entry read from ``source`` (one file can land at several paths)."""
         with self._lock:
-            return list(self._by_source.get(source, ()))
+            return _all(self._by_source, source)
 
     def held_keys(self) -> set[Key]:
         """The contents some current file holds."""
         with self._lock:
-            return {key for key, holders in self._holders.items() if holders}
+            return set(self._holders)
 
-    def original_of(self, source: Path) -> Path:
+    def original_of(self, source: str) -> str:
         """The artist's file behind ``source`` (itself unless it is a rewritten copy)."""
         with self._lock:
-            entries = self._by_source.get(source)
-            return entries[0].file.original if entries else source
+            entries = _all(self._by_source, source)
+            return entries[0].file.original_path if entries else source
+
+
+def _put(index: dict[_K, Entry | list[Entry]], key: _K, entry: Entry) -> None:
+    held = index.get(key)
+    if held is None:
+        index[key] = entry
+    elif isinstance(held, list):
+        held.append(entry)
+    else:
+        index[key] = [held, entry]
+
+
+def _drop(index: dict[_K, Entry | list[Entry]], key: _K, entry: Entry) -> None:
+    held = index.get(key)
+    if held is entry:
+        del index[key]
+    elif isinstance(held, list) and entry in held:
+        held.remove(entry)
+        if not held:
+            del index[key]
+
+
+def _all(index: dict[_K, Entry | list[Entry]], key: _K) -> list[Entry]:
+    held = index.get(key)
+    if held is None:
+        return []
+    return list(held) if isinstance(held, list) else [held]
 
 
 class UploadLedger:
