@@ -76,7 +76,7 @@ def collect(
     cache_dir: Path | None = None,
     cancel: threading.Event | None = None,
     on_progress: Callable[[str], None] | None = None,
-    on_file: Callable[[PlanFile], None] | None = None,
+    on_file: Callable[[PlanFile, os.stat_result], None] | None = None,
     allow_credentials: bool = False,
     list_refused: bool = False,
 ) -> PackPlan:
@@ -92,8 +92,9 @@ def collect(
     in the same folder; an absolute path: at that location), so a temporary copy of an
     unsaved scene finds ``//blendcache_<name>/`` and lands under its real name.
 
-    ``on_file`` is called (on this thread) with each dependency as soon as its entry is
-    final, while the libraries are still being read, so a caller can start hashing and
+    ``on_file`` is called (on this thread) with each dependency and its ``stat`` (taken
+    once: a 100,000-file shot must not be looked at file by file twice) as soon as its
+    entry is final, while the libraries are still being read, so a caller can start hashing and
     sending early; the same ``PlanFile`` objects are in the returned plan. The .blend files
     (they may be rewritten) come only in the plan.
     """
@@ -123,7 +124,7 @@ class _Collector:
         cache_dir: Path | None,
         cancel: threading.Event | None,
         on_progress: Callable[[str], None] | None,
-        on_file: Callable[[PlanFile], None] | None = None,
+        on_file: Callable[[PlanFile, os.stat_result], None] | None = None,
         allow_credentials: bool = False,
         list_refused: bool = False,
     ) -> None:
@@ -243,7 +244,7 @@ class _Collector:
             self._expand(current, trace, found, skipped, missing)
         return traces
 
-    def _stream(self, abs_path: str, cp: str) -> None:
+    def _stream(self, abs_path: str, cp: str, st: os.stat_result | None) -> None:
         """Hand a found file to ``on_file`` unless it may still change: .blend files (they
         may need a rewritten copy) wait for the plan."""
         if (
@@ -252,14 +253,14 @@ class _Collector:
             or abs_path.lower().endswith(".blend")
         ):
             return
-        try:
-            size = os.stat(abs_path).st_size
-        except OSError:
-            return  # _fill reports it as vanished
-        entry = PlanFile(source=Path(abs_path), checkout_path=cp, size=size,
-                         original=Path(abs_path))
+        if st is None:
+            try:
+                st = os.stat(abs_path)
+            except OSError:
+                return  # _fill reports it as vanished
+        entry = PlanFile(abs_path, cp, st.st_size, abs_path)
         self._streamed[abs_path] = entry
-        self.on_file(entry)
+        self.on_file(entry, st)
 
     def _expand(
         self,
@@ -272,23 +273,27 @@ class _Collector:
         """Every file one .blend needs -> its checkout path (the .blend files included)."""
         if blend_path != self.blend:
             found[canon(blend_path)] = self.place(canon(blend_path))
+        parent = str(blend_path.parent)
         for ref in trace.refs:
-            blend_dir = blend_path.parent
+            blend_dir = parent
             ref_path = ref.path
             if ref.kind == CACHE_GLOB and blend_path == self.blend:
                 # //blendcache_<name>/ follows the name the file is submitted under.
                 ref_path = ref_path.replace(
                     f"//blendcache_{self.blend.stem}/", f"//blendcache_{self.virtual.stem}/", 1
                 )
-                blend_dir = self.virtual.parent
+                blend_dir = str(self.virtual.parent)
             result = self.expander.expand(ref, blend_dir, ref_path)
             who = f"{blend_path}: {ref.referrer}"
+            stats = self.expander.stats
             for f in result.files:
+                st = stats.get(f)
                 if self.expander.in_blender_install(f):
                     skipped.add(f)
-                elif self.screen.admit(f, who, first=f not in found, missing=missing):
+                elif self.screen.admit(f, who, first=f not in found, missing=missing, st=st):
                     found[f] = self.place(f)
-                    self._stream(f, found[f])
+                    self._stream(f, found[f], st)
+            stats.clear()  # this reference's files only: memory stays flat
             for m in result.missing:
                 self.screen.not_found(m, who, missing)
 
@@ -314,7 +319,7 @@ class _Collector:
                 blend_path,
                 trace,
                 found[canon(blend_path)],
-                blend_dir=blend_path.parent,
+                blend_dir=str(blend_path.parent),
                 place=self.place,
                 skip=self.expander.in_blender_install,
             )
@@ -343,15 +348,8 @@ class _Collector:
             except OSError:
                 missing.setdefault(abs_path, []).append("(vanished while collecting)")
                 continue
-            files.append(
-                PlanFile(
-                    source=src or Path(abs_path),
-                    checkout_path=cp,
-                    size=size,
-                    original=Path(abs_path),
-                    rewritten=src is not None,
-                )
-            )
+            files.append(PlanFile.of(src or abs_path, cp, size, abs_path,
+                                     rewritten=src is not None))
         files.sort(key=lambda f: (f.checkout_path != self.main_cp, f.checkout_path))
         plan.files = files
         plan.missing = [

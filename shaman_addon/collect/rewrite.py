@@ -56,7 +56,7 @@ def patches_for(
     trace: BlendTrace,
     blend_checkout_path: str,
     *,
-    blend_dir: Path,
+    blend_dir: Path | str,
     place: Callable[[str], str],
     skip: Callable[[str], bool] = lambda _p: False,
 ) -> list[Patch]:

@@ -85,16 +85,17 @@ class RealPaths:
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}
 
-    def real(self, path: str) -> tuple[str, bool]:
+    def real(self, path: str, lst: os.stat_result | None = None) -> tuple[str, bool]:
         """The file's real path, and whether it is a regular file (False also when it
-        cannot be looked at): one ``lstat``, one more ``stat`` for a symlink."""
+        cannot be looked at): one ``lstat`` (none when ``lst`` is given), one more
+        ``stat`` for a symlink."""
         folder, name = posixpath.split(path)
         real_folder = self._folders.get(folder)
         if real_folder is None:
             real_folder = os.path.realpath(folder)
             self._folders[folder] = real_folder
         try:
-            st = os.lstat(path)
+            st = os.lstat(path) if lst is None else lst
             if stat.S_ISLNK(st.st_mode):
                 return os.path.realpath(path), os.path.isfile(path)
         except OSError:
