@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 ALREADY_KNOWN = "the server already knew it"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class UploadItem:
     """One content to upload, and what happened to it so far."""
 
