@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shaman_addon.collect.collector import collect  # noqa: E402
-from shaman_addon.submit.checksums import FileStat  # noqa: E402
-from shaman_addon.submit.contents import Contents  # noqa: E402
+from shaman_addon.collect.collector import collect
+from shaman_addon.submit.checksums import FileStat
+from shaman_addon.submit.contents import Contents
 
 
 def main() -> int:

@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from shaman_addon.collect.trace import trace_blend  # noqa: E402
 from upload_memory_probe import proc_status_kib, reset_peak  # noqa: E402
+
+from shaman_addon.collect.trace import trace_blend  # noqa: E402
 
 
 def main() -> int:
