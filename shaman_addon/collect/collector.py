@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import (
@@ -111,6 +112,15 @@ def collect(
         list_refused=list_refused,
     )
     return collector.run()
+
+
+@dataclass(frozen=True)
+class _Traced:
+    """What is kept of one traced .blend once its files are expanded."""
+
+    compression: str
+    warnings: list[str]
+    patches: list[Patch]
 
 
 class _Collector:
@@ -212,15 +222,16 @@ class _Collector:
         if skipped:
             log.info("not sending %d file(s) inside Blender's installation", len(skipped))
         self._check_unique(found)
-        rewritten = self._rewrite_all(plan, traces, found)
+        rewritten = self._rewrite_all(plan, traces)
         self._fill(plan, traces, found, rewritten, missing)
 
     def _trace_all(
         self, found: dict[str, str], skipped: set[str], missing: dict[str, list[str]]
-    ) -> dict[Path, BlendTrace]:
+    ) -> dict[Path, _Traced]:
         """The main file and its libraries, breadth first (cycles end at the seen set); the
-        files each one needs are expanded as soon as it is read, so they can be streamed."""
-        traces: dict[Path, BlendTrace] = {}
+        files each one needs are expanded as soon as it is read, so they can be streamed,
+        and its patches computed then: only they are kept, not the file's every path."""
+        traces: dict[Path, _Traced] = {}
         order = [self.blend]
         queued = self._queued
         queued.add(self.blend_key)
@@ -231,7 +242,6 @@ class _Collector:
                 continue  # refused, unreadable or a system file: listed, never read
             self.progress(f"reading {current.name}")
             trace = self.trace(current)
-            traces[current] = trace
             for ref in trace.refs:
                 if ref.kind != LIBRARY:
                     continue
@@ -242,6 +252,9 @@ class _Collector:
                     queued.add(lib)
                     order.append(Path(lib))
             self._expand(current, trace, found, skipped, missing)
+            traces[current] = _Traced(trace.compression, trace.warnings, patches_for(
+                current, trace, found[canon(current)], blend_dir=str(current.parent),
+                place=self.place, skip=self.expander.in_blender_install))
         return traces
 
     def _stream(self, abs_path: str, cp: str, st: os.stat_result | None) -> None:
@@ -308,30 +321,21 @@ class _Collector:
                     f"{other} and {abs_path} would both land at {cp!r} in the checkout"
                 )
 
-    def _rewrite_all(
-        self, plan: PackPlan, traces: dict[Path, BlendTrace], found: dict[str, str]
-    ) -> dict[str, Path]:
+    def _rewrite_all(self, plan: PackPlan, traces: dict[Path, _Traced]) -> dict[str, Path]:
         """Rewritten copies of the .blend files whose stored paths must change."""
         rewritten: dict[str, Path] = {}
-        for i, (blend_path, trace) in enumerate(traces.items()):
+        for i, (blend_path, traced) in enumerate(traces.items()):
             self.check_cancel(plan)
-            patches = patches_for(
-                blend_path,
-                trace,
-                found[canon(blend_path)],
-                blend_dir=str(blend_path.parent),
-                place=self.place,
-                skip=self.expander.in_blender_install,
-            )
-            if patches:
+            if traced.patches:
                 self.progress(f"rewriting {blend_path.name}")
-                rewritten[canon(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
+                rewritten[canon(blend_path)] = self._rewrite(
+                    plan, i, blend_path, traced.compression, traced.patches)
         return rewritten
 
     def _fill(
         self,
         plan: PackPlan,
-        traces: dict[Path, BlendTrace],
+        traces: dict[Path, _Traced],
         found: dict[str, str],
         rewritten: dict[str, Path],
         missing: dict[str, list[str]],
@@ -369,8 +373,8 @@ class _Collector:
         self.progress(f"{len(files)} files, {len(plan.missing)} missing")
 
     def _rewrite(
-        self, plan: PackPlan, index: int, blend_path: Path, trace: BlendTrace, patches: list[Patch]
-    ) -> Path:
+        self, plan: PackPlan, index: int, blend_path: Path, compression: str,
+        patches: list[Patch]) -> Path:
         if plan.temp_dir is None:
             base = self.temp_base
             if base is not None:
@@ -379,7 +383,7 @@ class _Collector:
         dest = plan.temp_dir / f"{index:04d}" / blend_path.name
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            held = write_rewritten(blend_path, trace.compression, patches, dest,
+            held = write_rewritten(blend_path, compression, patches, dest,
                                    cache_dir=self.cache_dir)
         except OSError as exc:
             raise TemporaryCopyFailed(
