@@ -252,9 +252,10 @@ def run(args: argparse.Namespace) -> int:
             doc["exit_code"] = code
         print(json.dumps(doc, indent=2))
     if outcome.result is not None:
+        full = present.FullLists.of(runner.options, json_flag=True)
         if not args.json:
-            print("\n".join(present.result_lines(outcome.result)))
-        for line in present.missing_lines(outcome.result.missing):
+            print("\n".join(present.result_lines(outcome.result, full)))
+        for line in present.missing_lines(outcome.result.missing, full):
             print(line, file=sys.stderr)
     if error is not None:
         print(present.error_line(error), file=sys.stderr)
