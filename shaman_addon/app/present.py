@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import (
     Cancelled,
+    MissingDependencies,
     ShamanError,
     Terminated,
     error_text,
@@ -256,13 +257,22 @@ def _why(m: MissingFile) -> str:
     return "" if m.reason == NOT_ON_DISK else f"{m.reason}; "
 
 
-def error_line(exc: BaseException) -> str:
+def failure_text(exc: BaseException, full: FullLists = FullLists()) -> str:
+    """An error's sentence; for missing files (the sentence names ten), where every
+    one of them is listed."""
+    text = error_text(exc)
+    if isinstance(exc, MissingDependencies) and len(exc.missing) > 1:
+        text += f" Every missing file is listed in {full.words()}."
+    return text
+
+
+def error_line(exc: BaseException, full: FullLists = FullLists()) -> str:
     """A failure on a terminal: ``error: ...`` or ``cancelled: ...``."""
     word = "cancelled" if isinstance(exc, Cancelled | KeyboardInterrupt) else "error"
     if isinstance(exc, Terminated):
         return f"{word}: {exc}"
-    text = (shown(error_text(exc), LINE_LIMIT) if not isinstance(exc, KeyboardInterrupt)
-            else "")
+    text = (shown(failure_text(exc, full), LINE_LIMIT)
+            if not isinstance(exc, KeyboardInterrupt) else "")
     return f"{word}: {text}" if text else word
 
 

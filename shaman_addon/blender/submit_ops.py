@@ -73,12 +73,14 @@ def finish(state: Any, job: jobs.SubmitJob) -> Outcome:
     outcome = job.outcome
     state.running = False
     state.cancel_requested = False
+    full = present.FullLists.of(job.options, json_flag=False)
     if outcome.result is not None and outcome.error is None:
-        full = present.FullLists.of(job.options, json_flag=False)
         properties.store_result(state, present.ResultView.of(outcome.result, full))
         properties.store_job(state, getattr(outcome.result, "job", None))
     else:
-        properties.store_error(state, outcome.message)
+        error = outcome.error
+        properties.store_error(
+            state, present.failure_text(error, full) if error else outcome.message)
         properties.store_kept_checkout(state, outcome.error)
         if outcome.cancelled:
             state.phase = "cancelled"

@@ -258,7 +258,8 @@ def run(args: argparse.Namespace) -> int:
         for line in present.missing_lines(outcome.result.missing, full):
             print(line, file=sys.stderr)
     if error is not None:
-        print(present.error_line(error), file=sys.stderr)
+        full = present.FullLists.of(runner.options, json_flag=True)
+        print(present.error_line(error, full), file=sys.stderr)
         if printer.last_working_phase is Phase.UPLOADING and not outcome.cancelled:
             print(present.KEPT_UPLOADS, file=sys.stderr)
     return code

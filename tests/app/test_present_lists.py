@@ -8,6 +8,7 @@ from pathlib import Path
 from shaman_addon.app import present
 from shaman_addon.app.present import LIST_SHOWN, FullLists
 from shaman_addon.collect.plan import MissingFile, OutsideFile
+from shaman_addon.errors import ConfigError, MissingDependencies
 from shaman_addon.submit import SubmitOptions, SubmitResult
 
 FILES, MISSING, OUTSIDE, WARNINGS = 100_000, 10_000, 10_000, 1_000
@@ -86,3 +87,15 @@ def test_refused_files_are_cut_short_the_same_way() -> None:
     assert lines[0].startswith("REFUSED (50): in credential stores, never sent")
     assert len(lines) == 1 + LIST_SHOWN + 1
     assert lines[-1] == "  ... and 30 more: the full list is in the output of --json"
+
+
+def test_a_refusal_over_missing_files_says_where_every_one_is_listed() -> None:
+    err = MissingDependencies("3 dependencies of shot.blend are missing (a; b; c).",
+                              missing=(("a", ()), ("b", ()), ("c", ())))
+    assert present.failure_text(err, FullLists(HISTORY)) == (
+        "3 dependencies of shot.blend are missing (a; b; c). Every missing file is listed "
+        "in the history file /cache/shaman/history.jsonl.")
+    assert present.error_line(err, FullLists(HISTORY, json_flag=True)).endswith(
+        "history.jsonl and the output of --json.")
+    other = ConfigError("No server.")
+    assert present.failure_text(other, FullLists(HISTORY)) == "No server."

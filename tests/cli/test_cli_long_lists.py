@@ -75,6 +75,9 @@ def test_fail_on_missing_keeps_every_missing_file_in_json_and_history(
     assert record["status"] == "failed"
     assert sorted(m["path"] for m in record["missing"]) == sorted(
         m["path"] for m in doc["missing"])
+    assert out.stderr.rstrip().endswith(
+        f"Every missing file is listed in the history file {cache / 'history.jsonl'} and "
+        "the output of --json.")
 
 
 def test_deps_names_twenty_and_points_to_its_json(many_missing_blend: Path,
