@@ -105,8 +105,9 @@ class ResultView:
     @classmethod
     def of(cls, result: SubmitResult, full: FullLists = FullLists()) -> ResultView:
         """Its cost does not grow with the lists: Blender's main thread makes it."""
-        outside = outside_warnings(result.outside_project, sent=not result.dry_run)
-        warnings = [*result.warnings[:LIST_SHOWN], *outside][:LIST_SHOWN]
+        outside = outside_warnings(result.outside_project, sent=not result.dry_run,
+                                   full=full)
+        warnings = [*outside, *result.warnings[:LIST_SHOWN]][:LIST_SHOWN]  # outside: never cut
         return cls(
             dry_run=bool(result.dry_run),
             checkout_path=shown(result.checkout_path or "", PATH_LIMIT),
@@ -208,15 +209,16 @@ def _outside_name(o: OutsideFile) -> str:
     return f"{o.path}{via} (used by {_users(o.referenced_by) or '?'})"
 
 
-def outside_warnings(outside: Sequence[OutsideFile], *, sent: bool) -> list[str]:
+def outside_warnings(outside: Sequence[OutsideFile], *, sent: bool,
+                     full: FullLists = FullLists()) -> list[str]:
     """One warning naming the files from outside the project root (symlink targets
     resolved) and what uses them; [] when none."""
     if not outside:
         return []
     verb = "were sent" if sent else "would be sent"
     named = "; ".join(_outside_name(o) for o in outside[:MAX_OUTSIDE_NAMED])
-    more = (f"; and {len(outside) - MAX_OUTSIDE_NAMED} more"
-            if len(outside) > MAX_OUTSIDE_NAMED else "")
+    more = (f"; and {format_count(len(outside) - MAX_OUTSIDE_NAMED)} more (all listed in "
+            f"{full.words()})" if len(outside) > MAX_OUTSIDE_NAMED else "")
     noun = "file" if len(outside) == 1 else "files"
     return [f"{format_count(len(outside))} {noun} from outside the project folder {verb}: "
             f"{named}{more}"]

@@ -128,7 +128,8 @@ def _print_table(plan: PackPlan) -> None:
         out.write("\n" + "".join(f"{line}\n" for line in missing_lines(plan.missing, full)))
     if plan.refused:
         out.write("\n" + "".join(f"{line}\n" for line in refused_lines(plan.refused, full)))
-    warnings = [*plan.warnings, *outside_warnings(plan.outside_project, sent=False)]
+    warnings = [*plan.warnings, *outside_warnings(plan.outside_project, sent=False,
+                                                  full=full)]
     if warnings:
         out.write(f"\nWARNINGS ({format_count(len(warnings))}):\n")
         for w in warnings[:LIST_SHOWN]:

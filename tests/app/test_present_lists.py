@@ -37,7 +37,7 @@ def test_the_view_keeps_the_first_entries_the_counts_and_where_the_rest_is() -> 
     assert view.missing_total == MISSING
     assert view.more_missing == (
         "... and 9,980 more: the full list is in the history file /cache/shaman/history.jsonl")
-    assert view.warnings == [f"warning {i}" for i in range(LIST_SHOWN)]
+    assert view.warnings[1:] == [f"warning {i}" for i in range(LIST_SHOWN - 1)]
     # 1,000 warnings and the one naming the 10,000 files from outside the project
     assert view.more_warnings.startswith("... and 981 more: the full list is in the history")
 
@@ -99,3 +99,12 @@ def test_a_refusal_over_missing_files_says_where_every_one_is_listed() -> None:
         "history.jsonl and the output of --json.")
     other = ConfigError("No server.")
     assert present.failure_text(other, FullLists(HISTORY)) == "No server."
+
+
+def test_the_outside_files_warning_names_ten_and_says_where_the_rest_are() -> None:
+    view = present.ResultView.of(_result(dry_run=False), FullLists(HISTORY))
+    warning = view.warnings[0]  # first: 1,000 other warnings do not push it out
+    assert warning.startswith("10,000 files from outside the project folder were sent: "
+                              "/mnt/o_0.exr (used by shot.blend); /mnt/o_1.exr")
+    assert warning.endswith("; and 9,990 more (all listed in the history file "
+                            "/cache/shaman/history.jsonl)")
