@@ -1,31 +1,31 @@
-"""BAT's ``BlendFile`` with two of its private methods overridden, and the version check
-that keeps those overrides honest.
+"""BAT's ``BlendFile`` with some of its private methods overridden (in ``bat_reader``),
+and the version check that keeps those overrides honest.
 
 Why the overrides: decoding a .blend's DNA catalogue is most of the cost of opening it,
 and every file saved by one Blender version carries the same catalogue, so files share
 the decoded structs (read-only descriptions) through ``decode_structs``, which also checks
-the catalogue's counts against ``blend_limits``' ceilings before BAT loops over them; and
+the catalogue's counts against ``blend_limits``' ceilings before BAT loops over them;
 ``_open_file`` decompresses zstd and gzip files as a stream with a ceiling on the
 decompressed size, into memory for a small one and a temp file beyond (BAT's own
-decompression has no ceiling). BAT's ``iterators.listbase`` is wrapped so that a linked
-list that loops is refused instead of followed forever.
+decompression has no ceiling); ``_load_blocks``, ``dereference_pointer`` and
+``find_blocks_from_code`` keep a compact index of the blocks instead of an object per
+block (``block_index``), so tracing costs memory for the paths it keeps, not for the
+file's size. BAT's ``iterators.listbase`` is wrapped so that a linked list that loops
+is refused instead of followed forever.
 
-Both are private to BAT, so they are only trusted on the BAT version they were written
+They are private to BAT, so they are only trusted on the BAT version they were written
 against: any other version is refused at the first .blend read, with both versions named,
 instead of misreading files silently.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BatVersionMismatch, BlendFileError
+from ..errors import BatVersionMismatch
 from . import blend_limits
-from .block_index import BlockIndex, read_headers
 
 BAT_VERSION = "1.23"
 """The BAT release whose ``BlendFile._open_file`` and ``decode_structs`` are overridden."""
@@ -65,7 +65,6 @@ def open_blendfile(path: Path) -> Any:
 def _make_class() -> Any:
     import blender_asset_tracer
     from blender_asset_tracer import blendfile
-    from blender_asset_tracer.blendfile import exceptions as bat_exc
     from blender_asset_tracer.blendfile import iterators
 
     check_bat_version(str(getattr(blender_asset_tracer, "__version__", "unknown")),
@@ -73,97 +72,9 @@ def _make_class() -> Any:
 
     _bound_lists(iterators)
 
-    class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
-        index: BlockIndex
+    from . import bat_reader  # subclasses BAT's BlendFile: imported once BAT is checked
 
-        def __init__(self, path: Path, mode: str = "rb") -> None:
-            try:
-                super().__init__(path, mode)  # reads every block header (_load_blocks)
-                self.fileobj = _CappedReads(self.fileobj)  # type: ignore[assignment]
-            except BaseException:
-                fileobj = getattr(self, "fileobj", None)
-                if fileobj is not None:
-                    fileobj.close()
-                raise
-
-        def _load_blocks(self) -> None:
-            # The compact index instead of one object per block (block_index.py).
-            self.structs.clear()
-            self.sdna_index_from_id.clear()
-            self.index = BlockIndex()
-            for head, fields in read_headers(self, self.fileobj, path_of(self)):
-                code = self.header.endian.read_data0(fields.code)
-                if code in (b"DNA1", b"GLOB"):
-                    block = self.block_at(head, checked=False)
-                    (self.decode_structs if code == b"DNA1" else self.decode_glob)(block)
-                self.index.add(code, fields.old, head)
-            if not self.structs:
-                raise bat_exc.NoDNA1Block("No DNA1 block in file, not a valid .blend file",
-                                          self.filepath)
-            self.index.finish()
-
-        def block_at(self, head: int, *, checked: bool = True) -> Any:
-            """The block whose header is at ``head``, read now (BAT's object for it)."""
-            self.fileobj.seek(head)
-            block = blendfile.BlendFileBlock(self)
-            if checked and not 0 <= block.sdna_index < len(self.structs):
-                raise BlendFileError(
-                    f"{path_of(self)} is damaged: a data block names struct "
-                    f"{block.sdna_index}, which its catalogue does not have.",
-                    path=str(path_of(self)))
-            return block
-
-        def walk(self) -> Iterator[tuple[int, bytes]]:
-            """Header position and code of every non-``DATA`` block, in file order (read
-            one with ``block_at``)."""
-            return self.index.walk()
-
-        def find_blocks_from_code(self, code: bytes) -> list[Any]:
-            return [self.block_at(head) for head in self.index.of_code(code)]
-
-        def dereference_pointer(self, address: int) -> Any:
-            head = self.index.head_of(address)
-            if head is None:
-                if self.strict_pointer_mode:
-                    raise bat_exc.SegmentationFault("address does not exist", address)
-                return None
-            return self.block_at(head)
-
-        def _open_file(self, path: Path, mode: str) -> Any:
-            compression = blend_limits.compression_of(path)
-            if compression == "none":
-                return super()._open_file(path, mode)
-            self.filepath = path
-            self.raw_filepath = path
-            self.is_compressed = True
-            return blend_limits.decompress_spooled(path, compression)
-
-        def decode_structs(self, block: Any) -> None:
-            if block.size > blend_limits.DNA_BLOCK_CEILING:
-                raise blend_limits.catalogue_too_large(path_of(self), block.size)
-            start = self.fileobj.tell()
-            data = self.fileobj.read(block.size)
-            endian = self.header.endian
-            key = (
-                hashlib.sha1(data).digest(),
-                self.header.pointer_size,
-                getattr(endian, "__name__", str(endian)),
-            )
-            cached = _DNA_CACHE.get(key)
-            if cached is not None:
-                self.structs.extend(cached[0])
-                self.sdna_index_from_id.update(cached[1])
-                return
-            # A new catalogue: checked before BAT loops over its counts, and after.
-            blend_limits.check_catalogue(path_of(self), data, endian.UINT, endian.USHORT2)
-            self.fileobj.seek(start)
-            super().decode_structs(block)
-            blend_limits.check_arrays(path_of(self), self.structs)
-            if len(_DNA_CACHE) >= _DNA_CACHE_KEEP:  # one entry per Blender version, really
-                del _DNA_CACHE[next(iter(_DNA_CACHE))]
-            _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
-
-    return SharedDNABlendFile
+    return bat_reader.SharedDNABlendFile
 
 
 def _bound_lists(iterators: Any) -> None:
