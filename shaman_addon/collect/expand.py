@@ -140,24 +140,26 @@ class Expander:
         Every worker has its own; they are not project files.
         """
         cut = path.rfind("/")
-        folder = path[:cut] if cut > 0 else posixpath.dirname(path)
-        known = self._install_dirs.get(folder)
+        own = folder = path[:cut] if cut > 0 else posixpath.dirname(path)
+        known = self._install_dirs.get(own)
         if known is not None:
             return known  # most files: a folder already looked at
-        while folder and posixpath.dirname(folder) != folder:
+        inside = False
+        while folder and posixpath.dirname(folder) != folder:  # up to the root, once
             cached = self._install_dirs.get(folder)
             if cached is not None:
-                return cached
+                inside = cached
+                break
             name = posixpath.basename(folder)
             if _VERSION_DIR.match(name) and (
                 os.path.isdir(posixpath.join(folder, "datafiles"))
                 and os.path.isdir(posixpath.join(folder, "scripts"))
             ):
-                self._install_dirs[folder] = True
-                return True
+                self._install_dirs[folder] = inside = True
+                break
             folder = posixpath.dirname(folder)
-        self._install_dirs[posixpath.dirname(path)] = False
-        return False
+        self._install_dirs[own] = inside  # the next file of this folder asks no further
+        return inside
 
 
 def _pattern(kind: str, name: str) -> re.Pattern[str] | None:
