@@ -53,7 +53,7 @@ class Screen:
             self.reasons[path] = why
             missing.setdefault(path, []).append(who)
             return False
-        store = credential_store(path) or credential_store(real)
+        store = credential_store(path) or (credential_store(real) if real != path else None)
         if store is not None and not self.allow_credentials:
             if not self.list_refused:
                 raise CredentialFileRefused(refusal_text(path, real, store, who), path=path)
