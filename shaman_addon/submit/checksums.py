@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1 << 20
 SCHEMA_VERSION = 2
 _LOOKUP_CHUNK = 500  # paths per query (sqlite allows at least 999 parameters)
+FLUSH_EVERY = 5000
+"""New checksums written in one transaction once this many wait: bounded memory, and
+few enough writes not to cost time (one transaction per 5,000 files)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checksums (
@@ -152,7 +155,7 @@ class ChecksumCache:
         self.path = path
         self.status = "off"
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self._pending: dict[str, tuple[FileStat, str]] = {}
         self._conn: sqlite3.Connection | None = None
         if path is not None:
             self._open(path)
@@ -218,7 +221,7 @@ class ChecksumCache:
         """The cached SHA-256 for exactly this path and ``stat.ident``, else None."""
         with self._lock:
             pending = self._pending.get(stat.path)
-            if pending is not None and pending[0] == stat.ident:
+            if pending is not None and pending[0].ident == stat.ident:
                 return pending[1]
             if self._conn is None:
                 return None
@@ -241,7 +244,7 @@ class ChecksumCache:
             ask: list[int] = []
             for i, stat in enumerate(stats):
                 pending = self._pending.get(stat.path)
-                if pending is not None and pending[0] == stat.ident:
+                if pending is not None and pending[0].ident == stat.ident:
                     out[i] = pending[1]
                 else:
                     ask.append(i)
@@ -267,9 +270,13 @@ class ChecksumCache:
         return out
 
     def put(self, stat: FileStat, sha256: str) -> None:
-        """Remember a checksum; written to disk at the next ``flush()``."""
+        """Remember a checksum; written to disk at the next ``flush()``, or now once
+        ``FLUSH_EVERY`` wait (a 100,000-file shot would hold them all to the end)."""
         with self._lock:
-            self._pending[stat.path] = (stat.ident, sha256)
+            self._pending[stat.path] = (stat, sha256)
+            due = len(self._pending) >= FLUSH_EVERY
+        if due:
+            self.flush()
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop entries that proved wrong (a 417 from the server)."""
@@ -297,7 +304,7 @@ class ChecksumCache:
             if not self._pending or self._conn is None:
                 return 0
             now = time.time()
-            rows = [(p, *ident, h, now) for p, (ident, h) in self._pending.items()]
+            rows = [(p, *st.ident, h, now) for p, (st, h) in self._pending.items()]
             try:
                 with self._conn:
                     self._conn.executemany(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shaman_addon.errors import Cancelled
-from shaman_addon.submit.checksums import ChecksumCache, FileStat, sha256_file
+from shaman_addon.submit.checksums import FLUSH_EVERY, ChecksumCache, FileStat, sha256_file
 
 
 def test_sha256_matches_hashlib_and_reports_every_chunk(tmp_path: Path) -> None:
@@ -69,20 +69,25 @@ def test_cache_round_trip_and_key_parts(tmp_path: Path) -> None:
         assert cache.lookup(FileStat(st.path, st.size + 1, st.mtime_ns)) is None
 
 
-def test_cache_writes_are_one_transaction(tmp_path: Path) -> None:
+def test_cache_writes_are_few_transactions_and_bounded(tmp_path: Path) -> None:
+    """One transaction per FLUSH_EVERY new checksums, not one per file, and never more
+    than that many held in memory (a 100,000-file shot held them all to the end)."""
     db = tmp_path / "checksums.sqlite"
     cache = ChecksumCache(db)
     assert cache._conn is not None
     statements: list[str] = []
     cache._conn.set_trace_callback(statements.append)
-    for i in range(30_000):
+    held = 0
+    for i in range(30_000 + 7):
         cache.put(FileStat(f"/p/{i}", i, i), f"{i:064x}")
-    assert cache.flush() == 30_000
+        held = max(held, len(cache._pending))
+    assert held < FLUSH_EVERY
+    assert cache.flush() == 7  # the rest were written on the way
     commits = [s for s in statements if s.strip().upper().startswith("COMMIT")]
-    assert len(commits) == 1
+    assert len(commits) == 30_000 // FLUSH_EVERY + 1
     cache.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM checksums").fetchone()[0] == 30_000
+        assert conn.execute("SELECT count(*) FROM checksums").fetchone()[0] == 30_007
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
