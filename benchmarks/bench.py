@@ -75,6 +75,7 @@ class Bench:
         self.server = Server(args.server or "", args.storage, python=self.python,
                              store_parent=args.store_dir)
         self.work = Path(tempfile.mkdtemp(prefix="shaman-bench-"))
+        self.film_ran = False  # the film cases ran on their own store folder
         q = args.quick
         self.n_cold = args.repeats or (1 if q else 3)
         self.n_warm = args.repeats or (2 if q else 5)
@@ -335,6 +336,7 @@ class Bench:
             f"{platform.python_implementation()} {platform.python_version()}, "
             f"server: {'external ' + a.server if a.server else 'local test server'}"
             f"{f' (store in {a.store_dir})' if a.store_dir and not a.server else ''}"
+            f"{f'; film cases: stores in {a.film_store_dir}' if self.film_ran else ''}"
             f"; run took {seconds:.0f} s; load average at the start "
             f"{self.load_start:.1f}, at the end {os.getloadavg()[0]:.1f} (other work on the "
             "machine makes single runs noisy: compare the floor of the same run).",
@@ -383,6 +385,7 @@ class Bench:
                 bench_shaped.ShapedCases(self, Row).run(self.main_prod)
             if (a.film or not only) and not a.no_film:
                 bench_film.FilmCases(self, Row).run(self.main_prod)
+                self.film_ran = bool(a.film_store_dir != Path("") and not a.server)
         finally:
             self.server.stop()
             shutil.rmtree(self.work, ignore_errors=True)
