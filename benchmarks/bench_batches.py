@@ -13,7 +13,8 @@ process, on a fresh store for every cold run.
 
 Printed per run: the submission's wall time (``Submission.run``, interpreter start-up
 left out: it does not depend on the batch), the requirements calls the server counted
-and their sizes (median, largest), the slowest requirements answer and the time the
+and their sizes (median, largest), when the first was sent (uploads cannot start
+before), the slowest requirements answer and the time the
 main thread spent waiting for requirements answers (timed in the submitting process
 around ``ShamanClient.requirements``), the submitter's and the server's CPU seconds.
 Productions: ``film`` (100,000 files of ~4 KB, 30,000 images in main.blend; see
@@ -63,10 +64,13 @@ def worker(args: argparse.Namespace) -> int:
     from shaman_addon.submit import Submission, Tuning
 
     calls: list[tuple[int, float]] = []  # (files asked, seconds) per requirements call
+    first: list[float] = []  # when the first requirements call was sent
     original = ShamanClient.requirements
 
     def timed(self: ShamanClient, files: Any) -> Any:
         t0 = time.perf_counter()
+        if not first:
+            first.append(t0)
         try:
             return original(self, files)
         finally:
@@ -83,6 +87,7 @@ def worker(args: argparse.Namespace) -> int:
     result = Submission(args.blend, options).run()
     wall = time.perf_counter() - t0
     print(json.dumps({"wall_s": wall, "calls": calls, "files_total": result.files_total,
+                      "first_call_s": first[0] - t0 if first else None,
                       "files_uploaded": result.files_uploaded,
                       "bytes_uploaded": result.bytes_uploaded}))
     return 0
@@ -106,6 +111,7 @@ class Measured:
     server_cpu_s: float | None
     peak_mb: float
     uploaded: int
+    first_call_s: float  # since Submission.run started
 
 
 def one_run(python: str, server: Server, prod: bench_data.Production, label: str, kind: str,
@@ -127,12 +133,13 @@ def one_run(python: str, server: Server, prod: bench_data.Production, label: str
                  counted.get("requests", {}).get("requirements", len(secs)),
                  statistics.median(sizes) if sizes else 0, max(sizes, default=0),
                  max(secs, default=0.0), sum(secs), run.cpu_s, server_cpu,
-                 run.peak_rss_bytes / MB, doc["files_uploaded"])
-    log.info("%s %s batch %d: wall %.2f s, %d req calls (median %g, max %d files), slowest "
-             "%.3f s, waiting %.2f s, cpu client %.2f s server %s s, peak %.0f MB, "
-             "%d uploaded", label, kind, batch_files, m.wall_s, m.req_calls, m.batch_median,
-             m.batch_max, m.slowest_s, m.waiting_s, m.client_cpu_s,
-             "?" if server_cpu is None else f"{server_cpu:.2f}", m.peak_mb, m.uploaded)
+                 run.peak_rss_bytes / MB, doc["files_uploaded"], doc["first_call_s"] or 0.0)
+    log.info("%s %s batch %d: wall %.2f s, %d req calls (median %g, max %d files), first "
+             "at %.2f s, slowest %.3f s, waiting %.2f s, cpu client %.2f s server %s s, "
+             "peak %.0f MB, %d uploaded", label, kind, batch_files, m.wall_s, m.req_calls,
+             m.batch_median, m.batch_max, m.first_call_s, m.slowest_s, m.waiting_s,
+             m.client_cpu_s, "?" if server_cpu is None else f"{server_cpu:.2f}", m.peak_mb,
+             m.uploaded)
     return m
 
 
@@ -171,9 +178,9 @@ def measure(args: argparse.Namespace) -> list[Measured]:
 
 def table(rows: list[Measured]) -> str:
     head = ("| production | run | batch files | wall (median) | runs | requirements calls | "
-            "files per call (median / max) | slowest answer | waiting for answers | "
-            "cpu s client / server | peak MB |")
-    lines = [head, "|" + "---|" * 11]
+            "files per call (median / max) | first call at | slowest answer | "
+            "waiting for answers | cpu s client / server | peak MB |")
+    lines = [head, "|" + "---|" * 12]
     groups: dict[tuple[str, str, int], list[Measured]] = {}
     for m in rows:
         groups.setdefault((m.production, m.kind, m.batch_files), []).append(m)
@@ -185,7 +192,8 @@ def table(rows: list[Measured]) -> str:
             f"| {prod} | {kind} | {size:,} | {med('wall_s'):.2f} s | "
             f"{' / '.join(f'{m.wall_s:.2f}' for m in ms)} | {med('req_calls'):.0f} | "
             f"{med('batch_median'):,.0f} / {med('batch_max'):,.0f} | "
-            f"{med('slowest_s') * 1e3:.0f} ms | {med('waiting_s'):.2f} s | "
+            f"{med('first_call_s'):.2f} s | {med('slowest_s') * 1e3:.0f} ms | "
+            f"{med('waiting_s'):.2f} s | "
             f"{med('client_cpu_s'):.1f} / "
             f"{statistics.median(server) if server else float('nan'):.1f} | "
             f"{med('peak_mb'):.0f} |")
