@@ -93,6 +93,44 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- one call
+
+
+def call_costs(args: argparse.Namespace) -> str:
+    """One requirements call of N files, alone against an idle server (nothing stored, so
+    the answer lists every file, as in a cold run): the fixed cost of a call against its
+    cost per file. Medians of 5 calls; the client is this process."""
+    import hashlib
+
+    from shaman_addon.shaman.client import ClientSettings, FileSpec, ShamanClient
+
+    sizes = [100, 250, 500, 1000, 2000, 5000, 20_000, 100_000]
+    server = Server(python=args.python or bench_run.python_default(),
+                    store_parent=args.store_dir)
+    lines = ["| files per call | time (median of 5) | per file | answer files |",
+             "|---|---|---|---|"]
+    try:
+        server.fresh()
+        client = ShamanClient(server.url, ClientSettings())
+        client.configuration()  # warm up: imports, the first connection
+        for n in sizes:
+            specs = [FileSpec(hashlib.sha256(f"{n}-{i}".encode()).hexdigest(), 4096 + i % 9,
+                              f"bulk/d{i // 200:03d}/tex_{i:06d}.png") for i in range(n)]
+            times, answered = [], 0
+            for _ in range(5):
+                t0 = time.perf_counter()
+                answered = len(client.requirements(specs))
+                times.append(time.perf_counter() - t0)
+            med = statistics.median(times)
+            lines.append(f"| {n:,} | {med * 1e3:.1f} ms | {med / n * 1e6:.1f} us | "
+                         f"{answered:,} |")
+            log.info(lines[-1])
+        client.close()
+    finally:
+        server.stop()
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- the runs
 
 
@@ -214,6 +252,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=bench_data.DEFAULT_CACHE)
     p.add_argument("--python", default="")
     p.add_argument("--results", type=Path, default=RESULTS, help="'' to skip")
+    p.add_argument("--calls", action="store_true",
+                   help="only time single requirements calls of 100 to 100,000 files "
+                   "against an idle server")
     # the worker's own arguments
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--blend", type=Path, help=argparse.SUPPRESS)
@@ -231,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING)
         return worker(args)
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
+    if args.calls:
+        print(call_costs(args))
+        return 0
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
     rows = measure(args)
