@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,18 +66,29 @@ class PeakWatch:
     def __init__(self, pid: int, interval: float = PEAK_POLL_S) -> None:
         self.pid = pid
         self.peak = 0
+        self.reads = 0
         self._interval = interval
         self._done = threading.Event()
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._poll, name=f"peak {pid}", daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while True:  # bounded by the child's life: stop() follows its exit
             value = vm_hwm_bytes(self.pid)
-            if value is not None:
-                self.peak = max(self.peak, value)
+            with self._changed:
+                if value is not None:
+                    self.peak = max(self.peak, value)
+                self.reads += 1
+                self._changed.notify_all()
             if self._done.wait(self._interval):
                 return
+
+    def read_again(self, timeout: float = 30.0) -> bool:
+        """Wait until a read that started after this call has finished (False: timeout)."""
+        with self._changed:
+            target = self.reads + 2  # the read under way may have started before the call
+            return self._changed.wait_for(lambda: self.reads >= target, timeout)
 
     def stop(self) -> int:
         self._done.set()
@@ -84,12 +96,16 @@ class PeakWatch:
         return self.peak
 
 
-def run_process(cmd: list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None) -> Run:
-    """Run ``cmd``, timing it from spawn to exit and reading its own peak RSS."""
+def run_process(cmd: list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None,
+                on_spawn: Callable[[int, PeakWatch], None] | None = None) -> Run:
+    """Run ``cmd``, timing it from spawn to exit and reading its own peak RSS.
+    ``on_spawn(pid, watch)`` is called once the child runs and is watched (tests)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env=env)
         watch = PeakWatch(proc.pid)
+        if on_spawn is not None:
+            on_spawn(proc.pid, watch)
         # The child stays a zombie until wait4 reaps it, so its pid cannot be reused
         # while the watch reads it.
         _pid, status, usage = os.wait4(proc.pid, 0)
