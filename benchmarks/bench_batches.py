@@ -80,8 +80,12 @@ def worker(args: argparse.Namespace) -> int:
     server, names = settings.command_line_server(args.server)
     run = settings.Run(cache_dir=args.cache, app_info={"interface": "bench_batches"})
     options = settings.submit_options(settings.Settings(server_url=server), run, names)
+    extra = {}
+    for item in args.tuning:  # other Tuning fields, typed as their defaults
+        key, _, value = item.partition("=")
+        extra[key] = type(getattr(Tuning(), key))(value)
     tuning = dataclasses.replace(Tuning(), batch_files=args.batch_files,
-                                 batch_bytes=args.batch_bytes)
+                                 batch_bytes=args.batch_bytes, **extra)
     options = dataclasses.replace(options, tuning=tuning)
     t0 = time.perf_counter()
     result = Submission(args.blend, options).run()
@@ -153,12 +157,12 @@ class Measured:
 
 
 def one_run(python: str, server: Server, prod: bench_data.Production, label: str, kind: str,
-            batch_files: int, cache: Path) -> Measured:
+            batch_files: int, cache: Path, tuning: list[str]) -> Measured:
     server.reset_counts()
     batch_bytes = DEFAULT_BATCH_BYTES * batch_files // DEFAULT_BATCH_FILES
     cmd = [python, str(Path(__file__).resolve()), "--worker", "--blend", str(prod.main_blend),
            "--server", server.url, "--cache", str(cache), "--batch-files", str(batch_files),
-           "--batch-bytes", str(batch_bytes)]
+           "--batch-bytes", str(batch_bytes), *(f"--tuning={t}" for t in tuning)]
     run = bench_run.run_process(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))
     if run.returncode != 0:
         raise RuntimeError(f"the worker exited {run.returncode}:\n{run.stderr[-3000:]}")
@@ -205,8 +209,9 @@ def measure(args: argparse.Namespace) -> list[Measured]:
                 for size in args.sizes:
                     server.fresh()
                     cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
-                    out.append(one_run(python, server, prod, name, "cold", size, cache))
-                    out.append(one_run(python, server, prod, name, "unchanged", size, cache))
+                    for kind in ("cold", "unchanged"):
+                        out.append(one_run(python, server, prod, name, kind, size, cache,
+                                           args.tuning))
                     shutil.rmtree(cache, ignore_errors=True)
     finally:
         server.stop()
@@ -252,6 +257,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=bench_data.DEFAULT_CACHE)
     p.add_argument("--python", default="")
     p.add_argument("--results", type=Path, default=RESULTS, help="'' to skip")
+    p.add_argument("--tuning", action="append", default=[], metavar="FIELD=VALUE",
+                   help="another Tuning field for every run, e.g. hash_first_bytes=4194304 "
+                   "(repeat for more)")
     p.add_argument("--calls", action="store_true",
                    help="only time single requirements calls of 100 to 100,000 files "
                    "against an idle server")
@@ -288,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             f"stores in {args.store_dir or 'the temp folder'}; run took "
             f"{time.perf_counter() - t0:.0f} s; load average at the start {load:.1f}, at "
             f"the end {os.getloadavg()[0]:.1f}. Wall = `Submission.run` in the submitting "
-            "process; batch_bytes scaled with batch_files (64 MiB per 500).\n\n"
+            "process; batch_bytes scaled with batch_files (64 MiB per 500)"
+            f"{'; also ' + ', '.join(args.tuning) if args.tuning else ''}.\n\n"
             f"{text}\n", "utf-8")
     return 0
 
