@@ -57,6 +57,22 @@ def blend_templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
     return generate_templates(tmp_path_factory.mktemp("blend-templates"))
 
 
+MANY_MISSING = 10_000
+"""Missing files of ``many_missing_blend``: the UI's long lists at feature-film scale."""
+
+
+@pytest.fixture(scope="session")
+def many_missing_blend(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real .blend (made by bpy, in one process) whose ``MANY_MISSING`` image
+    data-blocks each reference a file that is not on disk (``//missing/...``); made once
+    per session, shared: tests must not modify it."""
+    from fault_blends import make_blend
+
+    blend = tmp_path_factory.mktemp("many-missing") / "shot.blend"
+    return make_blend(blend, [f"//missing/set_{i % 40:02d}/gone_{i:05d}.png"
+                              for i in range(MANY_MISSING)])
+
+
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The system temp folder, for this test only: temporary rewritten copies

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import (
     Cancelled,
-    JobNotSubmitted,
     MissingDependencies,
     ShamanError,
     Terminated,
@@ -22,7 +21,6 @@ from ..errors import (
 )
 from ..units import format_count, format_files
 from ..untrusted import shown
-from .exit_codes import exit_code_for
 
 if TYPE_CHECKING:
     from ..collect.plan import MissingFile, OutsideFile
@@ -30,8 +28,7 @@ if TYPE_CHECKING:
     from ..jobs.request import SubmittedJob
     from ..jobs.types import JobSetting
     from ..shaman.client import ServerCheck
-    from ..submit import SubmitResult
-    from .runner import Outcome
+    from ..submit import SubmitOptions, SubmitResult
 
 
 NO_CACHE_WARNING = (
@@ -42,6 +39,46 @@ NO_CACHE_WARNING = (
 
 
 @dataclass(frozen=True)
+class FullLists:
+    """Where the whole of a list cut short in words can be read: the history file (when
+    the run writes one) and, on the command line, ``--json``."""
+
+    history: Path | None = None
+    json_flag: bool = False
+
+    @classmethod
+    def of(cls, options: SubmitOptions, *, json_flag: bool) -> FullLists:
+        from ..submit.history import HISTORY_FILE_NAME
+
+        cache = options.cache_dir
+        return cls(Path(cache) / HISTORY_FILE_NAME if cache is not None else None, json_flag)
+
+    def words(self, *, in_history: bool = True) -> str:
+        places = []
+        if in_history and self.history is not None:
+            places.append(f"the history file {shown(str(self.history), PATH_LIMIT)}")
+        if self.json_flag:
+            places.append("the output of --json")
+        return " and ".join(places) or (
+            "the command line's JSON (python -m shaman_addon submit FILE.blend --dry-run --json)")
+
+
+LIST_SHOWN = 20
+"""Entries of a long list named in words, in every interface (missing, refused and outside
+files, warnings, files to upload); the rest is counted, and ``FullLists`` says where the
+whole list is. Blender stores and draws no more than these."""
+
+
+def more_lines(total: int, full: FullLists, *, in_history: bool = True) -> list[str]:
+    """``... and 9,980 more: the full list is in ...`` for a list of ``total`` entries
+    cut to ``LIST_SHOWN``; [] when nothing was left out."""
+    if total <= LIST_SHOWN:
+        return []
+    return [f"... and {format_count(total - LIST_SHOWN)} more: the full list is in "
+            f"{full.words(in_history=in_history)}"]
+
+
+@dataclass(frozen=True)
 class MissingRow:
     path: str
     referenced_by: str
@@ -49,7 +86,8 @@ class MissingRow:
 
 @dataclass(frozen=True)
 class ResultView:
-    """What the result area shows for a ``SubmitResult`` (dry run or real)."""
+    """What the result area shows for a ``SubmitResult`` (dry run or real): the first
+    ``LIST_SHOWN`` warnings and missing files, the counts, and where the rest is."""
 
     dry_run: bool
     checkout_path: str
@@ -60,9 +98,16 @@ class ResultView:
     stored_text: str
     warnings: list[str] = field(default_factory=list)
     missing: list[MissingRow] = field(default_factory=list)
+    missing_total: int = 0
+    more_missing: str = ""
+    more_warnings: str = ""
 
     @classmethod
-    def of(cls, result: SubmitResult) -> ResultView:
+    def of(cls, result: SubmitResult, full: FullLists = FullLists()) -> ResultView:
+        """Its cost does not grow with the lists: Blender's main thread makes it."""
+        outside = outside_warnings(result.outside_project, sent=not result.dry_run,
+                                   full=full)
+        warnings = [*outside, *result.warnings[:LIST_SHOWN]][:LIST_SHOWN]  # outside: never cut
         return cls(
             dry_run=bool(result.dry_run),
             checkout_path=shown(result.checkout_path or "", PATH_LIMIT),
@@ -71,11 +116,12 @@ class ResultView:
             total_text=format_files(result.files_total, result.bytes_total),
             uploaded_text=format_files(result.files_uploaded, result.bytes_uploaded),
             stored_text=format_files(result.files_already_stored, result.bytes_already_stored),
-            warnings=[shown(w, LINE_LIMIT) for w in (
-                *result.warnings,
-                *outside_warnings(result.outside_project, sent=not result.dry_run))],
+            warnings=[shown(w, LINE_LIMIT) for w in warnings],
             missing=[MissingRow(shown(m.path, PATH_LIMIT), _users(m.referenced_by))
-                     for m in result.missing],
+                     for m in result.missing[:LIST_SHOWN]],
+            missing_total=len(result.missing),
+            more_missing="".join(more_lines(len(result.missing), full)),
+            more_warnings="".join(more_lines(len(result.warnings) + len(outside), full)),
         )
 
 
@@ -89,9 +135,9 @@ def _users(referenced_by: Iterable[str]) -> str:
     return ", ".join(shown(r, PATH_LIMIT) for r in referenced_by)
 
 
-def result_lines(result: SubmitResult) -> list[str]:
+def result_lines(result: SubmitResult, full: FullLists = FullLists()) -> list[str]:
     """The result in a few lines (the missing files are listed by ``missing_lines``)."""
-    view = ResultView.of(result)
+    view = ResultView.of(result, full)
     if result.shared_storage:
         lines = [f"No upload was needed: {view.worker_path} is in the Manager's shared "
                  "storage, and the render job renders it there."]
@@ -101,7 +147,10 @@ def result_lines(result: SubmitResult) -> list[str]:
         lines = [
             f"Dry run: {view.total_text}; the server already has {view.stored_text}"
             f"{_same_content(result)}. Would upload {view.uploaded_text}.",
-            *(f"  would upload: {shown(name, PATH_LIMIT)}" for name in result.to_upload),
+            *(f"  would upload: {shown(name, PATH_LIMIT)}"
+              for name in result.to_upload[:LIST_SHOWN]),
+            *(f"  {line}" for line in more_lines(len(result.to_upload), full,
+                                                 in_history=False)),
             "Nothing was created (dry run).",
         ]
     else:
@@ -114,6 +163,8 @@ def result_lines(result: SubmitResult) -> list[str]:
     if result.job is not None:
         lines.extend(job_lines(result.job))
     lines.extend(f"Warning: {w}" for w in view.warnings)
+    if view.more_warnings:
+        lines.append(f"Warnings: {view.more_warnings}")
     return lines
 
 
@@ -158,44 +209,48 @@ def _outside_name(o: OutsideFile) -> str:
     return f"{o.path}{via} (used by {_users(o.referenced_by) or '?'})"
 
 
-def outside_warnings(outside: Sequence[OutsideFile], *, sent: bool) -> list[str]:
+def outside_warnings(outside: Sequence[OutsideFile], *, sent: bool,
+                     full: FullLists = FullLists()) -> list[str]:
     """One warning naming the files from outside the project root (symlink targets
     resolved) and what uses them; [] when none."""
     if not outside:
         return []
     verb = "were sent" if sent else "would be sent"
     named = "; ".join(_outside_name(o) for o in outside[:MAX_OUTSIDE_NAMED])
-    more = (f"; and {len(outside) - MAX_OUTSIDE_NAMED} more"
-            if len(outside) > MAX_OUTSIDE_NAMED else "")
+    more = (f"; and {format_count(len(outside) - MAX_OUTSIDE_NAMED)} more (all listed in "
+            f"{full.words()})" if len(outside) > MAX_OUTSIDE_NAMED else "")
     noun = "file" if len(outside) == 1 else "files"
     return [f"{format_count(len(outside))} {noun} from outside the project folder {verb}: "
             f"{named}{more}"]
 
 
-def refused_lines(refused: Sequence[OutsideFile]) -> list[str]:
+def refused_lines(refused: Sequence[OutsideFile], full: FullLists = FullLists()
+                  ) -> list[str]:
     """Credential files left out (``deps``), with what uses them; [] when none."""
     if not refused:
         return []
     from ..collect.sensitive import ALLOW_HOW
 
-    return [f"REFUSED ({len(refused)}): in credential stores, never sent; {ALLOW_HOW}:"] + [
-        f"  {_outside_name(o)} [{o.credential_store}]" for o in refused
-    ]
+    return [f"REFUSED ({format_count(len(refused))}): in credential stores, never sent; "
+            f"{ALLOW_HOW}:",
+            *(f"  {_outside_name(o)} [{o.credential_store}]" for o in refused[:LIST_SHOWN]),
+            *(f"  {line}" for line in more_lines(len(refused), full))]
 
 
-def missing_lines(missing: Sequence[MissingFile]) -> list[str]:
-    """Missing dependencies, one line each with what uses them (and why it cannot be
-    sent, when it is there but not readable or a system file); [] when none."""
+def missing_lines(missing: Sequence[MissingFile], full: FullLists = FullLists()
+                  ) -> list[str]:
+    """Missing dependencies, the first ``LIST_SHOWN`` with what uses them (and why it
+    cannot be sent, when it is there but not readable or a system file), then how many
+    more and where they are all listed; [] when none."""
     if not missing:
         return []
     from ..collect.plan import NOT_ON_DISK
 
     plain = all(m.reason == NOT_ON_DISK for m in missing)
     what = "not on disk" if plain else "not on disk, not readable or not a file"
-    return [f"MISSING ({len(missing)}): used but {what}:"] + [
+    return [f"MISSING ({format_count(len(missing))}): used but {what}:", *(
         f"  {shown(m.path, PATH_LIMIT)} ({_why(m)}used by {_users(m.referenced_by) or '?'})"
-        for m in missing
-    ]
+        for m in missing[:LIST_SHOWN]), *(f"  {line}" for line in more_lines(len(missing), full))]
 
 
 def _why(m: MissingFile) -> str:
@@ -204,54 +259,31 @@ def _why(m: MissingFile) -> str:
     return "" if m.reason == NOT_ON_DISK else f"{m.reason}; "
 
 
-def error_line(exc: BaseException) -> str:
+def failure_text(exc: BaseException, full: FullLists = FullLists()) -> str:
+    """An error's sentence; for missing files (the sentence names ten), where every
+    one of them is listed."""
+    text = error_text(exc)
+    if isinstance(exc, MissingDependencies) and len(exc.missing) > 1:
+        text += f" Every missing file is listed in {full.words()}."
+    return text
+
+
+def error_line(exc: BaseException, full: FullLists = FullLists()) -> str:
     """A failure on a terminal: ``error: ...`` or ``cancelled: ...``."""
     word = "cancelled" if isinstance(exc, Cancelled | KeyboardInterrupt) else "error"
     if isinstance(exc, Terminated):
         return f"{word}: {exc}"
-    text = (shown(error_text(exc), LINE_LIMIT) if not isinstance(exc, KeyboardInterrupt)
-            else "")
+    text = (shown(failure_text(exc, full), LINE_LIMIT)
+            if not isinstance(exc, KeyboardInterrupt) else "")
     return f"{word}: {text}" if text else word
 
+
+NO_RESULT = "The submission ended without a result."
+"""The error of an outcome with neither a result nor an error (never expected)."""
 
 KEPT_UPLOADS = ("Files uploaded before the failure stay on the server: submitting again "
                 "sends only what it still lacks.")
 """Said after a failure in the middle of the upload."""
-
-
-def outcome_json(outcome: Outcome) -> dict[str, Any]:
-    """``--json``: the result's own JSON, or the error with its type and exit code."""
-    if outcome.result is not None and outcome.error is None:
-        return result_json(outcome.result)
-    return error_json(outcome.error or ShamanError("The submission ended without a result."))
-
-
-def result_json(result: SubmitResult) -> dict[str, Any]:
-    """A result's JSON; a dry run sent nothing, so it says what it would upload under
-    ``files_to_upload``/``bytes_to_upload`` and 0 under ``*_uploaded``."""
-    doc = result.to_json()
-    if result.dry_run:
-        doc["files_to_upload"] = doc["files_uploaded"]
-        doc["bytes_to_upload"] = doc["bytes_uploaded"]
-        doc["files_uploaded"] = doc["bytes_uploaded"] = 0
-    doc["files_same_content"] = max(
-        0, result.files_total - result.files_uploaded - result.files_already_stored)
-    return doc
-
-
-def error_json(error: BaseException) -> dict[str, Any]:
-    """An error's JSON: its sentence, type and exit code (and what it carries)."""
-    doc: dict[str, Any] = {
-        "error": error_text(error),
-        "error_type": type(error).__name__,
-        "exit_code": exit_code_for(error),
-    }
-    if isinstance(error, JobNotSubmitted):
-        doc["checkout_path"] = error.checkout_path
-    if isinstance(error, MissingDependencies):
-        doc["missing"] = [{"path": path, "referenced_by": list(users)}
-                          for path, users in error.missing]
-    return doc
 
 
 def checkout_path_note(template: str, blend_name: str) -> str | None:
@@ -301,49 +333,6 @@ def check_lines(answer: ServerCheck) -> list[str]:
     return lines
 
 
-def check_json(server: str, answer: ServerCheck) -> dict[str, Any]:
-    return {
-        "server": server,
-        "ok": answer.ok,
-        "reachable": answer.reachable,
-        "is_manager": answer.is_manager,
-        "shaman_enabled": answer.shaman_enabled,
-        "message": answer.message,
-    }
-
-
-def _setting_json(setting: JobSetting) -> dict[str, Any]:
-    from ..jobs.values import expected
-    from .jobs import how_submit_fills
-
-    how, reads = how_submit_fills(setting)
-    return {
-        "key": setting.key, "type": setting.type.value, "subtype": setting.subtype.value,
-        "expected": expected(setting), "default": setting.default,
-        "choices": list(setting.choices), "min": setting.minimum, "max": setting.maximum,
-        "required": setting.required, "editable": setting.editable,
-        "visible": setting.visible.value, "shown_to_artist": setting.visible.shown_to_artist,
-        "label": setting.title, "description": setting.description, "eval": setting.eval,
-        "eval_description": setting.eval_description,
-        "show_link_button": setting.show_link_button,
-        "command_line": how, "blender_only_reads": reads,
-    }
-
-
-def job_types_json(info: ManagerInfo) -> dict[str, Any]:
-    """``job-types --json``: every job type, each setting with how ``submit`` fills it
-    in without Blender, and the worker tags."""
-    return {
-        "server": info.url, "version": info.version, "fetched_at": info.fetched_at,
-        "job_types": [
-            {"name": t.name, "label": t.label, "description": t.description, "etag": t.etag,
-             "settings": [_setting_json(s) for s in t.settings]}
-            for t in info.job_types],
-        "worker_tags": [{"id": t.id, "name": t.name, "description": t.description}
-                        for t in info.worker_tags],
-    }
-
-
 def _how_words(setting: JobSetting) -> str:
     from .jobs import how_submit_fills
 
@@ -389,3 +378,14 @@ def job_types_lines(info: ManagerInfo) -> list[str]:
     tags = ", ".join(t.name for t in info.worker_tags) or "none"
     lines.append(f"Worker tags: {tags}")
     return [shown(line, LINE_LIMIT) for line in lines]  # names, labels: the Manager's text
+
+
+from .json_forms import (  # noqa: E402  (the --json forms, with the words they go with)
+    check_json,
+    error_json,
+    job_types_json,
+    outcome_json,
+    result_json,
+)
+
+__all__ = ["check_json", "error_json", "job_types_json", "outcome_json", "result_json"]

@@ -12,11 +12,11 @@ from typing import Any
 import bpy
 
 from ..app import ui_state
+from ..units import format_count
 from . import job as jobs
 from . import job_panel, preferences, properties
 
 WRAP = 60
-MAX_MISSING_SHOWN = 50
 
 
 def wrapped(layout: Any, text: str, icon: str = "NONE") -> None:
@@ -114,23 +114,29 @@ class SHAMAN_PT_render(bpy.types.Panel):  # noqa: N801 (Blender naming)
             job_panel.draw_job_result(box, state)
         for warning in state.warnings_text.splitlines():
             wrapped(box, warning, icon="ERROR")
-        if len(state.missing):
-            row = box.row()
-            row.prop(
-                state,
-                "show_missing",
-                text=f"Missing files: {len(state.missing)}",
-                icon="TRIA_DOWN" if state.show_missing else "TRIA_RIGHT",
-                emboss=False,
-            )
-            if state.show_missing:
-                col = box.column(align=True)
-                for item in list(state.missing)[:MAX_MISSING_SHOWN]:
-                    col.label(text=item.path, icon="LIBRARY_DATA_BROKEN")
-                    col.label(text=f"    used by {item.referenced_by or '?'}")
-                if len(state.missing) > MAX_MISSING_SHOWN:
-                    col.label(text=f"... and {len(state.missing) - MAX_MISSING_SHOWN} more")
+        if state.more_warnings:
+            wrapped(box, state.more_warnings)
+        if state.missing_total:
+            _draw_missing(box, state)
 
+
+def _draw_missing(box: Any, state: Any) -> None:
+    """The missing files' toggle and, open, the few stored (``present.LIST_SHOWN``)."""
+    box.row().prop(
+        state,
+        "show_missing",
+        text=f"Missing files: {format_count(state.missing_total)}",
+        icon="TRIA_DOWN" if state.show_missing else "TRIA_RIGHT",
+        emboss=False,
+    )
+    if not state.show_missing:
+        return
+    col = box.column(align=True)
+    for item in state.missing:
+        col.label(text=item.path, icon="LIBRARY_DATA_BROKEN")
+        col.label(text=f"    used by {item.referenced_by or '?'}")
+    if state.more_missing:
+        wrapped(col, state.more_missing)
 
 CLASSES = (SHAMAN_PT_render,)
 

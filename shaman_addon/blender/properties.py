@@ -3,8 +3,10 @@
 Registered on the window manager (``bpy.types.WindowManager.shaman``): it belongs to the
 session, not to the artist's scene. The progress properties are made from the fields of
 ``app.progress_view.ProgressView`` (the one declaration of what the UI shows of a
-progress event); the result properties hold a ``present.ResultView``. The main thread is
-the only writer; the worker never touches it.
+progress event); the result properties hold a ``present.ResultView``: its first
+``present.LIST_SHOWN`` missing files and warnings, the counts, and where the whole lists
+are, so storing and drawing a result costs the same for 10 or 10,000 missing files. The
+main thread is the only writer; the worker never touches it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..app.present import ResultView, job_lines
+from ..app.present import LIST_SHOWN, ResultView, job_lines
 from ..app.progress_view import ProgressView
 from ..errors import JobNotSubmitted
 from ..jobs.request import SubmittedJob
@@ -68,7 +70,12 @@ class SHAMAN_PG_state(bpy.types.PropertyGroup):  # noqa: N801 (Blender naming)
     uploaded_text: StringProperty()  # type: ignore[valid-type]
     stored_text: StringProperty()  # type: ignore[valid-type]
     warnings_text: StringProperty()  # type: ignore[valid-type]
+    more_warnings: StringProperty()  # type: ignore[valid-type]
+    # the first present.LIST_SHOWN missing files only: filling and drawing a collection
+    # of thousands would stall the main thread; the rest are counted and named elsewhere
     missing: CollectionProperty(type=SHAMAN_PG_missing)  # type: ignore[valid-type]
+    missing_total: IntProperty(name="Missing files", min=0)  # type: ignore[valid-type]
+    more_missing: StringProperty()  # type: ignore[valid-type]
     # the render job of the last result (job_id '' = checkout only)
     job_id: StringProperty(name="Job")  # type: ignore[valid-type]
     job_name: StringProperty(name="Job name")  # type: ignore[valid-type]
@@ -110,7 +117,8 @@ def reset_result(state: Any) -> None:
     state.total_text = ""
     state.uploaded_text = ""
     state.stored_text = ""
-    state.warnings_text = ""
+    state.warnings_text = state.more_warnings = state.more_missing = ""
+    state.missing_total = 0
     state.job_id = state.job_name = state.job_status = state.job_url = state.job_text = ""
     state.kept_checkout = ""
     state.missing.clear()
@@ -129,10 +137,13 @@ def store_result(state: Any, view: ResultView) -> None:
     state.uploaded_text = view.uploaded_text
     state.stored_text = view.stored_text
     state.warnings_text = "\n".join(view.warnings)
-    for row in view.missing:
+    state.more_warnings = view.more_warnings
+    for row in view.missing[:LIST_SHOWN]:  # the view holds no more: bounded twice
         item = state.missing.add()
         item.path = row.path
         item.referenced_by = row.referenced_by
+    state.missing_total = view.missing_total
+    state.more_missing = view.more_missing
 
 
 def store_error(state: Any, message: str) -> None:

@@ -56,14 +56,16 @@ def begin(state: Any, job: jobs.SubmitJob) -> None:
 
 
 def poll(state: Any, job: jobs.SubmitJob, *, budget_s: float = DEFAULT_TICK_BUDGET_S) -> bool:
-    """One modal tick: apply the newest progress; True once the worker has finished."""
+    """One modal tick: apply the newest progress within ``budget_s``; True once the
+    worker has finished and its last event is applied.
+
+    A finished worker may leave a long queue behind (100,000 files, a busy main
+    thread): it is worked off over as many ticks as it takes, each within the budget,
+    never in one long tick.
+    """
+    finished = job.done.is_set()  # before the tick: no event comes after this
     tick(job.events, state, budget_s=budget_s)
-    if not job.done.is_set():
-        return False
-    # The worker is done: whatever is still queued is old except the final event.
-    while tick(job.events, state, budget_s=budget_s) is not None:
-        pass
-    return True
+    return finished and job.events.empty()
 
 
 def finish(state: Any, job: jobs.SubmitJob) -> Outcome:
@@ -71,11 +73,14 @@ def finish(state: Any, job: jobs.SubmitJob) -> Outcome:
     outcome = job.outcome
     state.running = False
     state.cancel_requested = False
+    full = present.FullLists.of(job.options, json_flag=False)
     if outcome.result is not None and outcome.error is None:
-        properties.store_result(state, present.ResultView.of(outcome.result))
+        properties.store_result(state, present.ResultView.of(outcome.result, full))
         properties.store_job(state, getattr(outcome.result, "job", None))
     else:
-        properties.store_error(state, outcome.message)
+        error = outcome.error
+        properties.store_error(
+            state, present.failure_text(error, full) if error else outcome.message)
         properties.store_kept_checkout(state, outcome.error)
         if outcome.cancelled:
             state.phase = "cancelled"
@@ -115,9 +120,10 @@ def run_headless(job: jobs.SubmitJob, state: Any) -> Outcome:
         view.apply_to(state)
         finish(state, job)
     if outcome.result is not None:
-        for line in present.result_lines(outcome.result):
+        full = present.FullLists.of(job.options, json_flag=False)
+        for line in present.result_lines(outcome.result, full):
             say(line)
-        for line in present.missing_lines(outcome.result.missing):
+        for line in present.missing_lines(outcome.result.missing, full):
             say(line)
     return outcome
 

@@ -21,17 +21,20 @@ from typing import TYPE_CHECKING, Any
 from ..app.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, exit_code_for
 from ..app.present import (
     LINE_LIMIT,
+    LIST_SHOWN,
     PATH_LIMIT,
+    FullLists,
     error_json,
     error_line,
     missing_lines,
+    more_lines,
     outside_root_note,
     outside_warnings,
     refused_lines,
 )
 from ..app.settings import command_line_blend
 from ..errors import ShamanError
-from ..units import format_bytes, format_files
+from ..units import format_bytes, format_count, format_files
 from ..untrusted import shown
 
 if TYPE_CHECKING:
@@ -120,15 +123,18 @@ def _print_table(plan: PackPlan) -> None:
                   f"  <-  {shown(f.original, PATH_LIMIT)}\n")
     out.write("\nFLAGS: R = a rewritten copy is sent, O = outside the project root "
               "(symlinks by their target)\n")
+    full = FullLists(json_flag=True)
     if plan.missing:
-        out.write("\n" + "".join(f"{line}\n" for line in missing_lines(plan.missing)))
+        out.write("\n" + "".join(f"{line}\n" for line in missing_lines(plan.missing, full)))
     if plan.refused:
-        out.write("\n" + "".join(f"{line}\n" for line in refused_lines(plan.refused)))
-    warnings = [*plan.warnings, *outside_warnings(plan.outside_project, sent=False)]
+        out.write("\n" + "".join(f"{line}\n" for line in refused_lines(plan.refused, full)))
+    warnings = [*plan.warnings, *outside_warnings(plan.outside_project, sent=False,
+                                                  full=full)]
     if warnings:
-        out.write(f"\nWARNINGS ({len(warnings)}):\n")
-        for w in warnings:
+        out.write(f"\nWARNINGS ({format_count(len(warnings))}):\n")
+        for w in warnings[:LIST_SHOWN]:
             out.write(f"  {shown(w, LINE_LIMIT)}\n")
+        out.write("".join(f"  {line}\n" for line in more_lines(len(warnings), full)))
     out.write(
         f"\n{format_files(len(plan.files), plan.total_bytes)}, "
         f"{len(plan.missing)} missing, {len(plan.outside_project)} outside the project\n"

@@ -252,12 +252,14 @@ def run(args: argparse.Namespace) -> int:
             doc["exit_code"] = code
         print(json.dumps(doc, indent=2))
     if outcome.result is not None:
+        full = present.FullLists.of(runner.options, json_flag=True)
         if not args.json:
-            print("\n".join(present.result_lines(outcome.result)))
-        for line in present.missing_lines(outcome.result.missing):
+            print("\n".join(present.result_lines(outcome.result, full)))
+        for line in present.missing_lines(outcome.result.missing, full):
             print(line, file=sys.stderr)
     if error is not None:
-        print(present.error_line(error), file=sys.stderr)
+        full = present.FullLists.of(runner.options, json_flag=True)
+        print(present.error_line(error, full), file=sys.stderr)
         if printer.last_working_phase is Phase.UPLOADING and not outcome.cancelled:
             print(present.KEPT_UPLOADS, file=sys.stderr)
     return code

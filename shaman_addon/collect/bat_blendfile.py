@@ -1,23 +1,25 @@
-"""BAT's ``BlendFile`` with two of its private methods overridden, and the version check
-that keeps those overrides honest.
+"""BAT's ``BlendFile`` with some of its private methods overridden (in ``bat_reader``),
+and the version check that keeps those overrides honest.
 
 Why the overrides: decoding a .blend's DNA catalogue is most of the cost of opening it,
 and every file saved by one Blender version carries the same catalogue, so files share
 the decoded structs (read-only descriptions) through ``decode_structs``, which also checks
-the catalogue's counts against ``blend_limits``' ceilings before BAT loops over them; and
+the catalogue's counts against ``blend_limits``' ceilings before BAT loops over them;
 ``_open_file`` decompresses zstd and gzip files as a stream with a ceiling on the
 decompressed size, into memory for a small one and a temp file beyond (BAT's own
-decompression has no ceiling). BAT's ``iterators.listbase`` is wrapped so that a linked
-list that loops is refused instead of followed forever.
+decompression has no ceiling); ``_load_blocks``, ``dereference_pointer`` and
+``find_blocks_from_code`` keep a compact index of the blocks instead of an object per
+block (``block_index``), so tracing costs memory for the paths it keeps, not for the
+file's size. BAT's ``iterators.listbase`` is wrapped so that a linked list that loops
+is refused instead of followed forever.
 
-Both are private to BAT, so they are only trusted on the BAT version they were written
+They are private to BAT, so they are only trusted on the BAT version they were written
 against: any other version is refused at the first .blend read, with both versions named,
 instead of misreading files silently.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from . import blend_limits
 BAT_VERSION = "1.23"
 """The BAT release whose ``BlendFile._open_file`` and ``decode_structs`` are overridden."""
 
-_HOOKS = ("_open_file", "decode_structs")
+_HOOKS = ("_open_file", "decode_structs", "_load_blocks", "dereference_pointer",
+          "find_blocks_from_code")
 _SMALL_READ = 1 << 16  # reads up to this size go straight through
 _DNA_CACHE_KEEP = 8  # catalogues kept (damaged files each bring their own)
 _DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
@@ -62,7 +65,6 @@ def open_blendfile(path: Path) -> Any:
 def _make_class() -> Any:
     import blender_asset_tracer
     from blender_asset_tracer import blendfile
-    from blender_asset_tracer.blendfile import exceptions as bat_exc
     from blender_asset_tracer.blendfile import iterators
 
     check_bat_version(str(getattr(blender_asset_tracer, "__version__", "unknown")),
@@ -70,84 +72,14 @@ def _make_class() -> Any:
 
     _bound_lists(iterators)
 
-    class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
-        def __init__(self, path: Path, mode: str = "rb") -> None:
-            try:
-                super().__init__(path, mode)  # reads every block header through the guard
-                if isinstance(self.fileobj, _ForwardSkips):
-                    self.fileobj = _CappedReads(self.fileobj.raw)  # type: ignore[assignment]
-                blend_limits.check_decoded(path, self)
-            except BaseException:
-                fileobj = getattr(self, "fileobj", None)
-                if fileobj is not None:
-                    fileobj.close()
-                raise
+    from . import bat_reader  # subclasses BAT's BlendFile: imported once BAT is checked
 
-        def _open_file(self, path: Path, mode: str) -> Any:
-            compression = blend_limits.compression_of(path)
-            if compression == "none":
-                return _ForwardSkips(super()._open_file(path, mode), path, bat_exc)
-            self.filepath = path
-            self.raw_filepath = path
-            self.is_compressed = True
-            return _ForwardSkips(blend_limits.decompress_spooled(path, compression), path,
-                                 bat_exc)
-
-        def decode_structs(self, block: Any) -> None:
-            if block.size > blend_limits.DNA_BLOCK_CEILING:
-                raise blend_limits.catalogue_too_large(path_of(self), block.size)
-            start = self.fileobj.tell()
-            data = self.fileobj.read(block.size)
-            endian = self.header.endian
-            key = (
-                hashlib.sha1(data).digest(),
-                self.header.pointer_size,
-                getattr(endian, "__name__", str(endian)),
-            )
-            cached = _DNA_CACHE.get(key)
-            if cached is not None:
-                self.structs.extend(cached[0])
-                self.sdna_index_from_id.update(cached[1])
-                return
-            # A new catalogue: checked before BAT loops over its counts, and after.
-            blend_limits.check_catalogue(path_of(self), data, endian.UINT, endian.USHORT2)
-            self.fileobj.seek(start)
-            super().decode_structs(block)
-            blend_limits.check_arrays(path_of(self), self.structs)
-            if len(_DNA_CACHE) >= _DNA_CACHE_KEEP:  # one entry per Blender version, really
-                del _DNA_CACHE[next(iter(_DNA_CACHE))]
-            _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
-
-    return SharedDNABlendFile
+    return bat_reader.SharedDNABlendFile
 
 
 def _bound_lists(iterators: Any) -> None:
     if not getattr(iterators.listbase, "bounded", False):
         iterators.listbase = blend_limits.bounded_listbase(iterators.listbase)
-
-
-class _ForwardSkips:
-    """The file object BAT reads the block headers through: a skip backwards is refused.
-
-    BAT skips each block by the length its header stores; a damaged file with a negative
-    length would send it back to the same header forever (the list of blocks growing
-    until memory runs out). Used only while the headers are read, then unwrapped."""
-
-    def __init__(self, raw: Any, path: Path, bat_exc: Any) -> None:
-        self.raw = raw
-        self.read = raw.read
-        self.tell = raw.tell
-        self._path = path
-        self._bat_exc = bat_exc
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_CUR and offset < 0:
-            raise self._bat_exc.BlendFileError(
-                "A data block stores a negative length: the file is damaged", self._path)
-        return int(self.raw.seek(offset, whence))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
 
 
 def path_of(bfile: Any) -> Path:

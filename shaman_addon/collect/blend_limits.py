@@ -26,7 +26,7 @@ DECOMPRESSED_RATIO = 200
 """...and a bigger one to 200 times its compressed size (real scenes compress 3-20x)..."""
 DECOMPRESSED_MAX_CEILING = 64 << 30
 """...but never past 64 GiB."""
-SPOOL_BYTES = 32 << 20
+SPOOL_BYTES = 8 << 20
 """A decompressed .blend up to this size is held in memory; a bigger one in a temp file."""
 CHUNK = 1 << 20
 
@@ -105,7 +105,7 @@ def decompress_spooled(path: Path, compression: str) -> IO[bytes]:
     return out
 
 
-def _too_large(path: Path, what: str, value: int, ceiling: int) -> BlendCatalogueTooLarge:
+def too_large(path: Path, what: str, value: int, ceiling: int) -> BlendCatalogueTooLarge:
     return BlendCatalogueTooLarge(
         f"{path} is damaged: its {what} is {value}, past the ceiling of {ceiling} that no "
         "real .blend reaches; it was not read.", path=str(path))
@@ -117,7 +117,7 @@ def check_catalogue(path: Path, data: bytes, uint: struct.Struct, ushort2: struc
     def count(offset: int, what: str) -> int:
         value = int(uint.unpack_from(data, offset)[0])
         if value > DNA_COUNT_CEILING:
-            raise _too_large(path, f"DNA catalogue's count of {what}", value, DNA_COUNT_CEILING)
+            raise too_large(path, f"DNA catalogue's count of {what}", value, DNA_COUNT_CEILING)
         return value
 
     def skip_strings(offset: int, n: int) -> int:
@@ -140,7 +140,7 @@ def check_catalogue(path: Path, data: bytes, uint: struct.Struct, ushort2: struc
         for _ in range(structs):
             fields += ushort2.unpack_from(data, offset)[1]
             if fields > DNA_FIELDS_CEILING:
-                raise _too_large(path, "DNA catalogue's count of fields", fields,
+                raise too_large(path, "DNA catalogue's count of fields", fields,
                                  DNA_FIELDS_CEILING)
             offset += 4 + 4 * ushort2.unpack_from(data, offset)[1]
     except struct.error as exc:
@@ -154,24 +154,8 @@ def check_arrays(path: Path, structs: list[Any]) -> None:
     for dna_struct in structs:
         for fld in dna_struct.fields:
             if fld.name.array_size > ARRAY_CEILING or fld.name.array_size < 0:
-                raise _too_large(path, f"array size of the field {fld.name.name_full!r}",
+                raise too_large(path, f"array size of the field {fld.name.name_full!r}",
                                  fld.name.array_size, ARRAY_CEILING)
-
-
-def check_decoded(path: Path, bfile: Any) -> None:
-    """After the blocks are read: each block's element count against its size (BAT
-    iterates ``count`` elements of a block). Each element takes at least a byte; the
-    struct's own size is no bound, since Blender writes raw ``DATA`` blocks naming a struct
-    larger than the block (Blender 4.2 does, for 12-byte blocks)."""
-    n_structs = len(bfile.structs)
-    for block in bfile.blocks:
-        if not 0 <= block.sdna_index < n_structs:
-            raise BlendFileError(f"{path} is damaged: a data block names struct "
-                                 f"{block.sdna_index}, which its catalogue does not have.",
-                                 path=str(path))
-        if block.count > max(block.size, 1):
-            raise _too_large(path, f"element count of a {block.code!r} data block "
-                             f"({block.size} bytes)", block.count, block.size)
 
 
 def bounded_listbase(original: Any) -> Any:
@@ -194,4 +178,4 @@ def bounded_listbase(original: Any) -> Any:
 
 
 def catalogue_too_large(path: Path, size: int) -> BlendCatalogueTooLarge:
-    return _too_large(path, "DNA catalogue's size in bytes", size, DNA_BLOCK_CEILING)
+    return too_large(path, "DNA catalogue's size in bytes", size, DNA_BLOCK_CEILING)

@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import (
@@ -76,7 +77,7 @@ def collect(
     cache_dir: Path | None = None,
     cancel: threading.Event | None = None,
     on_progress: Callable[[str], None] | None = None,
-    on_file: Callable[[PlanFile], None] | None = None,
+    on_file: Callable[[PlanFile, os.stat_result], None] | None = None,
     allow_credentials: bool = False,
     list_refused: bool = False,
 ) -> PackPlan:
@@ -92,8 +93,9 @@ def collect(
     in the same folder; an absolute path: at that location), so a temporary copy of an
     unsaved scene finds ``//blendcache_<name>/`` and lands under its real name.
 
-    ``on_file`` is called (on this thread) with each dependency as soon as its entry is
-    final, while the libraries are still being read, so a caller can start hashing and
+    ``on_file`` is called (on this thread) with each dependency and its ``stat`` (taken
+    once: a 100,000-file shot must not be looked at file by file twice) as soon as its
+    entry is final, while the libraries are still being read, so a caller can start hashing and
     sending early; the same ``PlanFile`` objects are in the returned plan. The .blend files
     (they may be rewritten) come only in the plan.
     """
@@ -112,6 +114,15 @@ def collect(
     return collector.run()
 
 
+@dataclass(frozen=True)
+class _Traced:
+    """What is kept of one traced .blend once its files are expanded."""
+
+    compression: str
+    warnings: list[str]
+    patches: list[Patch]
+
+
 class _Collector:
     def __init__(
         self,
@@ -123,7 +134,7 @@ class _Collector:
         cache_dir: Path | None,
         cancel: threading.Event | None,
         on_progress: Callable[[str], None] | None,
-        on_file: Callable[[PlanFile], None] | None = None,
+        on_file: Callable[[PlanFile, os.stat_result], None] | None = None,
         allow_credentials: bool = False,
         list_refused: bool = False,
     ) -> None:
@@ -211,15 +222,16 @@ class _Collector:
         if skipped:
             log.info("not sending %d file(s) inside Blender's installation", len(skipped))
         self._check_unique(found)
-        rewritten = self._rewrite_all(plan, traces, found)
+        rewritten = self._rewrite_all(plan, traces)
         self._fill(plan, traces, found, rewritten, missing)
 
     def _trace_all(
         self, found: dict[str, str], skipped: set[str], missing: dict[str, list[str]]
-    ) -> dict[Path, BlendTrace]:
+    ) -> dict[Path, _Traced]:
         """The main file and its libraries, breadth first (cycles end at the seen set); the
-        files each one needs are expanded as soon as it is read, so they can be streamed."""
-        traces: dict[Path, BlendTrace] = {}
+        files each one needs are expanded as soon as it is read, so they can be streamed,
+        and its patches computed then: only they are kept, not the file's every path."""
+        traces: dict[Path, _Traced] = {}
         order = [self.blend]
         queued = self._queued
         queued.add(self.blend_key)
@@ -230,7 +242,6 @@ class _Collector:
                 continue  # refused, unreadable or a system file: listed, never read
             self.progress(f"reading {current.name}")
             trace = self.trace(current)
-            traces[current] = trace
             for ref in trace.refs:
                 if ref.kind != LIBRARY:
                     continue
@@ -241,9 +252,12 @@ class _Collector:
                     queued.add(lib)
                     order.append(Path(lib))
             self._expand(current, trace, found, skipped, missing)
+            traces[current] = _Traced(trace.compression, trace.warnings, patches_for(
+                current, trace, found[canon(current)], blend_dir=str(current.parent),
+                place=self.place, skip=self.expander.in_blender_install))
         return traces
 
-    def _stream(self, abs_path: str, cp: str) -> None:
+    def _stream(self, abs_path: str, cp: str, st: os.stat_result | None) -> None:
         """Hand a found file to ``on_file`` unless it may still change: .blend files (they
         may need a rewritten copy) wait for the plan."""
         if (
@@ -252,14 +266,14 @@ class _Collector:
             or abs_path.lower().endswith(".blend")
         ):
             return
-        try:
-            size = os.stat(abs_path).st_size
-        except OSError:
-            return  # _fill reports it as vanished
-        entry = PlanFile(source=Path(abs_path), checkout_path=cp, size=size,
-                         original=Path(abs_path))
+        if st is None:
+            try:
+                st = os.stat(abs_path)
+            except OSError:
+                return  # _fill reports it as vanished
+        entry = PlanFile(abs_path, cp, st.st_size, abs_path)
         self._streamed[abs_path] = entry
-        self.on_file(entry)
+        self.on_file(entry, st)
 
     def _expand(
         self,
@@ -272,23 +286,27 @@ class _Collector:
         """Every file one .blend needs -> its checkout path (the .blend files included)."""
         if blend_path != self.blend:
             found[canon(blend_path)] = self.place(canon(blend_path))
+        parent = str(blend_path.parent)
         for ref in trace.refs:
-            blend_dir = blend_path.parent
+            blend_dir = parent
             ref_path = ref.path
             if ref.kind == CACHE_GLOB and blend_path == self.blend:
                 # //blendcache_<name>/ follows the name the file is submitted under.
                 ref_path = ref_path.replace(
                     f"//blendcache_{self.blend.stem}/", f"//blendcache_{self.virtual.stem}/", 1
                 )
-                blend_dir = self.virtual.parent
+                blend_dir = str(self.virtual.parent)
             result = self.expander.expand(ref, blend_dir, ref_path)
             who = f"{blend_path}: {ref.referrer}"
+            stats = self.expander.stats
             for f in result.files:
+                st = stats.get(f)
                 if self.expander.in_blender_install(f):
                     skipped.add(f)
-                elif self.screen.admit(f, who, first=f not in found, missing=missing):
+                elif self.screen.admit(f, who, first=f not in found, missing=missing, st=st):
                     found[f] = self.place(f)
-                    self._stream(f, found[f])
+                    self._stream(f, found[f], st)
+            stats.clear()  # this reference's files only: memory stays flat
             for m in result.missing:
                 self.screen.not_found(m, who, missing)
 
@@ -303,30 +321,21 @@ class _Collector:
                     f"{other} and {abs_path} would both land at {cp!r} in the checkout"
                 )
 
-    def _rewrite_all(
-        self, plan: PackPlan, traces: dict[Path, BlendTrace], found: dict[str, str]
-    ) -> dict[str, Path]:
+    def _rewrite_all(self, plan: PackPlan, traces: dict[Path, _Traced]) -> dict[str, Path]:
         """Rewritten copies of the .blend files whose stored paths must change."""
         rewritten: dict[str, Path] = {}
-        for i, (blend_path, trace) in enumerate(traces.items()):
+        for i, (blend_path, traced) in enumerate(traces.items()):
             self.check_cancel(plan)
-            patches = patches_for(
-                blend_path,
-                trace,
-                found[canon(blend_path)],
-                blend_dir=blend_path.parent,
-                place=self.place,
-                skip=self.expander.in_blender_install,
-            )
-            if patches:
+            if traced.patches:
                 self.progress(f"rewriting {blend_path.name}")
-                rewritten[canon(blend_path)] = self._rewrite(plan, i, blend_path, trace, patches)
+                rewritten[canon(blend_path)] = self._rewrite(
+                    plan, i, blend_path, traced.compression, traced.patches)
         return rewritten
 
     def _fill(
         self,
         plan: PackPlan,
-        traces: dict[Path, BlendTrace],
+        traces: dict[Path, _Traced],
         found: dict[str, str],
         rewritten: dict[str, Path],
         missing: dict[str, list[str]],
@@ -343,15 +352,8 @@ class _Collector:
             except OSError:
                 missing.setdefault(abs_path, []).append("(vanished while collecting)")
                 continue
-            files.append(
-                PlanFile(
-                    source=src or Path(abs_path),
-                    checkout_path=cp,
-                    size=size,
-                    original=Path(abs_path),
-                    rewritten=src is not None,
-                )
-            )
+            files.append(PlanFile.of(src or abs_path, cp, size, abs_path,
+                                     rewritten=src is not None))
         files.sort(key=lambda f: (f.checkout_path != self.main_cp, f.checkout_path))
         plan.files = files
         plan.missing = [
@@ -371,8 +373,8 @@ class _Collector:
         self.progress(f"{len(files)} files, {len(plan.missing)} missing")
 
     def _rewrite(
-        self, plan: PackPlan, index: int, blend_path: Path, trace: BlendTrace, patches: list[Patch]
-    ) -> Path:
+        self, plan: PackPlan, index: int, blend_path: Path, compression: str,
+        patches: list[Patch]) -> Path:
         if plan.temp_dir is None:
             base = self.temp_base
             if base is not None:
@@ -381,7 +383,7 @@ class _Collector:
         dest = plan.temp_dir / f"{index:04d}" / blend_path.name
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            held = write_rewritten(blend_path, trace.compression, patches, dest,
+            held = write_rewritten(blend_path, compression, patches, dest,
                                    cache_dir=self.cache_dir)
         except OSError as exc:
             raise TemporaryCopyFailed(

@@ -12,6 +12,7 @@ import logging
 import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,15 +40,25 @@ def resolve(blend_dir: Path | str, stored: str) -> str:
     ``canon`` form.
     """
     p = stored.replace("\\", "/")
-    base = str(blend_dir).replace("\\", "/") if os.sep == "\\" else str(blend_dir)
+    base = blend_dir if isinstance(blend_dir, str) else str(blend_dir)
+    if os.sep == "\\":
+        base = base.replace("\\", "/")
     if p.startswith("//"):
         p = base.rstrip("/") + "/" + p[2:]
     elif not (p.startswith("/") or _WIN_ABS.match(p)):
         p = base.rstrip("/") + "/" + p
+    if _is_normal(p):
+        return p  # most stored paths: nothing to normalise (thousands per .blend)
     out = posixpath.normpath(p)
     if os.sep == "/" and out.startswith("//"):
         out = "/" + out.lstrip("/")  # POSIX: '//x' is just '/x' (on Windows: a UNC path)
     return out
+
+
+def _is_normal(p: str) -> bool:
+    """An absolute POSIX path with no empty, ``.`` or ``..`` part: normpath leaves it so."""
+    return (p.startswith("/") and "//" not in p and "/./" not in p and "/../" not in p
+            and not p.endswith(("/", "/.", "/..")))
 
 
 @dataclass
@@ -62,6 +73,9 @@ class Expander:
     def __init__(self) -> None:
         self._listings: dict[str, list[str] | None] = {}
         self._install_dirs: dict[str, bool] = {}
+        self.stats: dict[str, os.stat_result] = {}
+        """The ``lstat`` of each regular file the last ``expand`` found by one look: the
+        collector takes them (and empties this) so the file is not looked at again."""
 
     def listdir(self, folder: str) -> list[str] | None:
         try:
@@ -76,11 +90,18 @@ class Expander:
         return names
 
     def isfile(self, path: str) -> bool:
-        # A plain stat: a listing would miss "Tex/A.png" found as "tex/a.png" on
-        # case-insensitive disks, where Blender does find it.
-        return os.path.isfile(path)
+        # A plain look at the file: a listing would miss "Tex/A.png" found as "tex/a.png"
+        # on case-insensitive disks, where Blender does find it.
+        try:
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return False
+        if stat.S_ISREG(st.st_mode):
+            self.stats[path] = st
+            return True
+        return stat.S_ISLNK(st.st_mode) and os.path.isfile(path)
 
-    def expand(self, ref: Ref, blend_dir: Path, stored: str) -> Expanded:
+    def expand(self, ref: Ref, blend_dir: Path | str, stored: str) -> Expanded:
         out = Expanded()
         path = resolve(blend_dir, stored)
         kind = ref.kind
@@ -118,21 +139,27 @@ class Expander:
 
         Every worker has its own; they are not project files.
         """
-        folder = posixpath.dirname(path)
-        while folder and posixpath.dirname(folder) != folder:
+        cut = path.rfind("/")
+        own = folder = path[:cut] if cut > 0 else posixpath.dirname(path)
+        known = self._install_dirs.get(own)
+        if known is not None:
+            return known  # most files: a folder already looked at
+        inside = False
+        while folder and posixpath.dirname(folder) != folder:  # up to the root, once
             cached = self._install_dirs.get(folder)
             if cached is not None:
-                return cached
+                inside = cached
+                break
             name = posixpath.basename(folder)
             if _VERSION_DIR.match(name) and (
                 os.path.isdir(posixpath.join(folder, "datafiles"))
                 and os.path.isdir(posixpath.join(folder, "scripts"))
             ):
-                self._install_dirs[folder] = True
-                return True
+                self._install_dirs[folder] = inside = True
+                break
             folder = posixpath.dirname(folder)
-        self._install_dirs[posixpath.dirname(path)] = False
-        return False
+        self._install_dirs[own] = inside  # the next file of this folder asks no further
+        return inside
 
 
 def _pattern(kind: str, name: str) -> re.Pattern[str] | None:

@@ -11,6 +11,7 @@ mapping is one-to-one. Every path made here is checked against the one rule,
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import unicodedata
@@ -47,6 +48,10 @@ def _needs_escape(ch: str) -> bool:
 _PLAIN_ASCII_PART = re.compile(r"[^%\\/:\x00-\x1f\x7f]+")
 """ASCII with nothing to escape: most names, returned as they are without a look at each
 character (thousands of files per submission)."""
+
+
+_PLAIN_ASCII_REL = re.compile(r"[^%\\:\x00-\x1f\x7f]+")
+"""The same, over a whole relative path of plain parts (``/`` between them)."""
 
 
 def escape_part(part: str) -> str:
@@ -155,6 +160,13 @@ def to_checkout_path(abs_path: PurePath | str, project_root: PurePath | str) -> 
     ``_outside_project/`` (see ``outside_project_path``). Both arguments are absolute;
     they are normalised lexically (no file-system access) so this is cheap and pure.
     """
+    if isinstance(abs_path, str) and isinstance(project_root, str):
+        rel = _plain_relative(abs_path, project_root)
+        if rel is not None:  # the common case: no pathlib
+            if (rel.isascii() and _PLAIN_ASCII_REL.fullmatch(rel)
+                    and rel.split("/", 1)[0] != OUTSIDE_DIR):
+                return _checked(rel, abs_path)  # nothing to escape in any part
+            return _inside_project(rel.split("/"), abs_path)
     parts, label = _absolute_parts(abs_path)
     root_parts, root_label = _absolute_parts(project_root)
     flavour = _flavour(abs_path)
@@ -167,13 +179,34 @@ def to_checkout_path(abs_path: PurePath | str, project_root: PurePath | str) -> 
         same_anchor = label == root_label
         inside = parts[: len(root_parts)] == root_parts
     if same_anchor and inside and len(parts) > len(root_parts):
-        rel = parts[len(root_parts) :]
-        escaped = [escape_part(p) for p in rel]
-        if escaped[0] == OUTSIDE_DIR:
-            # A real folder of that name must not mix with mapped outside files.
-            escaped[0] = "%5F" + OUTSIDE_DIR[1:]
-        return _checked("/".join(escaped), str(abs_path))
+        return _inside_project(parts[len(root_parts):], str(abs_path))
     return outside_project_path(abs_path)
+
+
+def _inside_project(rel: list[str], source: str) -> str:
+    escaped = [escape_part(p) for p in rel]
+    if escaped[0] == OUTSIDE_DIR:
+        # A real folder of that name must not mix with mapped outside files.
+        escaped[0] = "%5F" + OUTSIDE_DIR[1:]
+    return _checked("/".join(escaped), source)
+
+
+def _is_plain_posix(path: str) -> bool:
+    """Absolute, ``/``-separated, no empty, ``.`` or ``..`` part, no backslash."""
+    return (path.startswith("/") and "\\" not in path and "//" not in path
+            and "/./" not in path and "/../" not in path
+            and not path.endswith(("/", "/.", "/..")))
+
+
+def _plain_relative(abs_path: str, root: str) -> str | None:
+    """``abs_path`` relative to ``root`` when both are plain POSIX paths and the first
+    lies below the second; None otherwise (the general way decides)."""
+    if not (_is_plain_posix(abs_path) and (root == "/" or _is_plain_posix(root))):
+        return None
+    prefix = root if root == "/" else root + "/"
+    if not abs_path.startswith(prefix) or len(abs_path) == len(prefix):
+        return None
+    return abs_path[len(prefix):]
 
 
 def blend_relative(target: str, blend_checkout_path: str) -> str:
@@ -183,7 +216,7 @@ def blend_relative(target: str, blend_checkout_path: str) -> str:
     """
     # Computed on the parts: both are normalised relative paths, and posixpath.relpath
     # would ask the OS for the working directory twice per call (thousands of files).
-    start = [p for p in posixpath.dirname(blend_checkout_path).split("/") if p not in ("", ".")]
+    start = _folder_parts(blend_checkout_path)
     parts = [p for p in target.split("/") if p not in ("", ".")]
     common = 0
     for a, b in zip(start, parts, strict=False):
@@ -192,6 +225,12 @@ def blend_relative(target: str, blend_checkout_path: str) -> str:
         common += 1
     rel = "/".join([".."] * (len(start) - common) + parts[common:]) or "."
     return "//" + rel
+
+
+@functools.lru_cache(maxsize=64)
+def _folder_parts(checkout_path: str) -> tuple[str, ...]:
+    """The folder parts of a .blend's checkout path (asked once per stored path)."""
+    return tuple(p for p in posixpath.dirname(checkout_path).split("/") if p not in ("", "."))
 
 
 def case_collisions(paths: Iterable[str]) -> list[tuple[str, ...]]:

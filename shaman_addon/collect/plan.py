@@ -7,6 +7,7 @@ same thing, and so it can be printed as JSON (``deps --json``) or cached.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,32 +18,54 @@ log = logging.getLogger(__name__)
 NOT_ON_DISK = "not on disk"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanFile:
     """One file to send.
 
-    ``source`` is what is read and hashed: the artist's file, or for a .blend whose paths
-    were rewritten, the temporary rewritten copy. ``original`` is always the artist's file.
-    ``checkout_path`` is relative, ``/``-separated, with no ``..`` part (see ``paths``).
+    ``source_path`` is what is read and hashed: the artist's file, or for a .blend whose
+    paths were rewritten, the temporary rewritten copy. ``original_path`` is always the
+    artist's file. ``checkout_path`` is relative, ``/``-separated, with no ``..`` part
+    (see ``paths``).
+
+    Paths are held as text (with ``source`` and ``original`` as ``Path`` views made on
+    demand): a submission holds one of these per file, 100,000 for a large shot, and a
+    ``pathlib.Path`` costs some 600 bytes more than its text.
     """
 
-    source: Path
+    source_path: str
     checkout_path: str
     size: int
-    original: Path
+    original_path: str
     rewritten: bool = False
+
+    @classmethod
+    def of(cls, source: str | os.PathLike[str], checkout_path: str, size: int,
+           original: str | os.PathLike[str] | None = None, *,
+           rewritten: bool = False) -> PlanFile:
+        """A plan entry; ``original`` defaults to ``source`` (one text for both)."""
+        src = os.fspath(source)
+        return cls(src, checkout_path, size, src if original is None else os.fspath(original),
+                   rewritten)
+
+    @property
+    def source(self) -> Path:
+        return Path(self.source_path)
+
+    @property
+    def original(self) -> Path:
+        return Path(self.original_path)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "source": str(self.source),
-            "original": str(self.original),
+            "source": self.source_path,
+            "original": self.original_path,
             "checkout_path": self.checkout_path,
             "size": self.size,
             "rewritten": self.rewritten,
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MissingFile:
     """A dependency that is referenced but not on disk, with who references it."""
 

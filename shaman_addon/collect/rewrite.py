@@ -56,7 +56,7 @@ def patches_for(
     trace: BlendTrace,
     blend_checkout_path: str,
     *,
-    blend_dir: Path,
+    blend_dir: Path | str,
     place: Callable[[str], str],
     skip: Callable[[str], bool] = lambda _p: False,
 ) -> list[Patch]:
@@ -110,7 +110,8 @@ def apply_patches(data: bytes, patches: list[Patch], source: Path) -> bytes:
     return bytes(buf)
 
 
-def _patch_segment(seg: bytearray, start: int, patches: list[Patch], first: int) -> int:
+def _patch_segment(seg: bytearray | memoryview, start: int, patches: list[Patch],
+                   first: int) -> int:
     """Write into ``seg`` (the bytes from ``start``) the part of each patch that falls
     in it; returns the index of the first patch that may reach past it (sorted by offset)."""
     end = start + len(seg)
@@ -164,7 +165,7 @@ class _SegmentWriter:
         elif compression == "gzip":
             self._gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # gzip container
 
-    def write(self, segment: bytes | bytearray) -> None:
+    def write(self, segment: bytes | bytearray | memoryview) -> None:
         if self._zstd is not None:
             self._out.write(self._zstd.compress(segment))
         elif self._gzip is not None:
@@ -188,10 +189,10 @@ def stream_rewritten(source: Path, compression: str, patches: list[Patch],
         buf += chunk
         total += len(chunk)
         while len(buf) >= SEGMENT:  # each turn takes SEGMENT bytes out of buf
-            seg = buf[:SEGMENT]
+            with memoryview(buf) as view, view[:SEGMENT] as seg:  # patched in place
+                first = _patch_segment(seg, start, patches, first)
+                writer.write(seg)
             del buf[:SEGMENT]
-            first = _patch_segment(seg, start, patches, first)
-            writer.write(seg)
             start += SEGMENT
     _check_all_applied(patches, total, source)
     if buf or not total:

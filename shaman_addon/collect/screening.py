@@ -35,9 +35,10 @@ class Screen:
         self._refs: dict[str, list[str]] = {}
 
     def admit(self, path: str, who: str, *, first: bool,
-              missing: dict[str, list[str]]) -> bool:
+              missing: dict[str, list[str]], st: os.stat_result | None = None) -> bool:
         """Should ``path`` (referenced by ``who``) be placed and sent? ``first``: it was
-        not admitted before. Raises CredentialFileRefused (unless allowed or listed)."""
+        not admitted before; ``st``: its ``lstat`` if known (a regular file). Raises
+        CredentialFileRefused (unless allowed or listed)."""
         refs = self._refs.get(path)
         if refs is not None:
             refs.append(who)
@@ -46,20 +47,20 @@ class Screen:
         if path in self.reasons:
             missing.setdefault(path, []).append(who)
             return False
-        real, regular = self.reals.real(path)
+        real, regular = self.reals.real(path, st)
         why = self._unsendable(path, real, regular)
         if why is not None:
             self.reasons[path] = why
             missing.setdefault(path, []).append(who)
             return False
-        store = credential_store(path) or credential_store(real)
+        store = credential_store(path) or (credential_store(real) if real != path else None)
         if store is not None and not self.allow_credentials:
             if not self.list_refused:
                 raise CredentialFileRefused(refusal_text(path, real, store, who), path=path)
             self._refused[path] = (real, store)
             self._refs[path] = [who]
             return False
-        if not (is_inside(path, self.root) and is_inside(canon(real), self.real_root)):
+        if not (is_inside(path, self.root) and is_inside(real, self.real_root)):  # real: normal
             self._outside[path] = (real, store)
             self._refs[path] = [who]
         return True

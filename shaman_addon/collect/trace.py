@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BlendFileError
+from . import image_blocks
 from .bat_blendfile import open_blendfile
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _SKIP_CODES = {b"ID", b"WM", b"SN", b"GR", b"BR", b"LS", b"WS", b"DATA"}
 _NODE_TREE_OWNERS = {b"MA", b"WO", b"SC", b"TE", b"LA"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Slot:
     """Where a path string lives in the uncompressed .blend: a fixed-size char field."""
 
@@ -52,7 +53,7 @@ class Slot:
     holds_dir: bool = False  # True: the field holds the folder only (sequencer strips)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ref:
     """One path stored in a .blend file."""
 
@@ -173,11 +174,17 @@ def _walk(bfile: Any, problems: list[str]) -> Iterator[Ref]:
             seen.add(key)
             yield ref
 
-    for block in bfile.blocks:
-        code = block.code
+    for head, code in bfile.walk():
         if len(code) > 2 or code in _SKIP_CODES:
             continue
         try:
+            if code == b"IM":
+                image = image_blocks.read_image(bfile, head)
+                if image is not None:
+                    if not image.skipped:
+                        yield from once(_image_ref(image, bfile, head))
+                    continue
+            block = bfile.block_at(head)
             if code == b"IM" and _image_has_packed_files(block):
                 continue
             found = [_as_stored(bfile, ref) for ref in _extra_refs(block)]
@@ -242,14 +249,28 @@ def _pointer_string_slot(block: Any, name: bytes) -> Slot | None:
     return Slot(target.file_offset, target.size)
 
 
+def _referrer(block_name: bytes, block: Any) -> str:
+    """Who stores a path, as messages name it: "IM wood". ``block`` may be a function
+    that reads the block (only needed for a block without a name)."""
+    referrer = _text(block_name)
+    if referrer == "-unnamed-" or not referrer:
+        return _name(block() if callable(block) else block)
+    if len(referrer) > 2 and referrer[:2].isupper():
+        return f"{referrer[:2]} {referrer[2:]}"
+    return referrer
+
+
+def _image_ref(image: image_blocks.ImageFields, bfile: Any, head: int) -> Ref:
+    kind = {_IMA_SRC_TILED: UDIM, _IMA_SRC_SEQUENCE: SEQUENCE}.get(image.source, FILE)
+    referrer = _referrer(image.id_name, lambda: bfile.block_at(head))
+    return Ref(kind, _text(image.path), referrer,
+               Slot(image.path_offset, image.path_size))
+
+
 def _from_usage(block: Any, usage: Any) -> Ref | None:
     """Turn BAT's BlockUsage into a Ref, with the kind and slot BAT does not give."""
     path = _text(bytes(usage.asset_path))
-    referrer = _text(usage.block_name)
-    if referrer == "-unnamed-" or not referrer:
-        referrer = _name(block)
-    elif len(referrer) > 2 and referrer[:2].isupper():
-        referrer = f"{referrer[:2]} {referrer[2:]}"
+    referrer = _referrer(usage.block_name, block)
     code = block.code
 
     if code == b"LI":

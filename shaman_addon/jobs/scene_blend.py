@@ -90,11 +90,11 @@ def _text(raw: bytes) -> str:
 def _current_scene(bfile: Any) -> Any:
     """The scene Blender makes current on opening: the file's ``curscene``, else the
     first scene."""
-    for glob in bfile.code_index.get(b"GLOB", []):
+    for glob in bfile.find_blocks_from_code(b"GLOB"):
         scene = glob.get_pointer(b"curscene", default=None)
         if scene is not None and scene.code == b"SC":
             return scene
-    scenes = bfile.code_index.get(b"SC", [])
+    scenes = bfile.find_blocks_from_code(b"SC")
     if not scenes:
         raise ValueError("the file holds no scene")
     return scenes[0]

@@ -55,8 +55,8 @@ from .protocol import (
     ServerCheck,
     UploadResult,
     check_file_spec,
+    files_body,
     is_checksum,
-    specs_json,
 )
 from .requests_transport import RequestsTransport
 from .retry import Retrier, retry_create, retry_read, retry_upload
@@ -155,7 +155,7 @@ class ShamanClient:
         url = f"{self.base_url}{API}/shaman/checkout/requirements"
         cap = answers.requirements_cap(files)
         data = self._json_call("Asking which files the server needs", "POST", url,
-                               {"files": specs_json(files)}, retry_read, cap, moves=2 * cap)
+                               files_body(files), retry_read, cap, moves=2 * cap)
         try:
             answer = [
                 FileRequirement(sha=str(item["sha"]), size=int(item["size"]),
@@ -191,7 +191,7 @@ class ShamanClient:
     def create_checkout(self, files: Sequence[FileSpec], checkout_path: str) -> str:
         """Ask for the checkout; returns the path the SERVER chose (it may add a suffix)."""
         url = f"{self.base_url}{API}/shaman/checkout/create"
-        payload = {"files": specs_json(files), "checkoutPath": checkout_path}
+        payload = files_body(files, checkoutPath=checkout_path)
         what = f"Creating checkout {checkout_path!r}"
 
         def attempt() -> str:

@@ -23,6 +23,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from ..errors import ConnectFailed, DeadlinePassed, ExchangeFailed, TransportFailure
 from . import deadlines
 from .messages import Answer, UploadRequest
+from .protocol import JsonBody
 from .settings import ClientSettings
 from .sockets import ConnectionRegistry, causes, failure_words
 from .upload_body import UploadBody
@@ -192,10 +193,13 @@ class RequestsTransport:
         ``max_bytes``: read at most this much of the body (the answer comes back
         ``truncated``); ``deadline_s``: the whole exchange, connect and answer included,
         takes at most this long (DeadlinePassed), however slowly the server drips."""
+        body: dict[str, Any] = {"json": payload}
+        if isinstance(payload, JsonBody):  # encoded already: sent as it is
+            body = {"data": payload.data, "headers": {"Content-Type": "application/json"}}
         with deadlines.guard(deadline_s) as call:
             return self._guarded(call, lambda: self._session.request(
-                method, url, json=payload, timeout=self._timeout, verify=self._verify,
-                allow_redirects=False, stream=True), max_bytes)
+                method, url, timeout=self._timeout, verify=self._verify,
+                allow_redirects=False, stream=True, **body), max_bytes)
 
     def _guarded(self, call: deadlines.CallGuard | None,
                  send: Callable[[], requests.Response], max_bytes: int | None) -> Answer:

@@ -59,11 +59,16 @@ class Asker:
         self.flush(force=False)
 
     def start_overlapping(self) -> None:
-        """From now on ask (and upload) while hashing goes on."""
+        """From now on ask (and upload) while hashing goes on. What was held is asked
+        about in batches of the usual size: with small files tens of thousands can be
+        held, and one answer listing them all is tens of MB of parsed JSON at once."""
         self.overlapping = True
-        self._batch, self._held = self._held, []
-        self._batch_bytes = sum(spec.size for spec in self._batch)
-        self.flush(force=bool(self._batch))
+        held, self._held = self._held, []
+        step = max(1, self._tuning.batch_files)
+        for start in range(0, len(held), step):  # bounded: len(held) / step calls
+            self._batch = held[start:start + step]
+            self._batch_bytes = sum(spec.size for spec in self._batch)
+            self.flush(force=True)
 
     def flush(self, *, force: bool) -> None:
         """Ask about the batch if it is due (always with ``force``)."""

@@ -96,7 +96,7 @@ def sha256_file(
     return digest.hexdigest(), total
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileStat:
     """What the cache key is made of, taken once per file."""
 
@@ -112,7 +112,12 @@ class FileStat:
         return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
 
     @classmethod
-    def of(cls, path: Path) -> FileStat:
+    def from_stat(cls, path: str, st: os.stat_result) -> FileStat:
+        """From a ``stat`` already taken of the absolute ``path``."""
+        return cls(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    @classmethod
+    def of(cls, path: Path | str) -> FileStat:
         try:
             st = os.stat(path)
         except FileNotFoundError as exc:
@@ -121,7 +126,9 @@ class FileStat:
                 "dependency. Submit again once it is back (or its user no longer needs it).",
                 path=str(path),
             ) from exc
-        if isinstance(path, PurePath) and path.is_absolute():
+        if isinstance(path, str) and os.path.isabs(path):
+            key = path  # the plan's own text: one string per file, shared
+        elif isinstance(path, PurePath) and path.is_absolute():
             key = str(path)  # the same text as .absolute(), without a new Path per call
         else:
             key = str(Path(path).absolute())

@@ -9,6 +9,7 @@ for the GIL.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -90,8 +91,8 @@ class CollectStage:
         self._hand_over()
         self._inbox.put(PlanReady(plan))
 
-    def _on_file(self, file: PlanFile) -> None:
-        self._found.append((file, FileStat.of(file.source)))
+    def _on_file(self, file: PlanFile, st: os.stat_result) -> None:
+        self._found.append((file, FileStat.from_stat(file.source_path, st)))
         if len(self._found) >= self._options.tuning.stream_batch:
             self._hand_over()
 

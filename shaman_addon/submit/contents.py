@@ -13,12 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TypeVar
 
 from ..collect.plan import PlanFile
 from ..shaman.client import FileSpec
 from .checksums import FileStat
 
+_K = TypeVar("_K")
 Key = tuple[str, int]
 """A content as Shaman names it: (SHA-256, size)."""
 
@@ -40,8 +41,10 @@ class Contents:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, Entry] = {}
-        self._holders: dict[Key, list[Entry]] = {}
-        self._by_source: dict[Path, list[Entry]] = {}  # upload threads look files up by it
+        # One Entry, or a list when several share the key (rare): a list per file would
+        # cost 60 bytes each, 12 MB for a 100,000-file shot.
+        self._holders: dict[Key, Entry | list[Entry]] = {}
+        self._by_source: dict[str, Entry | list[Entry]] = {}  # uploads look files up by it
 
     def __len__(self) -> int:
         with self._lock:
@@ -55,7 +58,7 @@ class Contents:
             if old is not None:
                 self._forget(old)
             self._entries[file.checkout_path] = entry
-            self._by_source.setdefault(file.source, []).append(entry)
+            _put(self._by_source, file.source_path, entry)
         return entry
 
     def is_current(self, entry: Entry) -> bool:
@@ -76,21 +79,17 @@ class Contents:
             self._unhold(entry)
             entry.stat = stat
             entry.spec = spec
-            self._holders.setdefault((sha, size), []).append(entry)
+            _put(self._holders, (sha, size), entry)
         return spec
 
     def _forget(self, entry: Entry) -> None:
         self._unhold(entry)
-        same_source = self._by_source.get(entry.file.source, [])
-        if entry in same_source:
-            same_source.remove(entry)
+        _drop(self._by_source, entry.file.source_path, entry)
 
     def _unhold(self, entry: Entry) -> None:
         if entry.spec is None:
             return
-        holders = self._holders.get((entry.spec.sha, entry.spec.size), [])
-        if entry in holders:
-            holders.remove(entry)
+        _drop(self._holders, (entry.spec.sha, entry.spec.size), entry)
 
     def retain(self, paths: set[str]) -> None:
         """Forget files that are not in the finished plan (they vanished meanwhile)."""
@@ -105,64 +104,95 @@ class Contents:
         assert all(spec is not None for spec in out), "a checksum is missing"
         return [spec for spec in out if spec is not None]
 
-    def sources_for(self, key: Key) -> list[Path]:
+    def sources_for(self, key: Key) -> list[str]:
         """The local files holding content ``key`` (each once)."""
         with self._lock:
-            sources = [entry.file.source for entry in self._holders.get(key, ())]
+            sources = [entry.file.source_path for entry in _all(self._holders, key)]
         return list(dict.fromkeys(sources))
 
-    def entries_of(self, source: Path) -> list[Entry]:
+    def entries_of(self, source: str) -> list[Entry]:
         """Every current entry read from ``source`` (one file can land at several paths)."""
         with self._lock:
-            return list(self._by_source.get(source, ()))
+            return _all(self._by_source, source)
 
     def held_keys(self) -> set[Key]:
         """The contents some current file holds."""
         with self._lock:
-            return {key for key, holders in self._holders.items() if holders}
+            return set(self._holders)
 
-    def original_of(self, source: Path) -> Path:
+    def original_of(self, source: str) -> str:
         """The artist's file behind ``source`` (itself unless it is a rewritten copy)."""
         with self._lock:
-            entries = self._by_source.get(source)
-            return entries[0].file.original if entries else source
+            entries = _all(self._by_source, source)
+            return entries[0].file.original_path if entries else source
+
+
+def _put(index: dict[_K, Entry | list[Entry]], key: _K, entry: Entry) -> None:
+    held = index.get(key)
+    if held is None:
+        index[key] = entry
+    elif isinstance(held, list):
+        held.append(entry)
+    else:
+        index[key] = [held, entry]
+
+
+def _drop(index: dict[_K, Entry | list[Entry]], key: _K, entry: Entry) -> None:
+    held = index.get(key)
+    if held is entry:
+        del index[key]
+    elif isinstance(held, list) and entry in held:
+        held.remove(entry)
+        if not held:
+            del index[key]
+
+
+def _all(index: dict[_K, Entry | list[Entry]], key: _K) -> list[Entry]:
+    held = index.get(key)
+    if held is None:
+        return []
+    return list(held) if isinstance(held, list) else [held]
 
 
 class UploadLedger:
-    """What happened to each content this run (thread-safe)."""
+    """What happened to each content this run (thread-safe).
+
+    The sets hold a content's SHA-256 alone (its size follows from it): a set of
+    (sha, size) pairs costs a tuple per content and set, 22 MB for a 100,000-file shot."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._asked: set[Key] = set()  # named in a requirements call this run
-        self._queued: set[Key] = set()  # given to the upload threads
-        self._counted: set[Key] = set()  # counted as upload work on the progress bar
-        self._finished: set[Key] = set()  # on the server now
+        self._asked: set[str] = set()  # named in a requirements call this run
+        self._queued: set[str] = set()  # given to the upload threads
+        self._counted: set[str] = set()  # counted as upload work on the progress bar
+        self._finished: set[str] = set()  # on the server now
         self._sent: dict[Key, str] = {}  # stored by our own upload: key -> a name
 
     def asked(self, keys: Iterable[Key]) -> None:
         with self._lock:
-            self._asked.update(keys)
+            self._asked.update(sha for sha, _size in keys)
 
     def queue(self, key: Key, *, only_new: bool) -> bool:
         """Mark ``key`` as queued; False (nothing marked) when ``only_new`` and it was."""
         with self._lock:
-            if only_new and key in self._queued:
+            if only_new and key[0] in self._queued:
                 return False
-            self._queued.add(key)
+            self._queued.add(key[0])
             return True
 
     def count_work(self, key: Key) -> bool:
         """True the first time a content needs sending (again only after it was done):
         the bar's upload total counts it once."""
+        sha = key[0]
         with self._lock:
-            fresh = key not in self._counted or key in self._finished
-            self._counted.add(key)
-            self._finished.discard(key)
+            fresh = sha not in self._counted or sha in self._finished
+            self._counted.add(sha)
+            self._finished.discard(sha)
         return fresh
 
     def finish(self, key: Key, name: str, *, sent_by_us: bool) -> None:
         with self._lock:
-            self._finished.add(key)
+            self._finished.add(key[0])
             if sent_by_us:
                 self._sent[key] = name
 
@@ -172,7 +202,8 @@ class UploadLedger:
         the whole list once more would only repeat that. The checkout still checks, and
         a blob lost in between is sent again."""
         with self._lock:
-            return held <= self._asked and self._queued <= self._finished
+            return ({sha for sha, _size in held} <= self._asked
+                    and self._queued <= self._finished)
 
     def sent(self) -> dict[Key, str]:
         """The contents our own uploads stored, with a checkout path that holds each."""

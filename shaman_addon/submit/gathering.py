@@ -147,7 +147,7 @@ class Gathering:
         (Its checkout path is checked with the whole plan's, before the final
         requirements call and the checkout; a batch call only names it to the server.)"""
         if stat is None:
-            stat = FileStat.of(file.source)
+            stat = FileStat.of(file.source_path)
             sha = self._cache.lookup(stat)
         entry = self._contents.add(file, stat)
         counts = self._counts
@@ -213,15 +213,15 @@ def check_missing(plan: PackPlan, blend: Path, *, fail: bool) -> None:
 def check_paths(plan: PackPlan) -> None:
     """The server does not check file paths: a bad one could escape the checkout, and
     two files at one path would lose one of them."""
-    seen: dict[str, Path] = {}
+    seen: dict[str, str] = {}
     for f in plan.files:
         if not is_safe_checkout_path(f.checkout_path):
             raise UnsafeCheckoutPath(
                 f"The file {f.source} would land at {f.checkout_path!r} in the checkout, "
                 "which is not a safe relative path; this is a bug in collecting the "
                 "dependencies, nothing was sent.")
-        other = seen.setdefault(f.checkout_path, f.source)
-        if other != f.source:
+        other = seen.setdefault(f.checkout_path, f.source_path)
+        if other != f.source_path:
             raise CheckoutPathClash(
                 f"Two different files would land at {f.checkout_path!r} in the checkout "
                 f"({other} and {f.source}); nothing was sent.")

@@ -132,6 +132,7 @@ def record_history(options: SubmitOptions, blend: Path, *, plan: PackPlan | None
     elif plan is not None:
         record["files_total"] = len(plan.files)
         record["bytes_total"] = plan.total_bytes
+        record["missing"] = [m.to_json() for m in plan.missing]  # whole: words cut it short
     if isinstance(error, JobNotSubmitted):
         record["checkout_path"] = error.checkout_path
     try:

@@ -44,13 +44,13 @@ log = logging.getLogger(__name__)
 ALREADY_KNOWN = "the server already knew it"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class UploadItem:
     """One content to upload, and what happened to it so far."""
 
     sha: str
     size: int
-    sources: list[Path]
+    sources: list[str]  # the files holding it (text: one list per content to send)
     name: str  # a checkout path holding it: the server's log and our messages show it
     can_defer: bool = True
     defers: int = 0
@@ -127,7 +127,7 @@ class Uploads:
         self._options = options
         self._cancel = cancel
         self._lock = threading.Lock()
-        self._rehashed: set[Path] = set()
+        self._rehashed: set[str] = set()
         self._unsettled = 0  # of the whole submission
         tuning = options.tuning
         lanes = [_LaneAdapter(conn, client, self) for conn in client.lanes()]
@@ -218,7 +218,7 @@ class Uploads:
         else:  # ALREADY_KNOWN: not proof, ask
             self._after_unclear(item, ALREADY_KNOWN)
 
-    def _naming_the_artists_file(self, exc: ShamanError, source: Path) -> ShamanError:
+    def _naming_the_artists_file(self, exc: ShamanError, source: str) -> ShamanError:
         """A rewritten copy is gone by the time anyone reads the error: name the
         artist's file instead."""
         original = self._contents.original_of(source)
@@ -226,7 +226,7 @@ class Uploads:
             return exc
         return exc.reworded(str(exc).replace(str(source), f"{original} (its rewritten copy)"))
 
-    def _changed_while_sent(self, key: Key, source: Path) -> bool:
+    def _changed_while_sent(self, key: Key, source: str) -> bool:
         """Bytes appended during an upload leave the sent ones valid (no 417); only the
         file's size and mtime tell that the checkout would hold an old version."""
         entries = [e for e in self._contents.entries_of(source)
@@ -299,11 +299,11 @@ class Uploads:
             self._tracker.add_upload_work(1, key[1])
         self._pool.put(UploadItem(key[0], key[1], [source], item.name))
 
-    def _rehash(self, source: Path, why: ShamanError) -> Key:
+    def _rehash(self, source: str, why: ShamanError) -> Key:
         entries = self._contents.entries_of(source)
         self._cache.forget({entry.stat.path for entry in entries})
         stat = FileStat.of(source)
-        sha, nbytes = checksums.sha256_file(source, cancel=self._cancel)
+        sha, nbytes = checksums.sha256_file(Path(source), cancel=self._cancel)
         log.info("%s re-hashed after %s: %s/%d", source, type(why).__name__, sha, nbytes)
         for entry in entries:
             self._contents.set_checksum(entry, sha, nbytes, stat)

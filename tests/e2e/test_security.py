@@ -63,7 +63,7 @@ def _plan_check(cp: str, source: str) -> None:
     """The submission's check of a finished plan, on a plan holding one file at ``cp``."""
     src = Path(source)
     check_paths(PackPlan(main_blend=src, project_root=src.parent, blend_checkout_path=cp,
-                         files=[PlanFile(src, cp, 1, src)]))
+                         files=[PlanFile.of(src, cp, 1)]))
 
 
 def _gates(cp: str, source: str) -> None:

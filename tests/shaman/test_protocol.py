@@ -61,3 +61,22 @@ def test_importing_the_protocol_pulls_in_no_http() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True, timeout=120)
     assert out.stdout.strip() == "['shaman_addon.shaman.protocol']"
+
+
+def test_a_files_body_is_what_json_dumps_gives_and_refuses_bad_specs() -> None:
+    """Requirements and checkout bodies are encoded piece by piece (no dict per file); the
+    server must receive exactly the text ``requests`` sent for ``json=`` before."""
+    import json
+
+    from shaman_addon.shaman.protocol import files_body
+
+    files = [FileSpec("a" * 64, 3, 'tex/é "quoted" ☃.png'), FileSpec("b" * 64, 0, "x")]
+    as_dicts = [{"sha": f.sha, "size": f.size, "path": f.path} for f in files]
+    assert files_body(files).data == json.dumps({"files": as_dicts}).encode()
+    assert files_body(files, checkoutPath="shot/ü").data == json.dumps(
+        {"files": as_dicts, "checkoutPath": "shot/ü"}).encode()
+    assert files_body([]).data == b'{"files": []}'
+    for bad in (FileSpec("A" * 64, 1, "x"), FileSpec("a" * 64, -1, "x"),
+                FileSpec("a" * 64, 1, "../x")):
+        with pytest.raises(ConfigError):
+            files_body([bad])
