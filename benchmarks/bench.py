@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # shaman_addon, for the in-process drain tick
 
 import bench_data  # noqa: E402
+import bench_film  # noqa: E402
 import bench_run  # noqa: E402
 import bench_shaped  # noqa: E402
 from bench_server import Counts, Server  # noqa: E402
@@ -40,6 +41,7 @@ MB = 1e6
 GIB = 1 << 30
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 SHAPED_RESULTS = HERE / "RESULTS-shaped.md"  # --shaped alone
+FILM_RESULTS = HERE / "RESULTS-film.md"  # --film alone
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Bench:
         self.server = Server(args.server or "", args.storage, python=self.python,
                              store_parent=args.store_dir)
         self.work = Path(tempfile.mkdtemp(prefix="shaman-bench-"))
+        self.film_ran = False  # the film cases ran on their own store folder
         q = args.quick
         self.n_cold = args.repeats or (1 if q else 3)
         self.n_warm = args.repeats or (2 if q else 5)
@@ -328,11 +331,12 @@ class Bench:
             "# Benchmark results (issue 7)",
             "",
             f"Written by `bash scripts/bench.sh{' --quick' if a.quick else ''}"
-            f"{' --shaped' if a.shaped else ''}` on "
+            f"{' --shaped' if a.shaped else ''}{' --film' if a.film else ''}` on "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}, "
             f"server: {'external ' + a.server if a.server else 'local test server'}"
             f"{f' (store in {a.store_dir})' if a.store_dir and not a.server else ''}"
+            f"{f'; film cases: stores in {a.film_store_dir}' if self.film_ran else ''}"
             f"; run took {seconds:.0f} s; load average at the start "
             f"{self.load_start:.1f}, at the end {os.getloadavg()[0]:.1f} (other work on the "
             "machine makes single runs noisy: compare the floor of the same run).",
@@ -359,6 +363,8 @@ class Bench:
                 _fill_markers(readme, f"{lines[2]}\n\n{table}")
         elif a.results == SHAPED_RESULTS:
             _fill_markers(HERE / "README.md", f"{lines[2]}\n\n{table}", "shaped")
+        elif a.results == FILM_RESULTS:
+            _fill_markers(HERE / "README.md", f"{lines[2]}\n\n{table}", "film")
 
 
     def run(self) -> int:
@@ -367,15 +373,19 @@ class Bench:
         a = self.args
         try:
             self.main_prod = self.production(a.files, int(a.total_mb * MB))
-            if not a.shaped:
+            only = a.shaped or a.film  # one group of cases alone
+            if not only:
                 self.modal_tick()
                 cold3k, floor3k = self.main_cases(self.main_prod)
                 if a.big_gib:
                     self.big_file()
                 if a.scale_files:
                     self.scaling(a.files, int(a.total_mb * MB), cold3k, floor3k)
-            if not a.no_shaped:
+            if (a.shaped or not only) and not a.no_shaped:
                 bench_shaped.ShapedCases(self, Row).run(self.main_prod)
+            if (a.film or not only) and not a.no_film:
+                bench_film.FilmCases(self, Row).run(self.main_prod)
+                self.film_ran = bool(a.film_store_dir != Path("") and not a.server)
         finally:
             self.server.stop()
             shutil.rmtree(self.work, ignore_errors=True)
@@ -435,14 +445,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the local server's stores go in the shaped cases (default "
                    "/dev/shm: the link, not this machine's disk, is measured; '' = as "
                    "--store-dir)")
+    p.add_argument("--film", action="store_true",
+                   help="only the feature-film cases (benchmarks/bench_film.py: 100,000 small "
+                   "files, 30,000 images in main.blend); the table goes to "
+                   "benchmarks/RESULTS-film.md")
+    p.add_argument("--no-film", action="store_true", help="skip the feature-film cases")
+    p.add_argument("--film-files", type=int, default=bench_film.FILM_FILES,
+                   help="bulk files of the film production (30%% of them in main.blend)")
+    p.add_argument("--film-repeats", type=int, default=0,
+                   help="cold runs of the film production (default 1: each takes minutes)")
+    p.add_argument("--film-store-dir", type=Path,
+                   default=Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(""),
+                   help="where the local server's stores go in the film cases (default "
+                   "/dev/shm; '' = as --store-dir)")
     p.add_argument("--results", type=Path, default=None,
                    help="markdown file for the table ('' to skip; default RESULTS.md, "
-                   "RESULTS-shaped.md with --shaped)")
+                   "RESULTS-shaped.md with --shaped, RESULTS-film.md with --film)")
     args = p.parse_args(argv)
     if args.shaped and args.no_shaped:
         p.error("--shaped and --no-shaped exclude each other")
+    if args.film and args.no_film:
+        p.error("--film and --no-film exclude each other")
+    if args.shaped and args.film:
+        p.error("--shaped and --film each run one group alone; leave both out for all")
     if args.results is None:
-        args.results = SHAPED_RESULTS if args.shaped else DEFAULT_RESULTS
+        args.results = (SHAPED_RESULTS if args.shaped else FILM_RESULTS if args.film
+                        else DEFAULT_RESULTS)
     elif args.results == Path(""):
         args.results = None
     return args

@@ -40,12 +40,14 @@ class Spec:
     kinds: str = "all"
     seed: int = 0
     big_file_bytes: int = 0  # >0: grow the one bulk file to this size
+    main_images: int | None = None  # bulk images main.blend holds (None: an equal share)
 
     @property
     def name(self) -> str:
         big = f"-big{self.big_file_bytes}" if self.big_file_bytes else ""
+        main = "" if self.main_images is None else f"-m{self.main_images}"
         return (f"prod-f{self.files}-b{self.total_bytes}-l{self.libraries}-{self.kinds}"
-                f"-s{self.seed}{big}")
+                f"-s{self.seed}{big}{main}")
 
 
 @dataclass
@@ -90,6 +92,8 @@ def build(spec: Spec, cache: Path = DEFAULT_CACHE, *, python: str = "",
         cmd = [python or sys.executable, str(GENERATOR), str(out), "--libraries",
                str(spec.libraries), "--files", str(spec.files), "--total-bytes",
                str(spec.total_bytes), "--kinds", spec.kinds, "--seed", str(spec.seed)]
+        if spec.main_images is not None:
+            cmd += ["--main-images", str(spec.main_images)]
         log.info("generating %s", spec.name)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not done.exists():

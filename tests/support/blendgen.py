@@ -5,6 +5,7 @@ Run it as a script (it imports ``bpy``, so it runs in its own process)::
 
     .venv/bin/python tests/blendgen.py OUTDIR [--libraries N] [--files N] [--total-mb N]
                                               [--kinds all|basic] [--seed S]
+                                              [--main-images N]
 
 or from tests with ``generate(outdir, ...) -> ProductionInfo``, which runs the script in a
 subprocess (``bpy`` can be imported once per process only) and reads back the
@@ -21,6 +22,7 @@ What it builds under OUTDIR::
                                      libs/chain/tex/base color.png and the outside texture
       bulk/<owner>/dNN/tex_NNNNN.png --files N extra image files (bytes up to --total-mb),
                                      referenced by images with a fake user in main and libs
+                                     (an equal share each, or --main-images N in main)
     outside/shared textures/ground ü.png   a texture outside the project (absolute path)
 
 With ``--kinds all`` main.blend also references: PNG/JPG/EXR images (unicode and space
@@ -110,6 +112,7 @@ def generate(
     total_bytes: int = 0,
     kinds: str = "all",
     seed: int = 0,
+    main_images: int | None = None,
 ) -> ProductionInfo:
     """Build a production in ``outdir`` (runs bpy in a subprocess) and describe it.
 
@@ -135,6 +138,8 @@ def generate(
         "--seed",
         str(seed),
     ]
+    if main_images is not None:
+        cmd += ["--main-images", str(main_images)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(
@@ -209,6 +214,23 @@ class Bulk:
         pool2 = self.pool[start:] + self.pool[:start]
         reps = body_len // len(pool2) + 1
         return head + (pool2 * reps)[:body_len]
+
+
+def bulk_shares(files: int, libraries: int, main_images: int | None = None) -> list[int]:
+    """How many bulk images each file holds: main first, then each library.
+
+    By default every file gets an equal share and main the remainder; ``main_images``
+    puts that many in main (capped at ``files``; all of them without libraries) and
+    splits the rest equally over the libraries, the remainder to the first ones."""
+    owners = 1 + libraries
+    if main_images is None or not libraries:
+        share = [files // owners] * owners
+        share[0] += files - sum(share)
+        return share
+    main = min(max(main_images, 0), files)
+    rest = files - main
+    return [main] + [rest // libraries + (1 if i < rest % libraries else 0)
+                     for i in range(libraries)]
 
 
 # --------------------------------------------------------------------------- bpy side
@@ -328,8 +350,7 @@ class Builder:
         else:
             sizes = []
         owners = ["main"] + [f"lib_{i:02d}" for i in range(args.libraries)]
-        share = [n_bulk // len(owners)] * len(owners)
-        share[0] += n_bulk - sum(share)
+        share = bulk_shares(n_bulk, args.libraries, args.main_images)
         self.bulk_plan = {o: (sum(share[:k]), share[k]) for k, o in enumerate(owners)}
         self.sizes = sizes
 
@@ -967,6 +988,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--total-bytes", type=int, default=0, help="same, in bytes")
     parser.add_argument("--kinds", choices=("all", "basic"), default="all")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--main-images", type=int, default=None, metavar="N",
+                        help="how many of the bulk files main.blend holds as image "
+                        "data-blocks (default: an equal share with each library); the "
+                        "rest are split over the libraries")
     parser.add_argument("--edge-cases", action="store_true", help="build the corner cases")
     args = parser.parse_args(argv)
     if args.total_mb and not args.total_bytes:
