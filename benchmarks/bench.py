@@ -186,31 +186,42 @@ class Bench:
         # One changed texture.
         tex = prod.bulk[0]
         original = tex.read_bytes()
-        changed: list[float] = []
-        problems = []
-        try:
-            for i in range(self.n_warm):
-                data = bytearray(original)
-                data[-1] ^= 1 + i  # a new content each run, same size
-                tex.write_bytes(bytes(data))
-                self.server.reset_counts()
-                run = bench_run.submit(self.python, prod.main_blend, self.server.url, cache,
-                                       jobs=self.args.jobs)
-                counts = self.counted(run)
-                changed.append(run.wall_s)
-                if counts.bytes_received is not None and counts.bytes_received != len(data):
-                    problems.append(f"sent {counts.bytes_received} bytes, the texture has "
-                                    f"{len(data)}")
-                self.note(f"one changed texture: wall {run.wall_s:.2f} s; phases: "
-                          f"{self.phases(run)}")
-        finally:
-            tex.write_bytes(original)
+        changed, problems, last = self.changed_runs(prod, tex, cache, self.n_warm,
+                                                    "one changed texture")
+        counts = last or counts
         ch_s = statistics.median(changed)
         self.rows.append(Row("one texture changed", nfiles, nbytes, ch_s, floor_s, counts,
                              "<= 2 s, only its bytes", ch_s <= 2.0 and not problems,
                              "; ".join(sorted(set(problems)))
                              or f"exactly its {len(original):,} bytes sent", runs=changed))
         return cold_s, floor_s
+
+    def changed_runs(self, prod: bench_data.Production, target: Path, cache: Path,
+                     repeats: int, label: str) -> tuple[list[float], list[str], Counts | None]:
+        """Submit ``repeats`` times, each after giving ``target`` other bytes of the same
+        size: the wall times, what went wrong (bytes sent other than the file's), the last
+        run's counts. ``target`` gets its own bytes back."""
+        original = target.read_bytes()
+        walls: list[float] = []
+        problems: list[str] = []
+        counts = None
+        try:
+            for i in range(repeats):
+                data = bytearray(original)
+                data[-1] ^= 1 + i  # a new content each run, same size
+                target.write_bytes(bytes(data))
+                self.server.reset_counts()
+                run = bench_run.submit(self.python, prod.main_blend, self.server.url, cache,
+                                       jobs=self.args.jobs)
+                counts = self.counted(run)
+                walls.append(run.wall_s)
+                if counts.bytes_received is not None and counts.bytes_received != len(data):
+                    problems.append(f"sent {counts.bytes_received} bytes, the file has "
+                                    f"{len(data)}")
+                self.note(f"{label}: wall {run.wall_s:.2f} s; phases: {self.phases(run)}")
+        finally:
+            target.write_bytes(original)
+        return walls, problems, counts
 
     def unchanged_problems(self, run: bench_run.Run, counts: Counts, cache: Path) -> list[str]:
         out = []

@@ -173,31 +173,12 @@ class FilmCases:
     def changed_case(self, prod: bench_data.Production, cache: Path) -> None:
         bench = self.bench
         target = prod.bulk[len(prod.bulk) // 2]
-        original = target.read_bytes()
-        walls: list[float] = []
-        problems: list[str] = []
-        counts = None
-        try:
-            for i in range(self.warm_repeats):
-                data = bytearray(original)
-                data[-1] ^= 1 + i  # new content each run, same size
-                target.write_bytes(bytes(data))
-                bench.server.reset_counts()
-                run = bench_run.submit(bench.python, prod.main_blend, bench.server.url, cache,
-                                       jobs=bench.args.jobs)
-                counts = bench.counted(run)
-                walls.append(run.wall_s)
-                if counts.bytes_received is not None and counts.bytes_received != len(data):
-                    problems.append(f"sent {counts.bytes_received} bytes, the file has "
-                                    f"{len(data)}")
-                bench.note(f"film one file changed: wall {run.wall_s:.2f} s; phases: "
-                           f"{bench.phases(run)}")
-        finally:
-            target.write_bytes(original)
+        walls, problems, counts = bench.changed_runs(prod, target, cache, self.warm_repeats,
+                                                     "film one file changed")
         wall = statistics.median(walls)
         bench.rows.append(self.row(
             f"{len(prod.files):,} files: one file changed", len(prod.files), prod.total_bytes,
             wall, None, counts, f"<= {WARM_TARGET_S:g} s, only its bytes",
             wall <= WARM_TARGET_S and not problems,
-            "; ".join(sorted(set(problems))) or f"exactly its {len(original):,} bytes sent",
+            "; ".join(sorted(set(problems))) or f"exactly its {target.stat().st_size:,} bytes sent",
             runs=walls))
