@@ -116,6 +116,14 @@ def check_file_spec(spec: FileSpec) -> None:
         )
 
 
+def _json_text(text: str) -> str:
+    """``json.dumps(text)``, without its machinery for the common path that needs no
+    escape (printable ASCII, no quote or backslash): 200,000 calls a 100,000-file run."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text)
+
+
 @dataclass(frozen=True)
 class JsonBody:
     """A request body already encoded as JSON: the byte-for-byte text ``json.dumps``
@@ -133,7 +141,7 @@ def files_body(files: Sequence[FileSpec], **extra: str) -> JsonBody:
         if i:
             buf += b", "
         buf += (f'{{"sha": "{spec.sha}", "size": {int(spec.size)}, '
-                f'"path": {json.dumps(spec.path)}}}').encode()
+                f'"path": {_json_text(spec.path)}}}').encode()
     buf += b"]"
     for name, value in extra.items():
         buf += f", {json.dumps(name)}: {json.dumps(value)}".encode()

@@ -80,3 +80,17 @@ def test_a_files_body_is_what_json_dumps_gives_and_refuses_bad_specs() -> None:
                 FileSpec("a" * 64, 1, "../x")):
         with pytest.raises(ConfigError):
             files_body([bad])
+
+
+def test_paths_in_a_files_body_are_quoted_exactly_as_json_dumps_quotes_them() -> None:
+    """The shortcut for plain paths must give json.dumps's text for every string."""
+    import json
+    import random
+
+    from shaman_addon.shaman.protocol import _json_text
+
+    rng = random.Random(14)
+    alphabet = [chr(i) for i in range(130)] + ["é", "\u2028", "\udcff", "☃"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        assert _json_text(text) == json.dumps(text), repr(text)
