@@ -20,7 +20,6 @@ instead of misreading files silently.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,6 @@ BAT_VERSION = "1.23"
 
 _HOOKS = ("_open_file", "decode_structs", "_load_blocks", "dereference_pointer",
           "find_blocks_from_code")
-_SMALL_READ = 1 << 16  # reads up to this size go straight through
-_DNA_CACHE_KEEP = 8  # catalogues kept (damaged files each bring their own)
-_DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
 _blendfile_class: Any = None
 
 
@@ -84,24 +80,3 @@ def _bound_lists(iterators: Any) -> None:
 
 def path_of(bfile: Any) -> Path:
     return Path(bfile.filepath)
-
-
-class _CappedReads:
-    """The file object BAT reads data through after the headers: a read never asks for
-    more than the file still holds. A damaged block length (up to 2**63) would otherwise
-    make Python allocate that much before reading."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self.seek = raw.seek
-        self.tell = raw.tell
-        self.size = raw.seek(0, os.SEEK_END)
-        raw.seek(0)
-
-    def read(self, n: int = -1) -> bytes:
-        if n > _SMALL_READ:
-            n = max(0, min(n, self.size - self.raw.tell()))
-        return self.raw.read(n)  # type: ignore[no-any-return]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)

@@ -5,6 +5,7 @@ version (``open_blendfile`` is the way in)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,12 @@ from blender_asset_tracer.blendfile import exceptions as bat_exc
 
 from ..errors import BlendFileError
 from . import blend_limits
-from .bat_blendfile import _DNA_CACHE, _DNA_CACHE_KEEP, _CappedReads, path_of
+from .bat_blendfile import path_of
 from .block_index import BlockIndex, read_headers
+
+_SMALL_READ = 1 << 16  # reads up to this size go straight through
+_DNA_CACHE_KEEP = 8  # catalogues kept (damaged files each bring their own)
+_DNA_CACHE: dict[tuple[bytes, int, str], tuple[list[Any], dict[bytes, int]]] = {}
 
 
 class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
@@ -108,3 +113,23 @@ class SharedDNABlendFile(blendfile.BlendFile):  # type: ignore[misc]
             del _DNA_CACHE[next(iter(_DNA_CACHE))]
         _DNA_CACHE[key] = (list(self.structs), dict(self.sdna_index_from_id))
 
+
+class _CappedReads:
+    """The file object BAT reads data through after the headers: a read never asks for
+    more than the file still holds. A damaged block length (up to 2**63) would otherwise
+    make Python allocate that much before reading."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.seek = raw.seek
+        self.tell = raw.tell
+        self.size = raw.seek(0, os.SEEK_END)
+        raw.seek(0)
+
+    def read(self, n: int = -1) -> bytes:
+        if n > _SMALL_READ:
+            n = max(0, min(n, self.size - self.raw.tell()))
+        return self.raw.read(n)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)

@@ -27,6 +27,8 @@ from . import blend_limits
 
 _DATA = b"DATA"
 _ENDB = b"ENDB"
+_DECODED_HERE = (b"DNA1", b"GLOB")  # BAT decodes these two from the file
+_CHUNK = 1 << 20
 
 
 class BlockIndex:
@@ -72,8 +74,6 @@ class BlockIndex:
         return list(self._by_code.get(code, ()))
 
 
-_CHUNK = 1 << 20
-
 
 def read_headers(bfile: Any, fileobj: IO[bytes], path: Path) -> Iterator[tuple[int, Any]]:
     """Each block header from the current position: ``(header position, fields)``, with
@@ -112,5 +112,3 @@ def read_headers(bfile: Any, fileobj: IO[bytes], path: Path) -> Iterator[tuple[i
         yield head, fields
         head += hsize + fields.len
 
-
-_DECODED_HERE = (b"DNA1", b"GLOB")

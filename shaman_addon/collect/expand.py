@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .paths import is_plain_posix
 from .trace import CACHE_GLOB, DIRECTORY, LISTED, SEQUENCE, UDIM, Ref
 
 log = logging.getLogger(__name__)
@@ -47,18 +48,12 @@ def resolve(blend_dir: Path | str, stored: str) -> str:
         p = base.rstrip("/") + "/" + p[2:]
     elif not (p.startswith("/") or _WIN_ABS.match(p)):
         p = base.rstrip("/") + "/" + p
-    if _is_normal(p):
+    if is_plain_posix(p):
         return p  # most stored paths: nothing to normalise (thousands per .blend)
     out = posixpath.normpath(p)
     if os.sep == "/" and out.startswith("//"):
         out = "/" + out.lstrip("/")  # POSIX: '//x' is just '/x' (on Windows: a UNC path)
     return out
-
-
-def _is_normal(p: str) -> bool:
-    """An absolute POSIX path with no empty, ``.`` or ``..`` part: normpath leaves it so."""
-    return (p.startswith("/") and "//" not in p and "/./" not in p and "/../" not in p
-            and not p.endswith(("/", "/.", "/..")))
 
 
 @dataclass

@@ -16,8 +16,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-_SRC_FILE, _SRC_SEQUENCE, _SRC_MOVIE, _SRC_TILED = 1, 2, 3, 6
-_TRACED_SOURCES = {_SRC_FILE, _SRC_SEQUENCE, _SRC_MOVIE, _SRC_TILED}
+SRC_FILE, SRC_SEQUENCE, SRC_MOVIE, SRC_TILED = 1, 2, 3, 6  # Image.source in DNA
+_TRACED_SOURCES = {SRC_FILE, SRC_SEQUENCE, SRC_MOVIE, SRC_TILED}
 _READ_AHEAD = 4096  # an Image struct is about 2 KB in Blender 5
 _LAYOUTS_KEEP = 16  # one layout per catalogue; damaged files each bring their own
 
@@ -72,7 +72,7 @@ def read_image(bfile: Any, head: int) -> ImageFields | None:
         if len(data) < layout.end:
             return None
     packed = any(layout.pointer.unpack_from(data, off)[0] for off in layout.packed_pointers)
-    source = _SRC_FILE if layout.source is None else layout.short.unpack_from(
+    source = SRC_FILE if layout.source is None else layout.short.unpack_from(
         data, layout.source)[0]
     name_off, name_size = layout.id_name
     path_off, path_size = layout.path

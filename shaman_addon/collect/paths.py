@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 
 from ..errors import PathTooLong, UnsafeCheckoutPath
-from ..shaman.protocol import is_safe_checkout_path
+from ..shaman.protocol import has_empty_or_dot_part, is_safe_checkout_path
 
 OUTSIDE_DIR = "_outside_project"
 
@@ -191,17 +191,16 @@ def _inside_project(rel: list[str], source: str) -> str:
     return _checked("/".join(escaped), source)
 
 
-def _is_plain_posix(path: str) -> bool:
-    """Absolute, ``/``-separated, no empty, ``.`` or ``..`` part, no backslash."""
-    return (path.startswith("/") and "\\" not in path and "//" not in path
-            and "/./" not in path and "/../" not in path
-            and not path.endswith(("/", "/.", "/..")))
+def is_plain_posix(path: str) -> bool:
+    """Absolute, ``/``-separated, no empty, ``.`` or ``..`` part, no backslash: a path
+    lexical normalisation leaves as it is."""
+    return path.startswith("/") and "\\" not in path and not has_empty_or_dot_part(path[1:])
 
 
 def _plain_relative(abs_path: str, root: str) -> str | None:
     """``abs_path`` relative to ``root`` when both are plain POSIX paths and the first
     lies below the second; None otherwise (the general way decides)."""
-    if not (_is_plain_posix(abs_path) and (root == "/" or _is_plain_posix(root))):
+    if not (is_plain_posix(abs_path) and (root == "/" or is_plain_posix(root))):
         return None
     prefix = root if root == "/" else root + "/"
     if not abs_path.startswith(prefix) or len(abs_path) == len(prefix):

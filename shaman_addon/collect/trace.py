@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,6 @@ LISTED = "listed"  # a folder plus explicit file names (image strips)
 LIBRARY = "library"  # another .blend file
 
 _MCLIP_SRC_SEQUENCE = 1
-_IMA_SRC_SEQUENCE = 2
-_IMA_SRC_TILED = 6
 _NODE_EXTERNAL = 1  # NODE_IES_EXTERNAL and NODE_SCRIPT_EXTERNAL
 _SKIP_CODES = {b"ID", b"WM", b"SN", b"GR", b"BR", b"LS", b"WS", b"DATA"}
 _NODE_TREE_OWNERS = {b"MA", b"WO", b"SC", b"TE", b"LA"}
@@ -249,19 +247,23 @@ def _pointer_string_slot(block: Any, name: bytes) -> Slot | None:
     return Slot(target.file_offset, target.size)
 
 
-def _referrer(block_name: bytes, block: Any) -> str:
-    """Who stores a path, as messages name it: "IM wood". ``block`` may be a function
-    that reads the block (only needed for a block without a name)."""
+def _referrer(block_name: bytes, read_block: Callable[[], Any]) -> str:
+    """Who stores a path, as messages name it: "IM wood". ``read_block`` gives the block
+    (only needed for one without a name: images are read without their block)."""
     referrer = _text(block_name)
     if referrer == "-unnamed-" or not referrer:
-        return _name(block() if callable(block) else block)
+        return _name(read_block())
     if len(referrer) > 2 and referrer[:2].isupper():
         return f"{referrer[:2]} {referrer[2:]}"
     return referrer
 
 
+def _image_kind(source: int) -> str:
+    return {image_blocks.SRC_TILED: UDIM, image_blocks.SRC_SEQUENCE: SEQUENCE}.get(source, FILE)
+
+
 def _image_ref(image: image_blocks.ImageFields, bfile: Any, head: int) -> Ref:
-    kind = {_IMA_SRC_TILED: UDIM, _IMA_SRC_SEQUENCE: SEQUENCE}.get(image.source, FILE)
+    kind = _image_kind(image.source)
     referrer = _referrer(image.id_name, lambda: bfile.block_at(head))
     return Ref(kind, _text(image.path), referrer,
                Slot(image.path_offset, image.path_size))
@@ -270,7 +272,7 @@ def _image_ref(image: image_blocks.ImageFields, bfile: Any, head: int) -> Ref:
 def _from_usage(block: Any, usage: Any) -> Ref | None:
     """Turn BAT's BlockUsage into a Ref, with the kind and slot BAT does not give."""
     path = _text(bytes(usage.asset_path))
-    referrer = _referrer(usage.block_name, block)
+    referrer = _referrer(usage.block_name, lambda: block)
     code = block.code
 
     if code == b"LI":
@@ -287,7 +289,7 @@ def _from_usage(block: Any, usage: Any) -> Ref | None:
     kind = FILE
     if code == b"IM":
         source = block.get(b"source", default=1)
-        kind = {_IMA_SRC_TILED: UDIM, _IMA_SRC_SEQUENCE: SEQUENCE}.get(source, FILE)
+        kind = _image_kind(source)
     elif code == b"MC":
         if block.get(b"source", default=0) == _MCLIP_SRC_SEQUENCE:
             kind = SEQUENCE

@@ -14,7 +14,6 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import ConfigError
 
@@ -34,9 +33,6 @@ class FileSpec:
     sha: str
     size: int
     path: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"sha": self.sha, "size": self.size, "path": self.path}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +80,10 @@ def is_safe_checkout_path(path: str) -> bool:
     if not (path.isascii() and path.isprintable()) and any(
             unicodedata.category(c) in ("Cc", "Cs") for c in path):
         return False
-    return not _has_empty_or_dot_part(path)
+    return not has_empty_or_dot_part(path)
 
 
-def _has_empty_or_dot_part(path: str) -> bool:
+def has_empty_or_dot_part(path: str) -> bool:
     """Is any ``/``-separated part empty, ``.`` or ``..``? (String tests: this runs for
     every file of every submission.)"""
     wrapped = f"/{path}/"

@@ -135,7 +135,7 @@ class FileStat:
             key = str(path)  # the same text as .absolute(), without a new Path per call
         else:
             key = str(Path(path).absolute())
-        return cls(key, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        return cls.from_stat(key, st)
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
