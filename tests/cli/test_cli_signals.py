@@ -8,17 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import REPO, SAFETY_S, submit_held_at_first_upload
 
 import blendgen
-
-REPO = Path(__file__).resolve().parents[2]
-SAFETY_S = 300
 
 # Ctrl-C arrives exactly while the command line's own modules are being imported: a
 # finder sends SIGINT to the process when ``shaman_addon.cli.main`` is looked up.
@@ -51,17 +48,8 @@ def test_sigterm_cancels_and_cleans_up(shaman_server: Any,
                                        one_library_production: blendgen.ProductionInfo,
                                        tmp_path: Path, fault_row: Callable[..., Any]) -> None:
     server = shaman_server
-    server.faults.hang_next("upload", 50)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shaman_addon", "submit", str(one_library_production.main_blend),
-         "--server", server.url], cwd=REPO, env=_env(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    tick = threading.Event()
-    for _ in range(SAFETY_S * 100):
-        if server.counters.requests.get("upload", 0) >= 1 or proc.poll() is not None:
-            break
-        tick.wait(0.01)
+    proc = submit_held_at_first_upload(server, one_library_production.main_blend,
+                                       _env(tmp_path))
     packs_while_running = sorted((tmp_path / "systmp").glob("shaman-pack-*"))
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=SAFETY_S)

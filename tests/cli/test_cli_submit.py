@@ -10,17 +10,13 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import REPO, SAFETY_S, submit_held_at_first_upload
 
 import blendgen
-
-REPO = Path(__file__).resolve().parents[2]
-SAFETY_S = 300
-
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -145,17 +141,8 @@ def test_server_failure_exits_1(shaman_server: Any, one_library_production: blen
 def test_ctrl_c_cancels_cleanly(shaman_server: Any, one_library_production: blendgen.ProductionInfo,
                                 tmp_path: Path) -> None:
     server = shaman_server
-    server.faults.hang_next("upload", 50)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shaman_addon", "submit", str(one_library_production.main_blend),
-         "--server", server.url], cwd=REPO, env=_env(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    tick = threading.Event()
-    for _ in range(SAFETY_S * 100):
-        if server.counters.requests.get("upload", 0) >= 1 or proc.poll() is not None:
-            break
-        tick.wait(0.01)
+    proc = submit_held_at_first_upload(server, one_library_production.main_blend,
+                                       _env(tmp_path))
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=SAFETY_S)
     assert proc.returncode == 130, err
