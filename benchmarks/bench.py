@@ -12,6 +12,7 @@ case, prints one table and writes it to ``benchmarks/RESULTS.md``. See
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,17 +163,7 @@ class Bench:
         # Unchanged resubmissions, on the store and caches the last cold run left.
         traces = cache / "traces"
         before = {p.name: p.stat().st_mtime_ns for p in traces.iterdir()}
-        warm: list[float] = []
-        problems: list[str] = []
-        counts = None
-        for _ in range(self.n_warm):
-            self.server.reset_counts()
-            run = bench_run.submit(self.python, prod.main_blend, self.server.url, cache,
-                                   jobs=self.args.jobs)
-            counts = self.counted(run)
-            warm.append(run.wall_s)
-            problems += self.unchanged_problems(run, counts, cache)
-            self.note(f"unchanged run: wall {run.wall_s:.2f} s; phases: {self.phases(run)}")
+        warm, problems, counts = self.unchanged_runs(prod, cache, self.n_warm, "unchanged run")
         after = {p.name: p.stat().st_mtime_ns for p in traces.iterdir()}
         if after != before:
             problems.append("traces were written again (not from the cache)")
@@ -195,6 +187,38 @@ class Bench:
                              "; ".join(sorted(set(problems)))
                              or f"exactly its {len(original):,} bytes sent", runs=changed))
         return cold_s, floor_s
+
+    def unchanged_runs(self, prod: bench_data.Production, cache: Path, repeats: int,
+                       label: str) -> tuple[list[float], list[str], Counts | None]:
+        """Submit ``repeats`` times on the store and cache a cold run left: the wall
+        times, what went wrong (``unchanged_problems``), the last run's counts."""
+        walls: list[float] = []
+        problems: list[str] = []
+        counts = None
+        for _ in range(repeats):
+            self.server.reset_counts()
+            run = bench_run.submit(self.python, prod.main_blend, self.server.url, cache,
+                                   jobs=self.args.jobs)
+            counts = self.counted(run)
+            walls.append(run.wall_s)
+            problems += self.unchanged_problems(run, counts, cache)
+            self.note(f"{label}: wall {run.wall_s:.2f} s, peak {run.peak_rss_bytes / MB:.0f} "
+                      f"MB; phases: {self.phases(run)}")
+        return walls, problems, counts
+
+    @contextlib.contextmanager
+    def stores_in(self, store: Path, what: str) -> Iterator[None]:
+        """The local server's fresh stores go to ``store`` (``Path("")``: where they go
+        already) for the cases run inside; then back."""
+        before = self.server.store_parent
+        if store != Path(""):
+            self.server.store_parent = store
+        self.note(f"{what}: the local server's stores in "
+                  f"{self.server.store_parent or 'the temp folder'}")
+        try:
+            yield
+        finally:
+            self.server.store_parent = before
 
     def changed_runs(self, prod: bench_data.Production, target: Path, cache: Path,
                      repeats: int, label: str) -> tuple[list[float], list[str], Counts | None]:

@@ -64,12 +64,7 @@ class FilmCases:
 
     def run(self, main_prod: bench_data.Production) -> None:
         bench = self.bench
-        store = bench.args.film_store_dir
-        before, bench.server.store_parent = bench.server.store_parent, (
-            bench.server.store_parent if store == Path("") else store)
-        bench.note(f"film cases: the local server's stores in "
-                   f"{bench.server.store_parent or 'the temp folder'}")
-        try:
+        with bench.stores_in(bench.args.film_store_dir, "film cases"):
             film = bench.production(**film_spec(self.files))
             small = bench.production(**film_spec(BASE_FILES))
             self.deps_case(film)
@@ -77,8 +72,6 @@ class FilmCases:
             base_small = self.per_file(small, "small files", self.base_repeats)
             cache = self.cold_case(film, base_main, base_small)
             self.warm_cases(film, cache)
-        finally:
-            bench.server.store_parent = before
 
     # -- the cases
     def deps_case(self, prod: bench_data.Production) -> None:
@@ -150,18 +143,8 @@ class FilmCases:
         """Unchanged, then one file changed, on the store and cache of the cold run."""
         bench = self.bench
         nfiles, nbytes = len(prod.files), prod.total_bytes
-        walls: list[float] = []
-        problems: list[str] = []
-        counts = None
-        for _ in range(self.warm_repeats):
-            bench.server.reset_counts()
-            run = bench_run.submit(bench.python, prod.main_blend, bench.server.url, cache,
-                                   jobs=bench.args.jobs)
-            counts = bench.counted(run)
-            walls.append(run.wall_s)
-            problems += bench.unchanged_problems(run, counts, cache)
-            bench.note(f"film unchanged: wall {run.wall_s:.2f} s, peak "
-                       f"{run.peak_rss_bytes / MB:.0f} MB; phases: {bench.phases(run)}")
+        walls, problems, counts = bench.unchanged_runs(prod, cache, self.warm_repeats,
+                                                       "film unchanged")
         wall = statistics.median(walls)
         bench.rows.append(self.row(
             f"{nfiles:,} files: unchanged resubmission", nfiles, nbytes, wall, None, counts,

@@ -76,12 +76,7 @@ class ShapedCases:
             bench.note(f"shaped cases skipped: the proxy forwards to loopback only, "
                        f"the server is on {host}")
             return
-        store = bench.args.shaped_store_dir
-        before, bench.server.store_parent = bench.server.store_parent, (
-            bench.server.store_parent if store == Path("") else store)
-        bench.note(f"shaped cases: the local server's stores in "
-                   f"{bench.server.store_parent or 'the temp folder'}")
-        try:
+        with bench.stores_in(bench.args.shaped_store_dir, "shaped cases"):
             for name in ("lan", "remote"):
                 if name in self.cases:
                     self.main_case(main_prod, shaped_link.PROFILES[name])
@@ -89,8 +84,6 @@ class ShapedCases:
                 tiny = bench.production(TINY_FILES, TINY_FILES * TINY_BYTES, libraries=0,
                                         kinds="basic")
                 self.tiny_case(tiny, shaped_link.PROFILES["remote"])
-        finally:
-            bench.server.store_parent = before
 
     # -- measuring
     def shaped_run(self, prod: bench_data.Production, profile: shaped_link.Profile,
