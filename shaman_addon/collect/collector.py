@@ -26,7 +26,7 @@ from ..errors import (
     ConfigError,
     TemporaryCopyFailed,
 )
-from . import paths
+from . import paths, snapshot
 from .expand import Expander, canon, resolve
 from .plan import NOT_ON_DISK, MissingFile, PackPlan, PlanFile
 from .rewrite import Patch, patches_for, write_rewritten, write_whole
@@ -156,6 +156,10 @@ class _Collector:
         self._queued: set[str] = set()  # .blend files traced or waiting to be
         self.screen = Screen(self.root_key, allow_credentials=allow_credentials,
                              list_refused=list_refused)
+        self.watch = snapshot.Watch()
+        self.record = None if cache_dir is None else snapshot.record_path(
+            cache_dir, (self.blend_key, self.virtual, self.root_key, allow_credentials,
+                        list_refused))
 
     # -- placement
     def place(self, abs_path: str) -> str:
@@ -182,6 +186,7 @@ class _Collector:
     # -- tracing, with an optional cache keyed by the file's identity
     def trace(self, path: Path) -> BlendTrace:
         st = path.stat()
+        self.watch.blend_read(canon(path), st)
         cache_file = None
         if self.cache_dir is not None:
             key = (f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|"
@@ -207,12 +212,38 @@ class _Collector:
         plan = PackPlan(
             main_blend=self.blend, project_root=self.root, blend_checkout_path=self.main_cp
         )
+        if self._reuse(plan):
+            return plan
         try:
             self._run(plan)
         except BaseException:
             plan.cleanup()
             raise
+        if self.record is not None and not plan.temp_files:
+            self.watch.listed = self.expander.listed
+            self.watch.versions = self.expander.version_folders()
+            snapshot.save(self.record, plan, self._streamed.values(), self.watch)
         return plan
+
+    def _reuse(self, plan: PackPlan) -> bool:
+        """The last collection's outcome, handed out as collecting would, when nothing
+        it was decided from has changed (``snapshot``)."""
+        if self.record is None:
+            return False
+        self.progress("looking for changes since the last collection")
+        reused = snapshot.reuse(self.record, plan, lambda: self.cancel is not None
+                                and self.cancel.is_set())
+        self.check_cancel()
+        if reused is None:
+            return False
+        for i, (entry, st) in enumerate(reused.streamed):
+            if i % snapshot.CANCEL_EVERY == 0:
+                self.check_cancel()
+            if self.on_file is not None:
+                self.on_file(entry, st)
+        self.progress(f"{len(plan.files)} files, {len(plan.missing)} missing (nothing they "
+                      "were found from has changed since the last collection)")
+        return True
 
     def _run(self, plan: PackPlan) -> None:
         missing: dict[str, list[str]] = {}  # abs path -> referrers
@@ -221,6 +252,7 @@ class _Collector:
         traces = self._trace_all(found, skipped, missing)
         if skipped:
             log.info("not sending %d file(s) inside Blender's installation", len(skipped))
+        self.watch.skipped = sorted(skipped)
         self._check_unique(found)
         rewritten = self._rewrite_all(plan, traces)
         self._fill(plan, traces, found, rewritten, missing)

@@ -8,6 +8,7 @@ files in a few folders cost a few ``listdir`` calls, not thousands of ``stat`` c
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import os
 import posixpath
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 _WIN_ABS = re.compile(r"^[A-Za-z]:[\\/]")
 _VERSION_DIR = re.compile(r"^\d+\.\d+$")
 _TILE_TOKENS = {"<UDIM>": r"\d{4}", "<UVTILE>": r"u\d+_v\d+"}
+
+FolderState = str | None
+"""What a folder held when it was listed: a digest of its entries' names (``None``: it
+could not be listed)."""
 
 
 def canon(path: Path | str) -> str:
@@ -68,9 +73,14 @@ class Expander:
     def __init__(self) -> None:
         self._listings: dict[str, list[str] | None] = {}
         self._install_dirs: dict[str, bool] = {}
+        self._versions: dict[str, bool] = {}  # folders named like 4.2 looked at
         self.stats: dict[str, os.stat_result] = {}
         """The ``lstat`` of each regular file the last ``expand`` found by one look: the
         collector takes them (and empties this) so the file is not looked at again."""
+        self.listed: dict[str, FolderState] = {}
+        """Every folder whose listing decided what a reference stands for (sequences,
+        tiles, caches), as it was just before it was listed: a later collection may reuse
+        this one's outcome only while they are the same (``snapshot``)."""
 
     def listdir(self, folder: str) -> list[str] | None:
         try:
@@ -82,7 +92,17 @@ class Expander:
         except OSError:
             names = None
         self._listings[folder] = names
+        self.listed[folder] = listing_state(names)
         return names
+
+    def walk_files(self, folder: str) -> list[str]:
+        """Every file below ``folder`` (a cache folder), each listed folder noted."""
+        out: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            self.listed.setdefault(dirpath, listing_state(sorted(dirnames + filenames)))
+            dirnames.sort()
+            out.extend(posixpath.join(dirpath, n) for n in sorted(filenames))
+        return out
 
     def isfile(self, path: str) -> bool:
         # A plain look at the file: a listing would miss "Tex/A.png" found as "tex/a.png"
@@ -107,8 +127,9 @@ class Expander:
             return out
         if kind == DIRECTORY:
             if os.path.isdir(path):
-                out.files.extend(_walk_files(path))
+                out.files.extend(self.walk_files(path))
             else:
+                self.listed.setdefault(path, None)
                 log.debug("cache folder %s (%s) does not exist", path, ref.referrer)
             return out
         if kind in (SEQUENCE, UDIM, CACHE_GLOB):
@@ -129,6 +150,11 @@ class Expander:
         (out.files if self.isfile(path) else out.missing).append(path)
         return out
 
+    def version_folders(self) -> dict[str, bool]:
+        """The folders looked at as a possible installation (named like ``4.2``), and
+        what they were: a new ``datafiles`` there would change what is skipped."""
+        return dict(self._versions)
+
     def in_blender_install(self, path: str) -> bool:
         """True for files inside a Blender installation (``<X.Y>/datafiles``, ``scripts``).
 
@@ -145,16 +171,38 @@ class Expander:
             if cached is not None:
                 inside = cached
                 break
-            name = posixpath.basename(folder)
-            if _VERSION_DIR.match(name) and (
-                os.path.isdir(posixpath.join(folder, "datafiles"))
-                and os.path.isdir(posixpath.join(folder, "scripts"))
-            ):
-                self._install_dirs[folder] = inside = True
-                break
+            if _VERSION_DIR.match(posixpath.basename(folder)):
+                self._versions[folder] = inside = is_install_folder(folder)
+                if inside:
+                    self._install_dirs[folder] = True
+                    break
             folder = posixpath.dirname(folder)
         self._install_dirs[own] = inside  # the next file of this folder asks no further
         return inside
+
+
+def is_install_folder(folder: str) -> bool:
+    """Is the folder named like ``4.2`` a Blender installation's (``datafiles``,
+    ``scripts``)?"""
+    return (os.path.isdir(posixpath.join(folder, "datafiles"))
+            and os.path.isdir(posixpath.join(folder, "scripts")))
+
+
+def listing_state(names: list[str] | None) -> FolderState:
+    """``FolderState`` of sorted ``names`` (its entries' times are not part of it: a
+    texture saved over with a new file leaves the names, and the outcome, as they were)."""
+    if names is None:
+        return None
+    joined = "\0".join(names).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(joined).hexdigest()
+
+
+def folder_state(folder: str) -> FolderState:
+    """``FolderState`` of ``folder`` now."""
+    try:
+        return listing_state(sorted(os.listdir(folder)))
+    except (OSError, ValueError):
+        return None
 
 
 def _pattern(kind: str, name: str) -> re.Pattern[str] | None:
@@ -171,11 +219,3 @@ def _pattern(kind: str, name: str) -> re.Pattern[str] | None:
     if not m:
         return re.compile(re.escape(name) + r"\Z")
     return re.compile(re.escape(m.group(1)) + r"\d+" + re.escape(m.group(3)) + r"\Z")
-
-
-def _walk_files(folder: str) -> list[str]:
-    out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        out.extend(posixpath.join(dirpath, n) for n in sorted(filenames))
-    return out

@@ -65,14 +65,18 @@ def only_asked(url: str, files: Sequence[FileSpec],
         raise NotAShamanServer(
             f"{url} answered with {len(answer):,} requirements about {len(files):,} files "
             "asked; that is not a Shaman requirements list.", url=url, status=200)
-    paths: dict[tuple[str, int], set[str]] = {}
+    if not answer:
+        return []  # an unchanged shot: nothing needed, nothing to match
+    paths: dict[tuple[str, int], set[str]] = {(r.sha, r.size): set() for r in answer}
     for spec in files:
-        paths.setdefault((spec.sha, spec.size), set()).add(spec.path)
+        asked = paths.get((spec.sha, spec.size))
+        if asked is not None:
+            asked.add(spec.path)
     kept: list[FileRequirement] = []
     ignored: list[FileRequirement] = []
     for req in answer:
         asked = paths.get((req.sha, req.size))
-        if asked is None:
+        if not asked:
             ignored.append(req)
         elif req.path in asked:
             kept.append(req)

@@ -24,6 +24,12 @@ EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_PART = r'(?!\.\.?(?:/|\Z))[\x20\x21\x23-\x2e\x30-\x5b\x5d-\x7e]+'
+_PLAIN_SAFE = re.compile(rf"(?![A-Za-z]:){_PART}(?:/{_PART})*")
+"""The common safe checkout path, in one regular expression: printable ASCII parts, none
+empty, ``.`` or ``..``, no backslash, no drive letter, no quote (so its JSON text needs no
+escape). Whatever it matches ``is_safe_checkout_path`` accepts (a fuzz test holds them
+equal); the rest goes through the whole rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,8 @@ def is_safe_checkout_path(path: str) -> bool:
     drive letter, no control character. (The server checks none of this.)"""
     if not isinstance(path, str) or not path:
         return False
+    if _PLAIN_SAFE.fullmatch(path):
+        return True  # most paths: one match (300,000 checks a 100,000-file run)
     if path.startswith("/") or "\\" in path or _DRIVE_RE.match(path):
         return False
     if not (path.isascii() and path.isprintable()) and any(
@@ -131,13 +139,18 @@ class JsonBody:
 def files_body(files: Sequence[FileSpec], **extra: str) -> JsonBody:
     """``{"files": [...], **extra}`` for ``files`` (each checked first), encoded piece by
     piece: 100,000 files as dicts, then text, then bytes, held 50 MB at once."""
+    pieces = []
+    plain, checksum = _PLAIN_SAFE.fullmatch, _SHA_RE.fullmatch
+    for spec in files:
+        sha, size, path = spec.sha, int(spec.size), spec.path
+        if plain(path) and checksum(sha) and size >= 0:  # safe, and nothing to escape
+            pieces.append(f'{{"sha": "{sha}", "size": {size}, "path": "{path}"}}')
+        else:
+            check_file_spec(spec)
+            pieces.append(f'{{"sha": "{sha}", "size": {size}, "path": {_json_text(path)}}}')
     buf = bytearray(b'{"files": [')
-    for i, spec in enumerate(files):
-        check_file_spec(spec)
-        if i:
-            buf += b", "
-        buf += (f'{{"sha": "{spec.sha}", "size": {int(spec.size)}, '
-                f'"path": {_json_text(spec.path)}}}').encode()
+    buf += ", ".join(pieces).encode()
+    del pieces
     buf += b"]"
     for name, value in extra.items():
         buf += f", {json.dumps(name)}: {json.dumps(value)}".encode()

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1 << 20
 SCHEMA_VERSION = 2
 _LOOKUP_CHUNK = 500  # paths per query (sqlite allows at least 999 parameters)
+_RANGE_MIN = 16  # files asked in one folder for its range of the index to be read
 FLUSH_EVERY = 5000
 """New checksums written in one transaction once this many wait: bounded memory, and
 few enough writes not to cost time (one transaction per 5,000 files)."""
@@ -249,16 +250,8 @@ class ChecksumCache:
                 else:
                     ask.append(i)
             if self._conn is not None and ask:
-                rows: dict[str, tuple[tuple[int, int, int, int], str]] = {}
                 try:
-                    for start in range(0, len(ask), _LOOKUP_CHUNK):
-                        chunk = [stats[i].path for i in ask[start:start + _LOOKUP_CHUNK]]
-                        marks = ",".join("?" * len(chunk))
-                        for path, size, mtime_ns, ctime_ns, inode, sha in self._conn.execute(
-                            "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM "
-                            f"checksums WHERE path IN ({marks})", chunk,
-                        ):
-                            rows[path] = ((size, mtime_ns, ctime_ns, inode), sha)
+                    rows = self._rows([stats[i].path for i in ask])
                 except sqlite3.Error as exc:
                     log.warning("checksum cache read failed (%s); going without it", exc)
                     self._drop_connection()
@@ -268,6 +261,40 @@ class ChecksumCache:
                     if row is not None and row[0] == stats[i].ident:
                         out[i] = str(row[1])
         return out
+
+    def _rows(self, paths: list[str]) -> dict[str, tuple[tuple[int, int, int, int], str]]:
+        """The cached rows of ``paths`` (and maybe of others: callers look theirs up).
+
+        Files come in folders: the rows of a folder with many of them are read in one
+        range of the index (a third of the cost of as many lookups by name), unless
+        the folder holds far more cached files than are asked (then they are asked by
+        name)."""
+        assert self._conn is not None
+        by_folder: dict[str, list[str]] = {}
+        for path in paths:
+            by_folder.setdefault(path[:path.rfind("/")], []).append(path)
+        rows: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        by_name: list[str] = []
+        select = "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM checksums WHERE "
+        for folder, names in by_folder.items():
+            if len(names) < _RANGE_MIN or not folder:
+                by_name += names
+                continue
+            limit = 4 * len(names) + 64
+            found = self._conn.execute(select + "path > ? AND path < ? LIMIT ?",
+                                       (folder + "/", folder + "0", limit)).fetchall()
+            if len(found) >= limit:
+                by_name += names
+                continue
+            for path, size, mtime_ns, ctime_ns, inode, sha in found:
+                rows[path] = ((size, mtime_ns, ctime_ns, inode), sha)
+        for start in range(0, len(by_name), _LOOKUP_CHUNK):
+            chunk = by_name[start:start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for path, size, mtime_ns, ctime_ns, inode, sha in self._conn.execute(
+                    f"{select}path IN ({marks})", chunk):
+                rows[path] = ((size, mtime_ns, ctime_ns, inode), sha)
+        return rows
 
     def put(self, stat: FileStat, sha256: str) -> None:
         """Remember a checksum; written to disk at the next ``flush()``, or now once

@@ -71,3 +71,35 @@ def test_a_cache_of_the_old_schema_is_rebuilt_cleanly(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     conn.close()
     assert not db.with_name(db.name + ".corrupt").exists()
+
+
+def test_many_files_of_a_folder_are_found_as_one_by_one_lookups_find_them(
+        tmp_path: Path) -> None:
+    """A folder with many files asked is read as one range of the index: it must give
+    exactly what a lookup by name gives, next to folders whose names extend its name
+    ('tex' and 'tex2', 'tex-a'), its subfolders, and a folder holding far more cached
+    files than are asked (read by name)."""
+    import random
+
+    rng = random.Random(3)
+    stats: list[FileStat] = []
+    for folder, count in (("tex", 40), ("tex2", 30), ("tex-a", 20), ("tex/sub", 25),
+                          ("big", 400), ("few", 3)):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            f = tmp_path / folder / f"f{i:03d}.png"
+            f.write_bytes(b"x" * i)
+            stats.append(FileStat.of(f))
+    cached = {s.path: f"{rng.getrandbits(256):064x}" for s in stats if rng.random() < 0.8}
+    with ChecksumCache(tmp_path / "c.sqlite") as cache:
+        for s in stats:
+            if s.path in cached:
+                cache.put(s, cached[s.path])
+        cache.flush()
+        stale = FileStat(stats[5].path, stats[5].size + 1, stats[5].mtime_ns)
+        asked = [s for s in stats if "/big/" not in s.path or s.path.endswith("7.png")]
+        asked.append(stale)
+        rng.shuffle(asked)
+        expected = [None if s is stale else cached.get(s.path) for s in asked]
+        assert cache.lookup_many(asked) == expected
+        assert [cache.lookup(s) for s in asked] == expected

@@ -1,0 +1,305 @@
+"""The last collection of a .blend, reused while nothing it was decided from has changed.
+
+Collecting costs some 100 µs of Python a file (expanding, screening, placing), about
+10 s for a 100,000-file shot; a resubmission of that shot, unchanged or with a few
+textures repainted, must come to the same outcome. The outcome (which files, where each
+lands, what is missing and why, what is outside the project, the warnings) depends on:
+
+- each traced .blend's identity (size, times, inode): its stored paths;
+- each folder whose listing was read (sequences, tiles, caches): its entries' names;
+- where each folder holding a file or a missing path really is (symlinks on the way);
+- each file being there, of the same kind (a regular file, or a link to the same place),
+  with the same permission bits and owner; its bytes and size may change (they are
+  hashed afterwards, and are not part of the outcome);
+- each missing path being missing the same way;
+- the folders named like a Blender version that were looked at as an installation.
+
+``save`` records them with the plan; ``reuse`` looks at each again (one ``lstat`` a
+file, about 3 µs) and gives back the plan, or None as soon as one differs, and the
+collector then collects afresh. Kept in the cache folder, one file per .blend and
+settings; a record that cannot be read is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .expand import FolderState, folder_state, is_install_folder
+from .plan import NOT_ON_DISK, MissingFile, OutsideFile, PackPlan, PlanFile
+from .rewrite import write_whole
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MAX_BYTES = 1 << 30  # a record larger than this was not written by us: not read
+CANCEL_EVERY = 4096  # files looked at between two looks at the cancel flag
+BLEND = "blend"  # a file's state in the record: a traced .blend, whose identity is kept
+_CODE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Watch:
+    """What a collection was decided from, besides its plan (see the module docstring)."""
+
+    blends: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    listed: dict[str, FolderState] = field(default_factory=dict)
+    versions: dict[str, bool] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def blend_read(self, path: str, st: os.stat_result) -> None:
+        self.blends[path] = blend_ident(st)
+
+
+@dataclass
+class Reused:
+    """A reused collection: the plan, and the files to hand out as collecting would
+    have (in the same order), each with its ``stat`` of this run."""
+
+    plan: PackPlan
+    streamed: list[tuple[PlanFile, os.stat_result]]
+
+
+def blend_ident(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def record_path(cache_dir: Path, settings: Iterable[object]) -> Path:
+    """Where the record of one .blend collected with these settings is kept: the code
+    of this package is part of the key, so a changed collector never reuses an old
+    outcome."""
+    key = json.dumps([FORMAT, _code_digest(), os.geteuid() if hasattr(os, "geteuid") else 0,
+                      *map(str, settings)])
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+    return cache_dir / "collections" / f"{digest}.json"
+
+
+_code_lock = threading.Lock()
+_code_cache: list[str] = []
+
+
+def _code_digest() -> str:
+    with _code_lock:
+        if not _code_cache:
+            h = hashlib.sha256()
+            for src in sorted(_CODE.glob("*.py")):
+                h.update(src.name.encode())
+                h.update(src.read_bytes())
+            try:
+                import blender_asset_tracer  # noqa: PLC0415  (BAT is imported late)
+                h.update(str(getattr(blender_asset_tracer, "__version__", "")).encode())
+            except ImportError:
+                pass
+            _code_cache.append(h.hexdigest())
+        return _code_cache[0]
+
+
+# -- saving
+
+def save(record: Path, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watch) -> None:
+    """Write the record of a finished collection (replacing the last); a record that
+    cannot be written is skipped with a log line (the next collection is a full one)."""
+    order = {id(f): i for i, f in enumerate(streamed)}
+    files = [_file_row(f, order.get(id(f), -1), watch) for f in plan.files]
+    doc = {
+        "format": FORMAT,
+        "main": [str(plan.main_blend), str(plan.project_root), plan.blend_checkout_path],
+        "files": files,
+        "missing": [[m.path, list(m.referenced_by), m.reason, _missing_state(m)]
+                    for m in plan.missing],
+        "outside": [o.to_json() for o in plan.outside_project],
+        "refused": [o.to_json() for o in plan.refused],
+        "warnings": plan.warnings,
+        "blends": watch.blends,
+        "listed": watch.listed,
+        "versions": watch.versions,
+        "skipped": [[p, _kind(p)] for p in watch.skipped],
+        "folders": _real_folders(plan, watch),
+    }
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        write_whole(tmp, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        os.replace(tmp, record)
+    except (OSError, ValueError) as exc:
+        log.warning("could not keep the collection record %s: %s", record, exc)
+
+
+def _file_row(f: PlanFile, order: int, watch: Watch) -> list[Any]:
+    state: list[Any] | str | None = None
+    if f.rewritten:
+        try:
+            st = os.lstat(f.source_path)
+            state = [st.st_size, st.st_ino, st.st_mtime_ns]
+        except OSError:
+            state = None  # gone already: the record will not be reused
+    elif f.original_path in watch.blends:
+        state = BLEND  # checked whole, with the .blend files
+    else:
+        state = _file_state(f.original_path)
+    source = None if f.source_path == f.original_path else f.source_path
+    return [f.original_path, source, f.checkout_path, f.size, f.rewritten, order, state]
+
+
+def _file_state(path: str) -> list[Any] | None:
+    try:
+        lst = os.lstat(path)
+        if not stat.S_ISLNK(lst.st_mode):
+            return [lst.st_mode, lst.st_uid, lst.st_gid, None, 0]
+        target = os.stat(path)
+        return [lst.st_mode, target.st_uid, target.st_gid, os.path.realpath(path),
+                target.st_mode]
+    except OSError:
+        return None
+
+
+def _missing_state(m: MissingFile) -> list[int] | None:
+    if m.reason == NOT_ON_DISK:
+        return None  # nothing there: so it must stay
+    return _kind(m.path)
+
+
+def _kind(path: str) -> list[int] | None:
+    try:
+        st = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    return [st.st_mode, st.st_uid, st.st_gid]
+
+
+def _real_folders(plan: PackPlan, watch: Watch) -> dict[str, str]:
+    folders = {str(plan.project_root)}
+    for f in plan.files:
+        folders.add(_folder(f.original_path))
+    folders.update(_folder(m.path) for m in plan.missing)
+    folders.update(_folder(p) for p in watch.skipped)
+    return {d: os.path.realpath(d) for d in sorted(folders)}
+
+
+def _folder(path: str) -> str:
+    cut = path.rfind("/")
+    return path[:cut] if cut > 0 else posixpath.dirname(path)
+
+
+# -- reusing
+
+class _Changed(Exception):
+    """Something the record was decided from is not the same (the text says what)."""
+
+
+def reuse(record: Path, plan: PackPlan,
+          cancelled: Callable[[], bool] = lambda: False) -> Reused | None:
+    """The recorded collection for ``plan`` (its main .blend, root and checkout path
+    set), if everything it was decided from is as it was; None otherwise."""
+    try:
+        if record.stat().st_size > MAX_BYTES:
+            return None
+        doc = json.loads(record.read_bytes())
+        if doc["format"] != FORMAT or doc["main"] != [
+                str(plan.main_blend), str(plan.project_root), plan.blend_checkout_path]:
+            return None
+        _check_around(doc)
+        streamed = _fill(plan, doc, cancelled)
+    except FileNotFoundError:
+        return None
+    except _Changed as exc:
+        log.info("collecting afresh: %s", exc)
+        return None
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        log.info("collection record %s not used: %s", record, exc)
+        return None
+    return Reused(plan, streamed)
+
+
+def _check_around(doc: dict[str, Any]) -> None:
+    """Everything but the files: the .blend files, folders, missing paths."""
+    for path, ident in doc["blends"].items():
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise _Changed(f"{path} is gone") from exc
+        if list(blend_ident(st)) != ident:
+            raise _Changed(f"{path} changed")
+    for folder, state in doc["listed"].items():
+        if folder_state(folder) != state:
+            raise _Changed(f"the folder {folder} changed")
+    for folder, was in doc["versions"].items():
+        if is_install_folder(folder) != was:
+            raise _Changed(f"{folder} changed")
+    for folder, real in doc["folders"].items():
+        if os.path.realpath(folder) != real:
+            raise _Changed(f"{folder} now leads elsewhere")
+    for path, *_, state in doc["missing"]:
+        if _kind(path) != state:
+            raise _Changed(f"{path} changed")
+    for path, state in doc["skipped"]:
+        if _kind(path) != state:
+            raise _Changed(f"{path} changed")
+
+
+def _fill(plan: PackPlan, doc: dict[str, Any],
+          cancelled: Callable[[], bool]) -> list[tuple[PlanFile, os.stat_result]]:
+    """The plan's files, each looked at once; the streamed ones in their first order."""
+    streamed: list[tuple[int, PlanFile, os.stat_result]] = []
+    files: list[PlanFile] = []
+    for i, row in enumerate(doc["files"]):
+        if i % CANCEL_EVERY == 0 and cancelled():
+            raise _Changed("cancelled")
+        original, source, cp, size, rewritten, order, state = row
+        entry, st = _look(original, source, cp, size, rewritten, state)
+        files.append(entry)
+        if order >= 0:
+            streamed.append((order, entry, st))
+    missing = [MissingFile(p, tuple(refs), reason) for p, refs, reason, _ in doc["missing"]]
+    outside = [_outside(o) for o in doc["outside"]]
+    refused = [_outside(o) for o in doc["refused"]]
+    warnings = [str(w) for w in doc["warnings"]]
+    plan.files, plan.missing, plan.warnings = files, missing, warnings
+    plan.outside_project, plan.refused = outside, refused
+    streamed.sort(key=lambda t: t[0])
+    return [(entry, st) for _, entry, st in streamed]
+
+
+def _look(original: str, source: str | None, cp: str, size: int, rewritten: bool,
+          state: list[Any] | str | None) -> tuple[PlanFile, os.stat_result]:
+    """One file of the record, looked at now: its entry and ``stat``."""
+    if rewritten:
+        st = os.lstat(source or original)
+        if state is None or [st.st_size, st.st_ino, st.st_mtime_ns] != state:
+            raise _Changed(f"the rewritten copy of {original} changed")
+        return PlanFile(source or original, cp, size, original, True), st
+    try:
+        st = os.lstat(original)
+    except OSError as exc:
+        raise _Changed(f"{original} is gone") from exc
+    if state == BLEND:
+        return PlanFile(source or original, cp, size, original), st
+    if state is None:
+        raise _Changed(f"{original} could not be looked at when it was collected")
+    mode, uid, gid, real, target_mode = state
+    if st.st_mode != mode:
+        raise _Changed(f"{original} changed kind or permissions")
+    if real is not None:  # a symlink: the same place, the same kind of file there
+        target = os.stat(original)
+        if (os.path.realpath(original) != real or target.st_mode != target_mode
+                or (target.st_uid, target.st_gid) != (uid, gid)):
+            raise _Changed(f"{original} now leads elsewhere")
+        st = target
+    elif (st.st_uid, st.st_gid) != (uid, gid):
+        raise _Changed(f"the owner of {original} changed")
+    return PlanFile(source or original, cp, st.st_size, original), st
+
+
+def _outside(doc: dict[str, Any]) -> OutsideFile:
+    return OutsideFile(str(doc["path"]), str(doc["target"]),
+                       tuple(str(r) for r in doc["referenced_by"]),
+                       None if doc["credential_store"] is None else str(doc["credential_store"]))
