@@ -95,7 +95,7 @@ def _code_digest() -> str:
                 h.update(src.name.encode())
                 h.update(src.read_bytes())
             try:
-                import blender_asset_tracer  # noqa: PLC0415  (BAT is imported late)
+                import blender_asset_tracer  # imported late: it is large
                 h.update(str(getattr(blender_asset_tracer, "__version__", "")).encode())
             except ImportError:
                 pass
@@ -109,11 +109,26 @@ def save(record: Path, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watc
     """Write the record of a finished collection (replacing the last); a record that
     cannot be written is skipped with a log line (the next collection is a full one)."""
     order = {id(f): i for i, f in enumerate(streamed)}
-    files = [_file_row(f, order.get(id(f), -1), watch) for f in plan.files]
+    inside = str(plan.project_root).rstrip("/") + "/"
+    plain: list[list[Any]] = []
+    others: list[list[Any]] = []
+    for pos, f in enumerate(plan.files):
+        row = _file_row(f, watch)
+        if isinstance(row, list):
+            row[:0] = [pos, order.get(id(f), -1)]
+            others.append(row)
+        else:
+            mode, uid, gid = row
+            cp = f.checkout_path
+            same = f.original_path.startswith(inside) and f.original_path[len(inside):] == cp
+            plain.append([pos, order.get(id(f), -1), f.original_path, None if same else cp,
+                          mode, uid, gid])
     doc = {
         "format": FORMAT,
         "main": [str(plan.main_blend), str(plan.project_root), plan.blend_checkout_path],
-        "files": files,
+        "count": len(plan.files),
+        "plain": plain,
+        "others": others,
         "missing": [[m.path, list(m.referenced_by), m.reason, _missing_state(m)]
                     for m in plan.missing],
         "outside": [o.to_json() for o in plan.outside_project],
@@ -134,7 +149,9 @@ def save(record: Path, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watc
         log.warning("could not keep the collection record %s: %s", record, exc)
 
 
-def _file_row(f: PlanFile, order: int, watch: Watch) -> list[Any]:
+def _file_row(f: PlanFile, watch: Watch) -> tuple[int, int, int] | list[Any]:
+    """A plain file's (mode, owner, group); else the whole row of a rewritten copy, a
+    traced .blend, a symlink, or a file that could not be looked at."""
     state: list[Any] | str | None = None
     if f.rewritten:
         try:
@@ -144,10 +161,11 @@ def _file_row(f: PlanFile, order: int, watch: Watch) -> list[Any]:
             state = None  # gone already: the record will not be reused
     elif f.original_path in watch.blends:
         state = BLEND  # checked whole, with the .blend files
-    else:
+    elif f.source_path == f.original_path:
         state = _file_state(f.original_path)
-    source = None if f.source_path == f.original_path else f.source_path
-    return [f.original_path, source, f.checkout_path, f.size, f.rewritten, order, state]
+        if state is not None and state[3] is None:
+            return state[0], state[1], state[2]
+    return [f.original_path, f.source_path, f.checkout_path, f.size, f.rewritten, state]
 
 
 def _file_state(path: str) -> list[Any] | None:
@@ -249,40 +267,53 @@ def _check_around(doc: dict[str, Any]) -> None:
 def _fill(plan: PackPlan, doc: dict[str, Any],
           cancelled: Callable[[], bool]) -> list[tuple[PlanFile, os.stat_result]]:
     """The plan's files, each looked at once; the streamed ones in their first order."""
-    streamed: list[tuple[int, PlanFile, os.stat_result]] = []
-    files: list[PlanFile] = []
-    for i, row in enumerate(doc["files"]):
+    count = int(doc["count"])
+    files: list[Any] = [None] * count
+    streamed: list[Any] = [None] * count
+    inside = len(str(plan.project_root).rstrip("/")) + 1
+    lstat = os.lstat
+    for i, (pos, order, path, cp, mode, uid, gid) in enumerate(doc["plain"]):
         if i % CANCEL_EVERY == 0 and cancelled():
             raise _Changed("cancelled")
-        original, source, cp, size, rewritten, order, state = row
-        entry, st = _look(original, source, cp, size, rewritten, state)
-        files.append(entry)
+        try:
+            st = lstat(path)
+        except OSError as exc:
+            raise _Changed(f"{path} is gone") from exc
+        if st.st_mode != mode or st.st_uid != uid or st.st_gid != gid:
+            raise _Changed(f"{path} changed kind, permissions or owner")
+        files[pos] = entry = PlanFile(path, cp or path[inside:], st.st_size, path)
         if order >= 0:
-            streamed.append((order, entry, st))
+            streamed[order] = (entry, st)
+    for pos, order, *row in doc["others"]:
+        files[pos], st = _look(*row)
+        if order >= 0:
+            streamed[order] = (files[pos], st)
+    if None in files:
+        raise ValueError("the record's files do not add up")
     missing = [MissingFile(p, tuple(refs), reason) for p, refs, reason, _ in doc["missing"]]
     outside = [_outside(o) for o in doc["outside"]]
     refused = [_outside(o) for o in doc["refused"]]
     warnings = [str(w) for w in doc["warnings"]]
     plan.files, plan.missing, plan.warnings = files, missing, warnings
     plan.outside_project, plan.refused = outside, refused
-    streamed.sort(key=lambda t: t[0])
-    return [(entry, st) for _, entry, st in streamed]
+    return [item for item in streamed if item is not None]
 
 
-def _look(original: str, source: str | None, cp: str, size: int, rewritten: bool,
+def _look(original: str, source: str, cp: str, size: int, rewritten: bool,
           state: list[Any] | str | None) -> tuple[PlanFile, os.stat_result]:
-    """One file of the record, looked at now: its entry and ``stat``."""
+    """One file of the record other than a plain one, looked at now: its entry and
+    ``stat``."""
     if rewritten:
-        st = os.lstat(source or original)
+        st = os.lstat(source)
         if state is None or [st.st_size, st.st_ino, st.st_mtime_ns] != state:
             raise _Changed(f"the rewritten copy of {original} changed")
-        return PlanFile(source or original, cp, size, original, True), st
+        return PlanFile(source, cp, size, original, True), st
     try:
         st = os.lstat(original)
     except OSError as exc:
         raise _Changed(f"{original} is gone") from exc
-    if state == BLEND:
-        return PlanFile(source or original, cp, size, original), st
+    if isinstance(state, str):  # BLEND: checked whole, with the .blend files
+        return PlanFile(source, cp, size, original), st
     if state is None:
         raise _Changed(f"{original} could not be looked at when it was collected")
     mode, uid, gid, real, target_mode = state
@@ -296,7 +327,7 @@ def _look(original: str, source: str | None, cp: str, size: int, rewritten: bool
         st = target
     elif (st.st_uid, st.st_gid) != (uid, gid):
         raise _Changed(f"the owner of {original} changed")
-    return PlanFile(source or original, cp, st.st_size, original), st
+    return PlanFile(source, cp, st.st_size, original), st
 
 
 def _outside(doc: dict[str, Any]) -> OutsideFile:

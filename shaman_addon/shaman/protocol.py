@@ -32,9 +32,10 @@ escape). Whatever it matches ``is_safe_checkout_path`` accepts (a fuzz test hold
 equal); the rest goes through the whole rule."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FileSpec:
-    """One file as the server knows it: content (sha, size) and place in the checkout."""
+    """One file as the server knows it: content (sha, size) and place in the checkout.
+    Not frozen, for speed (as ``PlanFile``)."""
 
     sha: str
     size: int

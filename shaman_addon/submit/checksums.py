@@ -100,9 +100,10 @@ def sha256_file(
     return digest.hexdigest(), total
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FileStat:
-    """What the cache key is made of, taken once per file."""
+    """What the cache key is made of, taken once per file. Not frozen, for speed (as
+    ``PlanFile``)."""
 
     path: str
     size: int

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..collect.plan import PackPlan, PlanFile
 from ..progress import Phase, ProgressTracker
 from .checksums import ChecksumCache, FileStat
-from .messages import FilesFound, FoundFile, Inbox, PlanReady, StageFailed
+from .messages import FilesFound, Inbox, PlanReady, StageFailed
 from .options import SubmitOptions
 
 
@@ -30,7 +30,9 @@ class CollectStage:
         self._inbox = inbox
         self._tracker = tracker
         self._cache = cache
-        self._found: list[tuple[PlanFile, FileStat]] = []
+        self._found: list[PlanFile] = []
+        self._stats: list[FileStat] = []
+        self._batch = options.tuning.stream_batch
         self._lock = threading.Lock()
         self._collected: PackPlan | None = None
         self._abandoned = False
@@ -92,9 +94,13 @@ class CollectStage:
         self._inbox.put(PlanReady(plan))
 
     def _on_file(self, file: PlanFile, st: os.stat_result) -> None:
-        self._found.append((file, FileStat.from_stat(file.source_path, st)))
-        if len(self._found) >= self._options.tuning.stream_batch:
+        self._found.append(file)
+        self._stats.append(FileStat.from_stat(file.source_path, st))
+        if len(self._found) >= self._batch:
             self._hand_over()
+            # The first files go at once, so hashing starts; then batches grow, so a
+            # shot collected in one go (an unchanged one) costs few messages and queries.
+            self._batch = min(2 * self._batch, self._options.tuning.stream_batch_max)
 
     def _on_progress(self, text: str) -> None:
         self._hand_over()  # the collector moves on to the next .blend: send what it found
@@ -103,8 +109,5 @@ class CollectStage:
     def _hand_over(self) -> None:
         if not self._found:
             return
-        shas = self._cache.lookup_many([stat for _, stat in self._found])
-        files = tuple(FoundFile(file, stat, sha)
-                      for (file, stat), sha in zip(self._found, shas, strict=True))
-        self._found = []
-        self._inbox.put(FilesFound(files))
+        files, stats, self._found, self._stats = self._found, self._stats, [], []
+        self._inbox.put(FilesFound(files, stats, self._cache.lookup_many(stats)))

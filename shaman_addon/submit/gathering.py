@@ -115,9 +115,9 @@ class Gathering:
 
     def _handle(self, message: Message) -> None:
         match message:
-            case FilesFound(files=found):
-                for item in found:
-                    self._arrive(item.file, item.stat, item.cached_sha)
+            case FilesFound(files=files, stats=stats, cached_shas=shas):
+                for file, stat, sha in zip(files, stats, shas, strict=True):
+                    self._arrive(file, stat, sha)
                 self._report_hits()
             case HashesReady():
                 self._raise_if_upload_failed()  # an upload failed: stop the rest

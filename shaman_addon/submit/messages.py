@@ -15,18 +15,14 @@ from .contents import Entry
 
 
 @dataclass(frozen=True, slots=True)
-class FoundFile:
-    """A dependency the collector placed, with its stat and its cached checksum (both
-    taken on the collector's thread, one cache query per batch)."""
-
-    file: PlanFile
-    stat: FileStat
-    cached_sha: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class FilesFound:
-    files: tuple[FoundFile, ...]
+    """Dependencies the collector placed, each with its stat and its cached checksum
+    (both taken on the collector's thread, one cache query per batch): three lists of
+    one length, not an object per file (a 100,000-file shot sends 100,000)."""
+
+    files: list[PlanFile]
+    stats: list[FileStat]
+    cached_shas: list[str | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,8 +63,12 @@ class Tuning:
     low_water_min_seconds: float = 0.05
     """A batch asked about early holds at least this many files or waited this long."""
     stream_batch: int = 64
-    """Files the collector hands over at a time while it still reads libraries: waking
-    the main thread for each file would fight the collector for the GIL."""
+    stream_batch_max: int = 4096
+    """Files the collector hands over at a time: the first batch holds ``stream_batch``,
+    each next one twice as many, up to ``stream_batch_max``. Waking the main thread for
+    each file would fight the collector for the GIL; small first batches start hashing
+    at once, large later ones keep an unchanged 100,000-file shot to a few dozen
+    messages and checksum-cache queries."""
     lane_ahead_requests: int = 128
     lane_ahead_bytes: int = 4 << 20
     """How far a pipelined lane writes ahead of the answers it has read: enough requests
