@@ -58,6 +58,14 @@ class Asker:
         self._batch_bytes += spec.size
         self.flush(force=False)
 
+    def take_many(self, specs: list[FileSpec]) -> None:
+        """``take`` for each of ``specs``."""
+        if not self.overlapping:
+            self._held.extend(specs)
+            return
+        for spec in specs:
+            self.take(spec)
+
     def start_overlapping(self) -> None:
         """From now on ask (and upload) while hashing goes on. What was held is asked
         about in batches of the usual size: with small files tens of thousands can be

@@ -116,8 +116,7 @@ class Gathering:
     def _handle(self, message: Message) -> None:
         match message:
             case FilesFound(files=files, stats=stats, cached_shas=shas):
-                for file, stat, sha in zip(files, stats, shas, strict=True):
-                    self._arrive(file, stat, sha)
+                self._arrive_many(files, stats, shas)
                 self._report_hits()
             case HashesReady():
                 self._raise_if_upload_failed()  # an upload failed: stop the rest
@@ -141,26 +140,30 @@ class Gathering:
             self._cache.put(result.stat, result.sha)
             self._asker.take(spec)
 
-    def _arrive(self, file: PlanFile, stat: FileStat | None = None,
-                sha: str | None = None) -> None:
-        """A file the collector placed: its checksum from the cache, or queue it to hash.
-        (Its checkout path is checked with the whole plan's, before the final
-        requirements call and the checkout; a batch call only names it to the server.)"""
-        if stat is None:
-            stat = FileStat.of(file.source_path)
-            sha = self._cache.lookup(stat)
-        entry = self._contents.add(file, stat)
+    def _arrive(self, file: PlanFile) -> None:
+        """A file the collector held back (a .blend): looked at here, then as a batch of
+        one. (Checkout paths are checked with the whole plan's, before the final
+        requirements call and the checkout; a batch call only names them to the
+        server.)"""
+        stat = FileStat.of(file.source_path)
+        self._arrive_many([file], [stat], [self._cache.lookup(stat)])
+
+    def _arrive_many(self, files: list[PlanFile], stats: list[FileStat],
+                     shas: list[str | None]) -> None:
+        """Files the collector placed, each with its stat and cached checksum (or None):
+        recorded, and those without a checksum queued to hash."""
+        specs, to_hash = self._contents.add_found(files, stats, shas)
         counts = self._counts
-        counts.known_bytes += stat.size
-        if sha is None:
+        counts.known_bytes += sum(stat.size for stat in stats)
+        for entry in to_hash:
             counts.outstanding += 1
-            counts.miss_bytes += stat.size
+            counts.miss_bytes += entry.stat.size
             self._hashing.want(entry)
-            return
-        counts.cache_hits += 1
-        counts.hit_bytes += stat.size
-        counts.hit_files += 1
-        self._asker.take(self._contents.set_checksum(entry, sha, stat.size, stat))
+        hit_bytes = sum(spec.size for spec in specs)
+        counts.cache_hits += len(specs)
+        counts.hit_files += len(specs)
+        counts.hit_bytes += hit_bytes
+        self._asker.take_many(specs)
 
     def _report_hits(self) -> None:
         """Tell the bar about a batch of arrivals at once (not one event per file)."""
@@ -177,9 +180,8 @@ class Gathering:
         check_missing(plan, self._blend, fail=self._options.fail_on_missing)
         check_paths(plan)
         self._contents.retain({f.checkout_path for f in plan.files})
-        for file in plan.files:
-            if self._contents.current(file) is None:
-                self._arrive(file)
+        for file in self._contents.not_held(plan.files):
+            self._arrive(file)
         self._report_hits()
         self._tracker.set_phase(Phase.HASHING)
 
