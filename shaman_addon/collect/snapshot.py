@@ -22,6 +22,7 @@ settings; a record that cannot be read is not used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,17 +33,17 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .expand import FolderState, folder_state, is_install_folder
 from .plan import NOT_ON_DISK, MissingFile, OutsideFile, PackPlan, PlanFile
-from .rewrite import write_whole
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 MAX_BYTES = 1 << 30  # a record larger than this was not written by us: not read
 CANCEL_EVERY = 4096  # files looked at between two looks at the cancel flag
+CHUNK_ROWS = 4096  # file rows written at a time
 BLEND = "blend"  # a file's state in the record: a traced .blend, whose identity is kept
 _CODE = Path(__file__).resolve().parent
 
@@ -107,27 +108,48 @@ def _code_digest() -> str:
 
 def save(record: Path, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watch) -> None:
     """Write the record of a finished collection (replacing the last); a record that
-    cannot be written is skipped with a log line (the next collection is a full one)."""
+    cannot be written is skipped with a log line (the next collection is a full one).
+    The file rows are written a chunk at a time: a 100,000-file record is ~15 MB of
+    text, which a cold submission must not hold at its peak."""
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as out:
+                _write(out, plan, streamed, watch)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        os.replace(tmp, record)
+    except (OSError, ValueError) as exc:
+        log.warning("could not keep the collection record %s: %s", record, exc)
+
+
+def _write(out: TextIO, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watch) -> None:
     order = {id(f): i for i, f in enumerate(streamed)}
     inside = str(plan.project_root).rstrip("/") + "/"
-    plain: list[list[Any]] = []
     others: list[list[Any]] = []
+    chunk: list[str] = []
+    sep = ""  # between chunks
+    out.write(_json({"format": FORMAT, "main": [str(plan.main_blend), str(plan.project_root),
+                                                plan.blend_checkout_path],
+                     "count": len(plan.files)})[:-1] + ',"plain":[')
     for pos, f in enumerate(plan.files):
         row = _file_row(f, watch)
         if isinstance(row, list):
-            row[:0] = [pos, order.get(id(f), -1)]
-            others.append(row)
-        else:
-            mode, uid, gid = row
-            cp = f.checkout_path
-            same = f.original_path.startswith(inside) and f.original_path[len(inside):] == cp
-            plain.append([pos, order.get(id(f), -1), f.original_path, None if same else cp,
-                          mode, uid, gid])
-    doc = {
-        "format": FORMAT,
-        "main": [str(plan.main_blend), str(plan.project_root), plan.blend_checkout_path],
-        "count": len(plan.files),
-        "plain": plain,
+            others.append([pos, order.get(id(f), -1), *row])
+            continue
+        cp = f.checkout_path
+        same = f.original_path.startswith(inside) and f.original_path[len(inside):] == cp
+        chunk.append(_json([pos, order.get(id(f), -1), f.original_path,
+                            None if same else cp, *row]))
+        if len(chunk) >= CHUNK_ROWS:
+            out.write(sep + ",".join(chunk))
+            chunk, sep = [], ","
+    if chunk:
+        out.write(sep + ",".join(chunk))
+    rest = {
         "others": others,
         "missing": [[m.path, list(m.referenced_by), m.reason, _missing_state(m)]
                     for m in plan.missing],
@@ -140,13 +162,11 @@ def save(record: Path, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watc
         "skipped": [[p, _kind(p)] for p in watch.skipped],
         "folders": _real_folders(plan, watch),
     }
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        write_whole(tmp, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
-        os.replace(tmp, record)
-    except (OSError, ValueError) as exc:
-        log.warning("could not keep the collection record %s: %s", record, exc)
+    out.write("]," + _json(rest)[1:])
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _file_row(f: PlanFile, watch: Watch) -> tuple[int, int, int] | list[Any]:

@@ -173,3 +173,16 @@ def test_cancel_while_the_record_is_checked_stops_the_collection(
     cancel.set()
     with pytest.raises(Cancelled):
         collect(shot, cache_dir=cache, cancel=cancel)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 7])
+def test_a_record_written_in_chunks_reads_back_whole(shot: Path, tmp_path: Path, rows: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file rows are written a chunk at a time (bounded memory): whatever the chunk
+    size, the record holds every file."""
+    from shaman_addon.collect import snapshot
+
+    monkeypatch.setattr(snapshot, "CHUNK_ROWS", rows)
+    cache = tmp_path / "cache"
+    Run(shot, cache).plan.cleanup()
+    assert _same_as_fresh(shot, cache).reused
