@@ -9,8 +9,6 @@ checkout path (``paths.to_checkout_path``, the only place paths are made); rewri
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -19,24 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import (
-    BlendFileError,
-    Cancelled,
-    CheckoutPathClash,
-    ConfigError,
-    TemporaryCopyFailed,
-)
-from . import paths, snapshot
+from ..errors import BlendFileError, Cancelled, CheckoutPathClash, ConfigError, TemporaryCopyFailed
+from . import paths, snapshot, trace_cache
 from .expand import Expander, canon, resolve
 from .plan import NOT_ON_DISK, MissingFile, PackPlan, PlanFile
-from .rewrite import Patch, patches_for, write_rewritten, write_whole
+from .rewrite import Patch, patches_for, write_rewritten
 from .screening import Screen
-from .trace import CACHE_GLOB, LIBRARY, BlendTrace, trace_blend
+from .trace import CACHE_GLOB, LIBRARY, BlendTrace
 
 log = logging.getLogger(__name__)
 
 PROJECT_MARKERS = (".blender_project", ".git", ".svn")
-_TRACE_CACHE_VERSION = "3"
 
 
 def find_project_root(blend: Path) -> Path:
@@ -183,30 +174,10 @@ class _Collector:
                 plan.cleanup()
             raise Cancelled(f"collecting the dependencies of {self.blend} was cancelled")
 
-    # -- tracing, with an optional cache keyed by the file's identity
     def trace(self, path: Path) -> BlendTrace:
         st = path.stat()
         self.watch.blend_read(canon(path), st)
-        cache_file = None
-        if self.cache_dir is not None:
-            key = (f"{_TRACE_CACHE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|"
-                   f"{st.st_ctime_ns}|{st.st_ino}")
-            digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-            cache_file = self.cache_dir / "traces" / f"{digest}.json"
-            try:
-                return BlendTrace.from_json(json.loads(cache_file.read_text("utf-8")))
-            except (OSError, ValueError, KeyError, TypeError):
-                pass
-        result = trace_blend(path)
-        if cache_file is not None:
-            try:
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-                write_whole(tmp, json.dumps(result.to_json()).encode("utf-8"))
-                os.replace(tmp, cache_file)
-            except OSError as exc:
-                log.warning("could not write the trace cache %s: %s", cache_file, exc)
-        return result
+        return trace_cache.traced(path, st, self.cache_dir)
 
     def run(self) -> PackPlan:
         plan = PackPlan(

@@ -36,13 +36,7 @@ from ..errors import (
 from ..untrusted import quoted
 from . import answers, deadlines
 from .answers import SMALL_ANSWER
-from .failures import (
-    json_object,
-    network_failure,
-    preview,
-    status_failure,
-    upload_failure,
-)
+from .failures import json_object, network_failure, preview, status_failure, upload_failure
 from .messages import Answer, UploadRequest
 from .pipelined import PipelinedConnection
 from .protocol import (
@@ -50,12 +44,12 @@ from .protocol import (
     FILE_STATUSES,
     REQUIREMENT_STATUSES,
     FileRequirement,
+    FilesBodies,
     FileSpec,
     ManagerConfiguration,
     ServerCheck,
     UploadResult,
     check_file_spec,
-    files_body,
     is_checksum,
 )
 from .requests_transport import RequestsTransport
@@ -93,6 +87,7 @@ class ShamanClient:
         self._lanes: list[PipelinedConnection] = []
         self._budget_end: float | None = None  # every call ends by then (check())
         self._lanes_lock = threading.Lock()
+        self._bodies = FilesBodies()  # the list asked about, encoded once for the checkout
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -155,7 +150,7 @@ class ShamanClient:
         url = f"{self.base_url}{API}/shaman/checkout/requirements"
         cap = answers.requirements_cap(files)
         data = self._json_call("Asking which files the server needs", "POST", url,
-                               files_body(files), retry_read, cap, moves=2 * cap)
+                               self._bodies.body(files), retry_read, cap, moves=2 * cap)
         try:
             answer = [
                 FileRequirement(sha=str(item["sha"]), size=int(item["size"]),
@@ -191,7 +186,7 @@ class ShamanClient:
     def create_checkout(self, files: Sequence[FileSpec], checkout_path: str) -> str:
         """Ask for the checkout; returns the path the SERVER chose (it may add a suffix)."""
         url = f"{self.base_url}{API}/shaman/checkout/create"
-        payload = files_body(files, checkoutPath=checkout_path)
+        payload = self._bodies.body(files, checkoutPath=checkout_path)
         what = f"Creating checkout {checkout_path!r}"
 
         def attempt() -> str:

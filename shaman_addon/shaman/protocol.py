@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,6 +141,11 @@ class JsonBody:
 def files_body(files: Sequence[FileSpec], **extra: str) -> JsonBody:
     """``{"files": [...], **extra}`` for ``files`` (each checked first), encoded piece by
     piece: 100,000 files as dicts, then text, then bytes, held 50 MB at once."""
+    return _with_files(files_array(files), extra)
+
+
+def files_array(files: Sequence[FileSpec]) -> bytes:
+    """The JSON array of ``files`` (each checked first), as ``json.dumps`` writes it."""
     pieces = []
     plain, checksum = _PLAIN_SAFE.fullmatch, _SHA_RE.fullmatch
     for spec in files:
@@ -149,11 +155,34 @@ def files_body(files: Sequence[FileSpec], **extra: str) -> JsonBody:
         else:
             check_file_spec(spec)
             pieces.append(f'{{"sha": "{sha}", "size": {size}, "path": {_json_text(path)}}}')
-    buf = bytearray(b'{"files": [')
-    buf += ", ".join(pieces).encode()
-    del pieces
-    buf += b"]"
+    return b"[" + ", ".join(pieces).encode() + b"]"
+
+
+def _with_files(array: bytes, extra: dict[str, str]) -> JsonBody:
+    buf = bytearray(b'{"files": ')
+    buf += array
     for name, value in extra.items():
         buf += f", {json.dumps(name)}: {json.dumps(value)}".encode()
     buf += b"}"
     return JsonBody(bytes(buf))
+
+
+class FilesBodies:
+    """``files_body`` that remembers the last list it encoded: a submission's last
+    requirements call and its checkout send the same list (100,000 files: ~10 MB of
+    JSON), which is then encoded once. Safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: tuple[list[FileSpec], bytes] | None = None
+
+    def body(self, files: Sequence[FileSpec], **extra: str) -> JsonBody:
+        listed = list(files)
+        with self._lock:
+            last = self._last
+        if last is not None and last[0] == listed:  # the same objects: compared by identity
+            return _with_files(last[1], extra)
+        array = files_array(listed)
+        with self._lock:
+            self._last = (listed, array)
+        return _with_files(array, extra)

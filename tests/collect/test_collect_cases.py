@@ -289,9 +289,10 @@ def test_cache_dir_skips_tracing_and_gives_the_same_plan(
         calls.append(path)
         return real(path)
 
-    import shaman_addon.collect.collector as collect_module
+    import shaman_addon.collect.trace_cache as trace_cache
 
-    monkeypatch.setattr(collect_module, "trace_blend", counting)
+    monkeypatch.setattr(trace_cache, "trace_blend", counting)
+    shutil.rmtree(cache / "collections")  # no record of the collection: each .blend is read
     second = collect(every_kind_production.main_blend, cache_dir=cache)
     try:
         assert calls == []  # every .blend came from the cache

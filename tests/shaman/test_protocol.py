@@ -124,3 +124,30 @@ def test_the_one_expression_for_plain_paths_accepts_only_what_the_whole_rule_doe
     assert taken > 1_000
     for common in ("bulk/b0001/f000123.png", "shots/main.blend", "_outside_project/a b.exr"):
         assert protocol._PLAIN_SAFE.fullmatch(common)
+
+
+def test_the_last_list_is_encoded_once_and_a_changed_one_again() -> None:
+    """The checkout sends the list the last requirements call asked about: its JSON is
+    reused, and must be what ``files_body`` gives; a list that changed (a re-hash gives
+    one file another checksum) is encoded afresh."""
+    from shaman_addon.shaman import protocol
+
+    files = [FileSpec("a" * 64, i, f"d/f{i}.png") for i in range(50)]
+    changed = [*files[:10], FileSpec("b" * 64, 10, "d/f10.png"), *files[11:]]
+    expected = [protocol.files_body(files).data,
+                protocol.files_body(files, checkoutPath="x").data,
+                protocol.files_body(changed, checkoutPath="x").data]
+    bodies = protocol.FilesBodies()
+    calls = []
+    real = protocol.files_array
+
+    def counted(specs):
+        calls.append(len(specs))
+        return real(specs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(protocol, "files_array", counted)
+        got = [bodies.body(files).data, bodies.body(tuple(files), checkoutPath="x").data,
+               bodies.body(changed, checkoutPath="x").data]
+    assert got == expected
+    assert calls == [50, 50]  # the checkout's body reused the first array
