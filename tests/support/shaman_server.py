@@ -70,6 +70,7 @@ _ZEROS = memoryview(bytes(CHUNK))
 _HOLE_MIN = 64 * 1024
 
 _SAFE_SHA = re.compile(r"[0-9A-Za-z]{3,128}")
+_SAFE_SHAS = re.compile(r"(?:[0-9A-Za-z]{3,128}\0)*")  # _SAFE_SHA, each ended by a NUL
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 _GO_BOOLS = {
     "1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
@@ -550,14 +551,15 @@ class _Store:
         The bulk form of ``is_stored`` (a look at the disk each time, nothing cached): at
         100,000 files the per-file costs are what counts, so the folder is opened once
         and each blob is looked up below it with ``faccessat`` (no stat result built:
-        half the time of ``os.stat`` here), the checksum rule is ``_safe_sha`` written
-        inline. Something
+        half the time of ``os.stat`` here), the checksum rule is tested on all
+        checksums at once (``_SAFE_SHAS``), one by one only when one fails it. Something
         that is not a regular file at a blob path counts as stored here, not in
         ``is_stored``: only the server puts anything there, and always a regular file.
         """
         out: list[tuple[dict[str, Any], tuple[str, int]]] = []
         seen: set[tuple[str, int]] = set()
         access, exists = os.access, os.F_OK
+        all_safe = _SAFE_SHAS.fullmatch("\0".join([spec["sha"] for spec in files]) + "\0")
         try:
             fd = os.open(self._stored, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
@@ -569,7 +571,7 @@ class _Store:
                     size = int(size)
                 # Looked up before the duplicate test, so only what is missing is hashed
                 # into ``seen`` (a path listed twice is looked up twice, as it is rare).
-                if (fd >= 0 and 3 <= len(sha) <= 128 and sha.isascii() and sha.isalnum()
+                if (fd >= 0 and (all_safe or _safe_sha(sha))
                         and access(f"{sha[:2]}/{sha[2:]}/{size}.blob", exists, dir_fd=fd)):
                     continue
                 key = (sha, size)

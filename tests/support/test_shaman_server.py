@@ -1257,6 +1257,10 @@ def test_whole_list_path_tests_agree_with_each_path_tested() -> None:
         assert shaman_server._all_plain(joined, len(paths)) == (plain and bool(paths)), paths
         leave = any(shaman_server.file_path_leaves_checkout(p) for p in paths)
         assert shaman_server._none_leave(joined, len(paths)) == (not leave), paths
+        shas = _fuzz_paths(rng, rng.randrange(0, 4))
+        each = all(shaman_server._SAFE_SHA.fullmatch(sha) for sha in shas)
+        assert bool(shaman_server._SAFE_SHAS.fullmatch("\0".join(shas) + "\0")) == (
+            each and bool(shas)), shas
 
 
 def test_the_quick_schema_pass_never_accepts_what_the_general_one_refuses() -> None:
@@ -1301,5 +1305,6 @@ def test_bulk_lookup_agrees_with_is_stored(any_style_server: ShamanServer) -> No
     assert store.unstored(files) == expected
     assert [spec["path"] for spec, _ in expected] == ["l", "x", "y", "z", "w"]
     assert store.unstored(files, first_only=True) == expected[:1]
+    assert store.unstored(files[:4]) == expected[:1]  # every checksum safe: the quick test
     shutil.rmtree(any_style_server.storage / "file-store")
     assert [spec["path"] for spec, _ in store.unstored(files)] == ["k", "l", "x", "y", "z", "w"]
