@@ -70,6 +70,7 @@ _ZEROS = memoryview(bytes(CHUNK))
 _HOLE_MIN = 64 * 1024
 
 _SAFE_SHA = re.compile(r"[0-9A-Za-z]{3,128}")
+_SAFE_SHAS = re.compile(r"(?:[0-9A-Za-z]{3,128}\0)*")  # _SAFE_SHA, each ended by a NUL
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 _GO_BOOLS = {
     "1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
@@ -171,6 +172,11 @@ def decode_original_filename(raw: str) -> str:
         return data.decode(charset)
     except (binascii.Error, ValueError, LookupError, UnicodeError) as exc:
         raise ValueError(str(exc)) from exc
+
+
+def _safe_sha(sha: str) -> bool:
+    """``_SAFE_SHA.fullmatch`` by string methods (a third of the time, on every file)."""
+    return 3 <= len(sha) <= 128 and sha.isascii() and sha.isalnum()
 
 
 def checkout_path_is_valid(path: str) -> bool:
@@ -536,6 +542,49 @@ class _Store:
         if not _SAFE_SHA.fullmatch(sha):
             return False
         return os.path.isfile(self.blob_str(sha, size))
+
+    def unstored(self, files: list[dict[str, Any]], *,
+                 first_only: bool = False) -> list[tuple[dict[str, Any], tuple[str, int]]]:
+        """(spec, key) of each content of ``files`` not stored, first listing of each key
+        only, in list order; ``first_only`` stops at the first one.
+
+        The bulk form of ``is_stored`` (a look at the disk each time, nothing cached): at
+        100,000 files the per-file costs are what counts, so the folder is opened once
+        and each blob is looked up below it with ``faccessat`` (no stat result built:
+        half the time of ``os.stat`` here), the checksum rule is tested on all
+        checksums at once (``_SAFE_SHAS``), one by one only when one fails it. Something
+        that is not a regular file at a blob path counts as stored here, not in
+        ``is_stored``: only the server puts anything there, and always a regular file.
+        """
+        out: list[tuple[dict[str, Any], tuple[str, int]]] = []
+        seen: set[tuple[str, int]] = set()
+        access, exists = os.access, os.F_OK
+        all_safe = _SAFE_SHAS.fullmatch("\0".join([spec["sha"] for spec in files]) + "\0")
+        try:
+            fd = os.open(self._stored, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            fd = -1  # no store folder (a test removed it): nothing is stored
+        try:
+            for spec in files:
+                sha, size = spec["sha"], spec["size"]
+                if type(size) is not int:
+                    size = int(size)
+                # Looked up before the duplicate test, so only what is missing is hashed
+                # into ``seen`` (a path listed twice is looked up twice, as it is rare).
+                if (fd >= 0 and (all_safe or _safe_sha(sha))
+                        and access(f"{sha[:2]}/{sha[2:]}/{size}.blob", exists, dir_fd=fd)):
+                    continue
+                key = (sha, size)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append((spec, key))
+                if first_only:
+                    break
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return out
 
     def is_uploading(self, key: tuple[str, int]) -> bool:
         with self._lock:
@@ -976,15 +1025,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         files = doc["files"]
         owner.counters._requirements(len(files))
-        seen: set[tuple[str, int]] = set()
         answer = []
-        for spec in files:
-            key = (spec["sha"], int(spec["size"]))
-            if key in seen:
-                continue
-            seen.add(key)
-            if owner._store.is_stored(*key):
-                continue
+        for spec, key in owner._store.unstored(files):
             busy = owner._store.is_uploading(key) or owner.faults._reported_uploading(key)
             answer.append({"path": spec["path"], "sha": key[0], "size": key[1],
                            "status": "uploading" if busy else "unknown"})
@@ -1166,7 +1208,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not checkout_path_is_valid(wanted):
             self._send_error(500, f"unexpected error: invalid checkout path {go_quote(wanted)}")
             return
-        if owner.strict_paths:
+        joined = _joined_paths(files)
+        if owner.strict_paths and not _none_leave(joined, len(files)):
             for spec in files:
                 if file_path_leaves_checkout(spec["path"]):
                     self._send_error(
@@ -1174,7 +1217,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "checkout folder (absolute, '..', backslash or drive letter); this "
                         "test server refuses it (a real Manager would not)")
                     return
-        if any(not store.is_stored(s["sha"], int(s["size"])) for s in files):
+        if store.unstored(files, first_only=True):
             if owner.style == "spec":
                 self._send_error(424, "unknown files requested in checkout")
             else:
@@ -1184,7 +1227,8 @@ class _Handler(BaseHTTPRequestHandler):
         if final is None:
             return
         checkout_dir = os.path.join(store.jobs_dir, final)
-        problem, path = _link_all(store, checkout_dir, files)
+        problem, path = _link_all(store, checkout_dir, files,
+                                  all_plain=_all_plain(joined, len(files)))
         if problem:
                 # A real Manager removes the half-made checkout before it answers.
             shutil.rmtree(checkout_dir, ignore_errors=True)
@@ -1269,6 +1313,8 @@ def _schema_problem(doc: Any, schema: str) -> str:
         return 'Error at "/files": value must be an array'
     if "checkoutPath" in required and not isinstance(doc["checkoutPath"], str):
         return 'Error at "/checkoutPath": value must be a string'
+    if _files_fit(doc["files"]):
+        return ""
     for i, spec in enumerate(doc["files"]):
         if not isinstance(spec, dict):
             return f'Error at "/files/{i}": value must be an object'
@@ -1286,11 +1332,25 @@ def _schema_problem(doc: Any, schema: str) -> str:
     return ""
 
 
+def _files_fit(files: list[Any]) -> bool:
+    """The usual body, accepted in one quick pass: every entry an object with a string
+    ``sha`` and ``path`` and an integer ``size`` (JSON decoding makes exact types, and
+    ``type(True) is bool``). False sends the body through the general, worded checks."""
+    for spec in files:
+        if type(spec) is not dict:
+            return False
+        get = spec.get
+        if (type(get("sha")) is not str or type(get("path")) is not str
+                or type(get("size")) is not int):
+            return False
+    return True
+
+
 LINK_THREADS = 2  # symlinking is kernel time: on ext4 two threads take half the wall time
 
 
-def _link_all(store: _Store, checkout_dir: str,
-              files: list[dict[str, Any]]) -> tuple[str, str]:
+def _link_all(store: _Store, checkout_dir: str, files: list[dict[str, Any]], *,
+              all_plain: bool = False) -> tuple[str, str]:
     """Link every file of a checkout; ('', '') or (error text, path) of the first failure.
 
     Why it is built this way: on ext4 a symlink to a 64-hex blob path costs ~0.15 ms of
@@ -1303,32 +1363,22 @@ def _link_all(store: _Store, checkout_dir: str,
     what ``os.path.relpath`` gives (the checkout is inside the storage) at a fraction of
     its cost.
     """
-    root = os.path.dirname(store._stored.rstrip("/"))  # .../file-store
-    storage = os.path.dirname(root)
-    up_to_storage: dict[str, str] = {}
-    planned: list[tuple[str, str, str]] = []  # (target, link, the request's path)
-    for spec in files:
-        # Joined and cleaned the way Go's filepath.Join does: a leading '/' stays inside.
-        link = os.path.normpath(checkout_dir + "/" + spec["path"])
-        parent = os.path.dirname(link)
-        prefix = up_to_storage.get(parent)
-        if prefix is None:
-            try:
-                os.makedirs(parent, exist_ok=True)
-            except OSError as exc:
-                return f"mkdir {parent}: {(exc.strerror or str(exc)).lower()}", spec["path"]
-            prefix = up_to_storage[parent] = os.path.relpath(storage, parent)
-        blob = store.blob_str(spec["sha"], int(spec["size"]))
-        planned.append((prefix + blob[len(storage):], link, spec["path"]))
+    planned, problem, path = _plan_links(store, checkout_dir, files, all_plain)
+    if problem:
+        return problem, path
     problems: list[tuple[int, str, str]] = []
 
     def link_run(start: int, stop: int) -> None:
+        symlink = os.symlink
         for i in range(start, stop):
             target, link, path = planned[i]
-            problem = _symlink_at(target, link)
-            if problem:
-                problems.append((i, problem, path))
-                return
+            try:
+                symlink(target, link)
+            except OSError as exc:
+                problem = _link_problem(exc, target, link)
+                if problem:
+                    problems.append((i, problem, path))
+                    return
 
     # A path listed twice must fail (or pass) the way one thread in list order would.
     threads = LINK_THREADS if len({link for _, link, _ in planned}) == len(planned) else 1
@@ -1349,17 +1399,90 @@ def _link_all(store: _Store, checkout_dir: str,
     return "", ""
 
 
-def _symlink_at(target: str, link: str) -> str:
-    """Make one link whose folder exists; an error text or ''."""
-    try:
-        os.symlink(target, link)
-    except FileExistsError:
+def _plan_links(store: _Store, checkout_dir: str, files: list[dict[str, Any]],
+                all_plain: bool) -> tuple[list[tuple[str, str, str]], str, str]:
+    """(target, link, the request's path) of each file, folders made on the way; or the
+    error text and path of the first folder that could not be made.
+
+    Each link is the request's path joined and cleaned the way Go's ``filepath.Join``
+    does (a leading '/' stays inside); a plain path (no empty, '.' or '..' part) is
+    already clean, so it is appended to the cleaned folder without ``normpath``
+    (``_is_plain_relative``; a test compares both ways on random paths). Each folder is
+    made once, with its relative way up to the storage root computed once: the target
+    is that prefix plus the blob's path below the root, which is what
+    ``os.path.relpath`` gives (the checkout is inside the storage). ``all_plain``: every
+    path is known plain (``_all_plain``), so none is looked at one by one."""
+    storage = os.path.dirname(os.path.dirname(store._stored.rstrip("/")))
+    below = store._stored[len(storage):]  # "/file-store/stored"
+    base = os.path.normpath(checkout_dir)
+    up_to_storage: dict[str, str] = {}
+    planned: list[tuple[str, str, str]] = []
+    for spec in files:
+        path = spec["path"]
+        if all_plain or _is_plain_relative(path):
+            link = base + "/" + path
+            parent = link[:link.rindex("/")]
+        else:
+            link = os.path.normpath(checkout_dir + "/" + path)
+            parent = os.path.dirname(link)
+        prefix = up_to_storage.get(parent)
+        if prefix is None:
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                return [], f"mkdir {parent}: {(exc.strerror or str(exc)).lower()}", path
+            prefix = up_to_storage[parent] = os.path.relpath(storage, parent) + below
+        sha, size = spec["sha"], spec["size"]  # sha checked by _Store.unstored
+        if type(size) is not int:
+            size = int(size)
+        planned.append((f"{prefix}/{sha[:2]}/{sha[2:]}/{size}.blob", link, path))
+    return planned, "", ""
+
+
+def _is_plain_relative(path: str) -> bool:
+    """A relative path with no empty, '.' or '..' part: ``normpath`` leaves it as it is."""
+    wrapped = f"/{path}/"
+    return (path != "" and path[0] != "/" and "//" not in wrapped and "/./" not in wrapped
+            and "/../" not in wrapped)
+
+
+# Whole-list tests on the request's paths joined by NUL (each path also starts and ends
+# with one): a handful of substring scans in C instead of Python per path. A NUL inside a
+# path would make the joined text lie, so the count of NULs is checked first.
+_NON_PLAIN_MARKS = ("\0\0", "\0/", "//", "/\0", "\0./", "/./", "/.\0", "\0.\0",
+                    "\0../", "/../", "/..\0", "\0..\0")
+_LEAVING_MARKS = ("\0\0", "\0/", "\\", "\0../", "/../", "/..\0", "\0..\0")
+_DRIVE_AFTER_NUL = re.compile(r"\0[A-Za-z]:")
+
+
+def _joined_paths(files: list[dict[str, Any]]) -> str:
+    return "\0" + "\0".join([spec["path"] for spec in files]) + "\0"
+
+
+def _all_plain(joined: str, count: int) -> bool:
+    """Is every path of ``_joined_paths`` (``count`` of them) ``_is_plain_relative``?"""
+    return (joined.count("\0") == count + 1
+            and not any(mark in joined for mark in _NON_PLAIN_MARKS))
+
+
+def _none_leave(joined: str, count: int) -> bool:
+    """True when no path of ``_joined_paths`` is ``file_path_leaves_checkout``; False
+    when one may be (the paths are then looked at one by one)."""
+    if count == 0:
+        return True
+    return (joined.count("\0") == count + 1
+            and not any(mark in joined for mark in _LEAVING_MARKS)
+            and _DRIVE_AFTER_NUL.search(joined) is None)
+
+
+def _link_problem(exc: OSError, target: str, link: str) -> str:
+    """The error text of a failed ``os.symlink(target, link)``; '' when the link is
+    already there as asked (the same path listed twice with the same content)."""
+    if isinstance(exc, FileExistsError):
         if os.path.islink(link) and os.readlink(link) == target:
-            return ""  # the same path listed twice with the same content
+            return ""
         return f"symlink {target} {link}: file exists"
-    except OSError as exc:
-        return f"symlink {target} {link}: {(exc.strerror or str(exc)).lower()}"
-    return ""
+    return f"symlink {target} {link}: {(exc.strerror or str(exc)).lower()}"
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -11,7 +11,9 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import select
+import shutil
 import signal
 import socket
 import threading
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytest
 
+import shaman_server
 from shaman_server import ShamanServer, decode_original_filename, go_quote
 
 pytestmark = pytest.mark.local_server_only
@@ -1219,3 +1222,89 @@ def test_process_counters_and_faults_over_http(server_process: Callable[..., Any
     assert call(proc, "POST", "/test/reset", b"").status == 204
     assert call(proc, "GET", "/test/counters").json()["requests"] == {}
     assert call(proc, "GET", "/api/v3/configuration").json()["shamanEnabled"] is True
+
+
+# ---------------------------------------------------------------------------------------
+# The quick ways at 100,000 files give what the general ways give
+
+
+_FUZZ_ALPHABET = ["a", "b", ".", "/", "\\", "\0", ":", "C", "é"]
+
+
+def _fuzz_paths(rng: random.Random, count: int) -> list[str]:
+    return ["".join(rng.choices(_FUZZ_ALPHABET, k=rng.randrange(0, 9))) for _ in range(count)]
+
+
+def test_plain_paths_are_joined_as_normpath_would() -> None:
+    rng = random.Random(14)
+    base = "/srv/jobs/shot/a"
+    for path in _fuzz_paths(rng, 20000):
+        if shaman_server._is_plain_relative(path):
+            link = base + "/" + path
+            assert os.path.normpath(link) == link, repr(path)
+            assert link[:link.rindex("/")] == os.path.dirname(link), repr(path)
+
+
+def test_whole_list_path_tests_agree_with_each_path_tested() -> None:
+    rng = random.Random(3)
+    for _ in range(20000):
+        paths = _fuzz_paths(rng, rng.randrange(0, 4))
+        if rng.random() < 0.5:  # lists of usual paths too, or all would be refused
+            paths = [p.replace("\0", "x").replace("\\", "y").replace(":", "z") for p in paths]
+        files = [{"path": p} for p in paths]
+        joined = shaman_server._joined_paths(files)
+        plain = all(shaman_server._is_plain_relative(p) and "\0" not in p for p in paths)
+        assert shaman_server._all_plain(joined, len(paths)) == (plain and bool(paths)), paths
+        leave = any(shaman_server.file_path_leaves_checkout(p) for p in paths)
+        assert shaman_server._none_leave(joined, len(paths)) == (not leave), paths
+        shas = _fuzz_paths(rng, rng.randrange(0, 4))
+        each = all(shaman_server._SAFE_SHA.fullmatch(sha) for sha in shas)
+        assert bool(shaman_server._SAFE_SHAS.fullmatch("\0".join(shas) + "\0")) == (
+            each and bool(shas)), shas
+
+
+def test_the_quick_schema_pass_never_accepts_what_the_general_one_refuses() -> None:
+    rng = random.Random(5)
+    values: list[Any] = ["ab", 3, 3.0, 3.5, True, None, [], {}]
+    for _ in range(5000):
+        spec = {k: rng.choice(values) for k in ("sha", "size", "path") if rng.random() < 0.9}
+        doc = {"files": [{"sha": "abc", "size": 1, "path": "p"}, spec]}
+        general = shaman_server._schema_problem(doc, "ShamanRequirementsRequest")
+        if shaman_server._files_fit(doc["files"]):
+            assert general == "", spec
+        elif isinstance(spec.get("size"), int | float) and not isinstance(spec["size"], bool):
+            assert general or spec["size"] == 3.0, spec  # only 3.0 takes the long way
+
+
+def test_bulk_lookup_agrees_with_is_stored(any_style_server: ShamanServer) -> None:
+    """``unstored`` against ``is_stored`` file by file: stored, deleted, odd checksums,
+    float sizes, a path listed twice, and a store folder that is gone."""
+    kept, lost = b"kept content", b"lost content"
+    for data in (kept, lost):
+        assert call(any_style_server, "POST", f"/api/v3/shaman/files/{sha_of(data)}/{len(data)}",
+                    data).status in (200, 204)
+    any_style_server.stored_path(sha_of(lost), len(lost)).unlink()
+    store = any_style_server._store
+    files: list[dict[str, Any]] = [
+        {"sha": sha_of(kept), "size": len(kept), "path": "k"},
+        {"sha": sha_of(lost), "size": float(len(lost)), "path": "l"},
+        {"sha": sha_of(kept), "size": float(len(kept)), "path": "k2"},
+        {"sha": sha_of(lost), "size": len(lost), "path": "l2"},
+        {"sha": "../" + sha_of(kept), "size": len(kept), "path": "x"},
+        {"sha": "ab", "size": 1, "path": "y"},
+        {"sha": "é" + sha_of(kept)[1:], "size": len(kept), "path": "z"},
+        {"sha": "A" * 129, "size": 1, "path": "w"},
+    ]
+    expected, seen = [], set()
+    for spec in files:
+        key = (spec["sha"], int(spec["size"]))
+        if key not in seen:
+            seen.add(key)
+            if not store.is_stored(*key):
+                expected.append((spec, key))
+    assert store.unstored(files) == expected
+    assert [spec["path"] for spec, _ in expected] == ["l", "x", "y", "z", "w"]
+    assert store.unstored(files, first_only=True) == expected[:1]
+    assert store.unstored(files[:4]) == expected[:1]  # every checksum safe: the quick test
+    shutil.rmtree(any_style_server.storage / "file-store")
+    assert [spec["path"] for spec, _ in store.unstored(files)] == ["k", "l", "x", "y", "z", "w"]
