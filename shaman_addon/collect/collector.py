@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BlendFileError, Cancelled, CheckoutPathClash, ConfigError, TemporaryCopyFailed
+from ..gc_pacing import fewer_collections
 from . import paths, snapshot, trace_cache
 from .expand import Expander, canon, resolve
 from .plan import NOT_ON_DISK, MissingFile, PackPlan, PlanFile
@@ -102,7 +103,8 @@ def collect(
         allow_credentials=allow_credentials,
         list_refused=list_refused,
     )
-    return collector.run()
+    with fewer_collections():  # a record or two per file: see gc_pacing
+        return collector.run()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -239,31 +239,35 @@ class ChecksumCache:
         return None if row is None else str(row[0])
 
     def lookup_many(self, stats: list[FileStat]) -> list[str | None]:
-        """``lookup`` for many files in one query per few hundred: each query lets go of
-        the GIL, and the collector asks for thousands of files."""
+        """``lookup`` for many files in one query per folder or few hundred: each query
+        lets go of the GIL, and the collector asks for thousands of files."""
         out: list[str | None] = [None] * len(stats)
         with self._lock:
-            ask: list[int] = []
+            ask: dict[str, int] = {}  # path -> where its answer goes
+            again: list[int] = []  # a path asked twice in one batch
+            pending = self._pending
             for i, stat in enumerate(stats):
-                pending = self._pending.get(stat.path)
-                if pending is not None and pending[0].ident == stat.ident:
-                    out[i] = pending[1]
+                held = pending.get(stat.path) if pending else None
+                if held is not None and held[0].ident == stat.ident:
+                    out[i] = held[1]
+                elif stat.path in ask:
+                    again.append(i)
                 else:
-                    ask.append(i)
+                    ask[stat.path] = i
             if self._conn is not None and ask:
                 try:
-                    rows = self._rows([stats[i].path for i in ask])
+                    for path, size, mtime_ns, ctime_ns, inode, sha in self._rows(list(ask)):
+                        i = ask.get(path, -1)
+                        if i >= 0 and stats[i].ident == (size, mtime_ns, ctime_ns, inode):
+                            out[i] = str(sha)
                 except sqlite3.Error as exc:
                     log.warning("checksum cache read failed (%s); going without it", exc)
                     self._drop_connection()
-                    rows = {}
-                for i in ask:
-                    row = rows.get(stats[i].path)
-                    if row is not None and row[0] == stats[i].ident:
-                        out[i] = str(row[1])
+        for i in again:  # rare: the same path twice in one batch
+            out[i] = self.lookup(stats[i])
         return out
 
-    def _rows(self, paths: list[str]) -> dict[str, tuple[tuple[int, int, int, int], str]]:
+    def _rows(self, paths: list[str]) -> Iterator[tuple[str, int, int, int, int, str]]:
         """The cached rows of ``paths`` (and maybe of others: callers look theirs up).
 
         Files come in folders: the rows of a folder with many of them are read in one
@@ -274,7 +278,6 @@ class ChecksumCache:
         by_folder: dict[str, list[str]] = {}
         for path in paths:
             by_folder.setdefault(path[:path.rfind("/")], []).append(path)
-        rows: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         by_name: list[str] = []
         select = "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM checksums WHERE "
         for folder, names in by_folder.items():
@@ -287,15 +290,11 @@ class ChecksumCache:
             if len(found) >= limit:
                 by_name += names
                 continue
-            for path, size, mtime_ns, ctime_ns, inode, sha in found:
-                rows[path] = ((size, mtime_ns, ctime_ns, inode), sha)
+            yield from found
         for start in range(0, len(by_name), _LOOKUP_CHUNK):
             chunk = by_name[start:start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for path, size, mtime_ns, ctime_ns, inode, sha in self._conn.execute(
-                    f"{select}path IN ({marks})", chunk):
-                rows[path] = ((size, mtime_ns, ctime_ns, inode), sha)
-        return rows
+            yield from self._conn.execute(f"{select}path IN ({marks})", chunk).fetchall()
 
     def put(self, stat: FileStat, sha256: str) -> None:
         """Remember a checksum; written to disk at the next ``flush()``, or now once

@@ -98,8 +98,13 @@ def test_many_files_of_a_folder_are_found_as_one_by_one_lookups_find_them(
         cache.flush()
         stale = FileStat(stats[5].path, stats[5].size + 1, stats[5].mtime_ns)
         asked = [s for s in stats if "/big/" not in s.path or s.path.endswith("7.png")]
-        asked.append(stale)
+        twice = FileStat(stats[7].path, stats[7].size, stats[7].mtime_ns, stats[7].ctime_ns,
+                         stats[7].inode)  # the same file twice in one batch
+        asked += [stale, twice]
         rng.shuffle(asked)
         expected = [None if s is stale else cached.get(s.path) for s in asked]
         assert cache.lookup_many(asked) == expected
+        for first, then in ((stale, stats[5]), (stats[5], stale)):  # one path, two states
+            assert cache.lookup_many([first, then]) == [
+                None if s is stale else cached.get(s.path) for s in (first, then)]
         assert [cache.lookup(s) for s in asked] == expected
