@@ -144,16 +144,22 @@ class Asker:
 
     def ensure_all_stored(self, specs: Callable[[], list[FileSpec]],
                           answer: list[FileRequirement] | None) -> None:
-        """Requirements over the whole list until it comes back empty (bounded).
+        """Requirements until they come back empty (bounded): over the whole list first
+        (unless ``answer`` is its answer already), then over the files the last answer
+        named, once they were sent: the rest were stored (asking about 100,000 files
+        again for the one just sent costs a second of the server's time). Should the
+        server lose one of those meanwhile, the checkout says so and this runs again.
 
         ``specs`` gives the list as it is now: a file hashed again after a 417 has a new
         checksum by the next round."""
         rounds = waits = 0
         tuning = self._tuning
+        named: set[str] | None = None  # paths the last answer named (None: all)
         while True:
             if answer is None:
                 self._tracker.set_phase(Phase.CHECKING)
-                answer = self.ask(specs())
+                now = specs()
+                answer = self.ask(now if named is None else [s for s in now if s.path in named])
             if not answer:
                 self._tracker.answered(None)
                 return
@@ -169,7 +175,7 @@ class Asker:
             self.enqueue(answer, only_new=False, checked=None,
                          take_over=waits > tuning.max_wait_rounds // 2)
             self._uploads().wait()
-            answer = None
+            named, answer = {r.path for r in answer}, None
         self._never_stored(answer, rounds, waits)
 
     def _never_stored(self, answer: list[FileRequirement], rounds: int, waits: int) -> None:
