@@ -193,9 +193,7 @@ class _Collector:
             plan.cleanup()
             raise
         if self.record is not None and not plan.temp_files:
-            self.watch.listed = self.expander.listed
-            self.watch.versions = self.expander.version_folders()
-            snapshot.save(self.record, plan, self._streamed.values(), self.watch)
+            snapshot.save(self.record, plan, self._streamed, self.watch.seen(self.expander))
         return plan
 
     def _reuse(self, plan: PackPlan) -> bool:
@@ -214,8 +212,7 @@ class _Collector:
                 self.check_cancel()
             if self.on_file is not None:
                 self.on_file(entry, st)
-        self.progress(f"{len(plan.files)} files, {len(plan.missing)} missing (nothing they "
-                      "were found from has changed since the last collection)")
+        self.progress(f"{len(plan.files)} files, {len(plan.missing)} missing, as last collected")
         return True
 
     def _run(self, plan: PackPlan) -> None:

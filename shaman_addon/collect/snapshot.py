@@ -30,12 +30,12 @@ import os
 import posixpath
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .expand import FolderState, folder_state, is_install_folder
+from .expand import Expander, FolderState, folder_state, is_install_folder
 from .plan import NOT_ON_DISK, MissingFile, OutsideFile, PackPlan, PlanFile
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ FORMAT = 1
 MAX_BYTES = 1 << 30  # a record larger than this was not written by us: not read
 CANCEL_EVERY = 4096  # files looked at between two looks at the cancel flag
 CHUNK_ROWS = 4096  # file rows written at a time
+KEEP = 32  # records kept in the cache folder, the last written or used
 BLEND = "blend"  # a file's state in the record: a traced .blend, whose identity is kept
 _CODE = Path(__file__).resolve().parent
 
@@ -59,6 +60,12 @@ class Watch:
 
     def blend_read(self, path: str, st: os.stat_result) -> None:
         self.blends[path] = blend_ident(st)
+
+    def seen(self, expander: Expander) -> Watch:
+        """This, with what ``expander`` listed and looked at as an installation."""
+        self.listed = expander.listed
+        self.versions = expander.version_folders()
+        return self
 
 
 @dataclass
@@ -106,28 +113,44 @@ def _code_digest() -> str:
 
 # -- saving
 
-def save(record: Path, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watch) -> None:
+def save(record: Path, plan: PackPlan, streamed: Iterable[str], watch: Watch) -> None:
     """Write the record of a finished collection (replacing the last); a record that
     cannot be written is skipped with a log line (the next collection is a full one).
-    The file rows are written a chunk at a time: a 100,000-file record is ~15 MB of
-    text, which a cold submission must not hold at its peak."""
+    ``streamed`` are the paths of the files handed out, in that order. The file rows
+    are written a chunk at a time: a 100,000-file record is ~15 MB of text, which a
+    cold submission must not hold at its peak."""
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as out:
-                _write(out, plan, streamed, watch)
+                _write(out, plan, {path: i for i, path in enumerate(streamed)}, watch)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
         os.replace(tmp, record)
+        _prune(record.parent)
     except (OSError, ValueError) as exc:
         log.warning("could not keep the collection record %s: %s", record, exc)
 
 
-def _write(out: TextIO, plan: PackPlan, streamed: Iterable[PlanFile], watch: Watch) -> None:
-    order = {id(f): i for i, f in enumerate(streamed)}
+def _prune(folder: Path) -> None:
+    """Keep the ``KEEP`` records last written or used: one is kept per .blend and
+    settings (a temporary copy of unsaved work has a new name each time), and a large
+    shot's is megabytes."""
+    records = []
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".json"):
+            with contextlib.suppress(OSError):
+                records.append((entry.stat().st_mtime_ns, entry.path))
+    records.sort(reverse=True)
+    for _, path in records[KEEP:]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _write(out: TextIO, plan: PackPlan, order: Mapping[str, int], watch: Watch) -> None:
     inside = str(plan.project_root).rstrip("/") + "/"
     others: list[list[Any]] = []
     chunk: list[str] = []
@@ -138,11 +161,11 @@ def _write(out: TextIO, plan: PackPlan, streamed: Iterable[PlanFile], watch: Wat
     for pos, f in enumerate(plan.files):
         row = _file_row(f, watch)
         if isinstance(row, list):
-            others.append([pos, order.get(id(f), -1), *row])
+            others.append([pos, order.get(f.original_path, -1), *row])
             continue
         cp = f.checkout_path
         same = f.original_path.startswith(inside) and f.original_path[len(inside):] == cp
-        chunk.append(_json([pos, order.get(id(f), -1), f.original_path,
+        chunk.append(_json([pos, order.get(f.original_path, -1), f.original_path,
                             None if same else cp, *row]))
         if len(chunk) >= CHUNK_ROWS:
             out.write(sep + ",".join(chunk))
@@ -247,6 +270,8 @@ def reuse(record: Path, plan: PackPlan,
             return None
         _check_around(doc)
         streamed = _fill(plan, doc, cancelled)
+        with contextlib.suppress(OSError):
+            os.utime(record)  # used: the last to be pruned
     except FileNotFoundError:
         return None
     except _Changed as exc:

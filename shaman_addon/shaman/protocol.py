@@ -155,16 +155,18 @@ def files_array(files: Sequence[FileSpec]) -> bytes:
         else:
             check_file_spec(spec)
             pieces.append(f'{{"sha": "{sha}", "size": {size}, "path": {_json_text(path)}}}')
-    return b"[" + ", ".join(pieces).encode() + b"]"
+    if not pieces:
+        return b"[]"
+    pieces[0] = "[" + pieces[0]  # not "[" + text + "]": 10 MB at 100,000 files, copied
+    pieces[-1] += "]"
+    text = ", ".join(pieces)
+    del pieces
+    return text.encode()
 
 
 def _with_files(array: bytes, extra: dict[str, str]) -> JsonBody:
-    buf = bytearray(b'{"files": ')
-    buf += array
-    for name, value in extra.items():
-        buf += f", {json.dumps(name)}: {json.dumps(value)}".encode()
-    buf += b"}"
-    return JsonBody(bytes(buf))
+    more = "".join(f", {json.dumps(name)}: {json.dumps(value)}" for name, value in extra.items())
+    return JsonBody(b"".join((b'{"files": ', array, more.encode(), b"}")))
 
 
 class FilesBodies:

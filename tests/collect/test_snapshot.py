@@ -186,3 +186,23 @@ def test_a_record_written_in_chunks_reads_back_whole(shot: Path, tmp_path: Path,
     cache = tmp_path / "cache"
     Run(shot, cache).plan.cleanup()
     assert _same_as_fresh(shot, cache).reused
+
+
+def test_records_are_bounded_and_the_last_used_are_kept(
+        shot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A temporary copy of unsaved work has a new name each time: its records must not
+    pile up in the cache folder."""
+    from shaman_addon.collect import snapshot
+
+    monkeypatch.setattr(snapshot, "KEEP", 2)
+    cache = tmp_path / "cache"
+    Run(shot, cache).plan.cleanup()  # the record of the shot itself
+    for i, when in enumerate((1_000, 2_000, 3_000)):
+        (cache / "collections").joinpath(f"{i}.json").write_text("{}")
+        os.utime(cache / "collections" / f"{i}.json", (when, when))
+    assert _same_as_fresh(shot, cache).reused  # used now: the newest
+    other = Run(shot, cache, as_name="unsaved copy.blend")  # written now too
+    other.plan.cleanup()
+    names = sorted(p.name for p in (cache / "collections").iterdir())
+    assert len(names) == 2 and not {"0.json", "1.json", "2.json"} & set(names)
+    assert _same_as_fresh(shot, cache).reused
