@@ -41,7 +41,7 @@ from .plan import NOT_ON_DISK, MissingFile, OutsideFile, PackPlan, PlanFile
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-MAX_BYTES = 1 << 30  # a record larger than this was not written by us: not read
+MAX_BYTES = 256 << 20  # larger than a 1,000,000-file record (~140 MB): not read
 CANCEL_EVERY = 4096  # files looked at between two looks at the cancel flag
 CHUNK_ROWS = 4096  # file rows written at a time
 KEEP = 32  # records kept in the cache folder, the last written or used
