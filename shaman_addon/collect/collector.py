@@ -202,12 +202,12 @@ class _Collector:
         if self.record is None:
             return False
         self.progress("looking for changes since the last collection")
-        reused = snapshot.reuse(self.record, plan, lambda: self.cancel is not None
-                                and self.cancel.is_set())
+        streamed = snapshot.reuse(self.record, plan, lambda: self.cancel is not None
+                                  and self.cancel.is_set())
         self.check_cancel()
-        if reused is None:
+        if streamed is None:
             return False
-        for i, (entry, st) in enumerate(reused.streamed):
+        for i, (entry, st) in enumerate(streamed):
             if i % snapshot.CANCEL_EVERY == 0:
                 self.check_cancel()
             if self.on_file is not None:

@@ -23,6 +23,7 @@ settings; a record that cannot be read is not used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -68,15 +69,6 @@ class Watch:
         return self
 
 
-@dataclass
-class Reused:
-    """A reused collection: the plan, and the files to hand out as collecting would
-    have (in the same order), each with its ``stat`` of this run."""
-
-    plan: PackPlan
-    streamed: list[tuple[PlanFile, os.stat_result]]
-
-
 def blend_ident(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
@@ -91,24 +83,18 @@ def record_path(cache_dir: Path, settings: Iterable[object]) -> Path:
     return cache_dir / "collections" / f"{digest}.json"
 
 
-_code_lock = threading.Lock()
-_code_cache: list[str] = []
-
-
+@functools.cache
 def _code_digest() -> str:
-    with _code_lock:
-        if not _code_cache:
-            h = hashlib.sha256()
-            for src in sorted(_CODE.glob("*.py")):
-                h.update(src.name.encode())
-                h.update(src.read_bytes())
-            try:
-                import blender_asset_tracer  # imported late: it is large
-                h.update(str(getattr(blender_asset_tracer, "__version__", "")).encode())
-            except ImportError:
-                pass
-            _code_cache.append(h.hexdigest())
-        return _code_cache[0]
+    h = hashlib.sha256()
+    for src in sorted(_CODE.glob("*.py")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    try:
+        import blender_asset_tracer  # imported late: it is large
+        h.update(str(getattr(blender_asset_tracer, "__version__", "")).encode())
+    except ImportError:
+        pass
+    return h.hexdigest()
 
 
 # -- saving
@@ -257,10 +243,12 @@ class _Changed(Exception):
     """Something the record was decided from is not the same (the text says what)."""
 
 
-def reuse(record: Path, plan: PackPlan,
-          cancelled: Callable[[], bool] = lambda: False) -> Reused | None:
-    """The recorded collection for ``plan`` (its main .blend, root and checkout path
-    set), if everything it was decided from is as it was; None otherwise."""
+def reuse(record: Path, plan: PackPlan, cancelled: Callable[[], bool] = lambda: False
+          ) -> list[tuple[PlanFile, os.stat_result]] | None:
+    """Fill ``plan`` (its main .blend, root and checkout path set) from the record, if
+    everything it was decided from is as it was: the files to hand out as collecting
+    would have (in the same order), each with its ``stat`` of this run. None (``plan``
+    untouched) otherwise."""
     try:
         if record.stat().st_size > MAX_BYTES:
             return None
@@ -280,7 +268,7 @@ def reuse(record: Path, plan: PackPlan,
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         log.info("collection record %s not used: %s", record, exc)
         return None
-    return Reused(plan, streamed)
+    return streamed
 
 
 def _check_around(doc: dict[str, Any]) -> None:
