@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ def main() -> int:
     args = p.parse_args()
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="bench-plan-"))
     collect(args.blend, cache_dir=cache).cleanup()  # the trace cache, filled once
+    shutil.rmtree(cache / "collections", ignore_errors=True)  # collected, not reused
 
     gc.collect()
     tracemalloc.start()
@@ -43,9 +45,8 @@ def main() -> int:
     plan_bytes, peak = tracemalloc.get_traced_memory()
     n = len(plan.files)
     contents = Contents()
-    for i, f in enumerate(plan.files):
-        entry = contents.add(f, FileStat.of(f.source_path))
-        contents.set_checksum(entry, f"{i:064x}", f.size, entry.stat)
+    contents.add_found(plan.files, [FileStat.of(f.source_path) for f in plan.files],
+                       [f"{i:064x}" for i in range(n)])
     held = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     plan.cleanup()

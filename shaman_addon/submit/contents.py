@@ -50,16 +50,12 @@ class Contents:
         with self._lock:
             return len(self._entries)
 
-    def add(self, file: PlanFile, stat: FileStat) -> Entry:
-        """Take a file in; one already there for its checkout path is replaced."""
-        with self._lock:
-            return self._add(file, stat)
-
     def add_found(self, files: Sequence[PlanFile], stats: Sequence[FileStat],
                   shas: Sequence[str | None]) -> tuple[list[FileSpec], list[Entry]]:
-        """``add`` for a batch, each file with its cached checksum (or None) recorded as
-        ``set_checksum`` would: the specs of those with one, and the entries to hash.
-        One lock for the batch: 100,000 files come in a few dozen batches."""
+        """Take files in (one already there for a checkout path is replaced), each with
+        its cached checksum (or None) recorded as ``set_checksum`` would: the specs of
+        those with one, and the entries to hash. One lock for the batch: 100,000 files
+        come in a few dozen batches."""
         specs: list[FileSpec] = []
         to_hash: list[Entry] = []
         with self._lock:

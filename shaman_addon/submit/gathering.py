@@ -159,10 +159,9 @@ class Gathering:
             counts.outstanding += 1
             counts.miss_bytes += entry.stat.size
             self._hashing.want(entry)
-        hit_bytes = sum(spec.size for spec in specs)
         counts.cache_hits += len(specs)
         counts.hit_files += len(specs)
-        counts.hit_bytes += hit_bytes
+        counts.hit_bytes += sum(spec.size for spec in specs)
         self._asker.take_many(specs)
 
     def _report_hits(self) -> None:
