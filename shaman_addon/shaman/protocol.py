@@ -138,14 +138,10 @@ class JsonBody:
     data: bytes
 
 
-def files_body(files: Sequence[FileSpec], **extra: str) -> JsonBody:
-    """``{"files": [...], **extra}`` for ``files`` (each checked first), encoded piece by
-    piece: 100,000 files as dicts, then text, then bytes, held 50 MB at once."""
-    return _with_files(files_array(files), extra)
-
-
 def files_array(files: Sequence[FileSpec]) -> bytes:
-    """The JSON array of ``files`` (each checked first), as ``json.dumps`` writes it."""
+    """The JSON array of ``files`` (each checked first), as ``json.dumps`` writes it,
+    encoded piece by piece: 100,000 files as dicts, then text, then bytes, held 50 MB at
+    once."""
     pieces = []
     plain, checksum = _PLAIN_SAFE.fullmatch, _SHA_RE.fullmatch
     for spec in files:
@@ -170,9 +166,9 @@ def _with_files(array: bytes, extra: dict[str, str]) -> JsonBody:
 
 
 class FilesBodies:
-    """``files_body`` that remembers the last list it encoded: a submission's last
-    requirements call and its checkout send the same list (100,000 files: ~10 MB of
-    JSON), which is then encoded once. Safe to share between threads."""
+    """Request bodies ``{"files": [...], **extra}``, remembering the last list encoded:
+    a submission's last requirements call and its checkout send the same list (100,000
+    files: ~10 MB of JSON), which is then encoded once. Safe to share between threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -68,7 +68,10 @@ def test_a_files_body_is_what_json_dumps_gives_and_refuses_bad_specs() -> None:
     server must receive exactly the text ``requests`` sent for ``json=`` before."""
     import json
 
-    from shaman_addon.shaman.protocol import files_body
+    from shaman_addon.shaman.protocol import FilesBodies
+
+    def files_body(specs, **extra):  # a fresh one: nothing remembered
+        return FilesBodies().body(specs, **extra)
 
     files = [FileSpec("a" * 64, 3, 'tex/é "quoted" ☃.png'), FileSpec("b" * 64, 0, "x")]
     as_dicts = [{"sha": f.sha, "size": f.size, "path": f.path} for f in files]
@@ -128,15 +131,15 @@ def test_the_one_expression_for_plain_paths_accepts_only_what_the_whole_rule_doe
 
 def test_the_last_list_is_encoded_once_and_a_changed_one_again() -> None:
     """The checkout sends the list the last requirements call asked about: its JSON is
-    reused, and must be what ``files_body`` gives; a list that changed (a re-hash gives
+    reused, and must be what a fresh encoding gives; a list that changed (a re-hash gives
     one file another checksum) is encoded afresh."""
     from shaman_addon.shaman import protocol
 
     files = [FileSpec("a" * 64, i, f"d/f{i}.png") for i in range(50)]
     changed = [*files[:10], FileSpec("b" * 64, 10, "d/f10.png"), *files[11:]]
-    expected = [protocol.files_body(files).data,
-                protocol.files_body(files, checkoutPath="x").data,
-                protocol.files_body(changed, checkoutPath="x").data]
+    expected = [protocol.FilesBodies().body(files).data,
+                protocol.FilesBodies().body(files, checkoutPath="x").data,
+                protocol.FilesBodies().body(changed, checkoutPath="x").data]
     bodies = protocol.FilesBodies()
     calls = []
     real = protocol.files_array
