@@ -72,6 +72,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.python = args.python or bench_run.python_default()
+        bench_run.compile_package(self.python)
         self.rows: list[Row] = []
         self.details: list[str] = []
         self.server = Server(args.server or "", args.storage, python=self.python,
