@@ -154,3 +154,36 @@ def test_the_last_list_is_encoded_once_and_a_changed_one_again() -> None:
                bodies.body(changed, checkoutPath="x").data]
     assert got == expected
     assert calls == [50, 50]  # the checkout's body reused the first array
+
+
+def test_the_whole_list_is_encoded_once_around_a_call_about_a_few_files() -> None:
+    """One file changed: the whole list is asked about, then the file just sent, then
+    the checkout sends the whole list again; its JSON is encoded once, however many
+    small calls come between. Two lists are kept: the last, and the longest before it."""
+    from shaman_addon.shaman import protocol
+
+    whole = [FileSpec("a" * 64, i, f"d/f{i}.png") for i in range(40)]
+    few = whole[7:8]
+    other = [FileSpec("c" * 64, i, f"e/f{i}.png") for i in range(3)]
+    bodies = protocol.FilesBodies()
+    calls = []
+    real = protocol.files_array
+
+    def counted(specs):
+        calls.append(len(specs))
+        return real(specs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(protocol, "files_array", counted)
+        got = [bodies.body(whole).data, bodies.body(few).data,
+               bodies.body(whole, checkoutPath="x").data]
+        assert calls == [40, 1]
+        bodies.body(other)
+        bodies.body(few)
+        bodies.body(whole)  # kept through two more small calls
+        assert calls == [40, 1, 3, 1]
+        bodies.body(other)
+        assert calls == [40, 1, 3, 1, 3]  # `few` took its place (the last and the longest)
+    assert got == [protocol.FilesBodies().body(whole).data,
+                   protocol.FilesBodies().body(few).data,
+                   protocol.FilesBodies().body(whole, checkoutPath="x").data]
