@@ -3,8 +3,10 @@ checkout path, the client's gate built on it, and that importing it pulls in no 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,6 +131,23 @@ def test_the_one_expression_for_plain_paths_accepts_only_what_the_whole_rule_doe
         assert protocol._PLAIN_SAFE.fullmatch(common)
 
 
+@contextlib.contextmanager
+def _counted_encodings() -> Iterator[list[int]]:
+    """The length of each list ``protocol.files_array`` encodes inside the block."""
+    from shaman_addon.shaman import protocol
+
+    calls: list[int] = []
+    real = protocol.files_array
+
+    def counted(specs):
+        calls.append(len(specs))
+        return real(specs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(protocol, "files_array", counted)
+        yield calls
+
+
 def test_the_last_list_is_encoded_once_and_a_changed_one_again() -> None:
     """The checkout sends the list the last requirements call asked about: its JSON is
     reused, and must be what a fresh encoding gives; a list that changed (a re-hash gives
@@ -141,15 +160,7 @@ def test_the_last_list_is_encoded_once_and_a_changed_one_again() -> None:
                 protocol.FilesBodies().body(files, checkoutPath="x").data,
                 protocol.FilesBodies().body(changed, checkoutPath="x").data]
     bodies = protocol.FilesBodies()
-    calls = []
-    real = protocol.files_array
-
-    def counted(specs):
-        calls.append(len(specs))
-        return real(specs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(protocol, "files_array", counted)
+    with _counted_encodings() as calls:
         got = [bodies.body(files).data, bodies.body(tuple(files), checkoutPath="x").data,
                bodies.body(changed, checkoutPath="x").data]
     assert got == expected
@@ -166,15 +177,7 @@ def test_the_whole_list_is_encoded_once_around_a_call_about_a_few_files() -> Non
     few = whole[7:8]
     other = [FileSpec("c" * 64, i, f"e/f{i}.png") for i in range(3)]
     bodies = protocol.FilesBodies()
-    calls = []
-    real = protocol.files_array
-
-    def counted(specs):
-        calls.append(len(specs))
-        return real(specs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(protocol, "files_array", counted)
+    with _counted_encodings() as calls:
         got = [bodies.body(whole).data, bodies.body(few).data,
                bodies.body(whole, checkoutPath="x").data]
         assert calls == [40, 1]
