@@ -45,8 +45,8 @@ class Contents:
         # cost 60 bytes each, 12 MB for a 100,000-file shot.
         self._holders: dict[Key, Entry | list[Entry]] = {}
         self._by_source: dict[str, Entry | list[Entry]] = {}  # uploads look files up by it
-        self._changes = 0  # files or checksums taken in, replaced or forgotten
-        self._last_specs: tuple[Sequence[PlanFile], int, list[FileSpec]] | None = None
+        # The last ``specs`` answer and the list it was for; dropped by any change.
+        self._last_specs: tuple[Sequence[PlanFile], list[FileSpec]] | None = None
 
     def __len__(self) -> int:
         with self._lock:
@@ -70,7 +70,7 @@ class Contents:
         return specs, to_hash
 
     def _add(self, file: PlanFile, stat: FileStat) -> Entry:
-        self._changes += 1
+        self._last_specs = None
         entry = Entry(file, stat)
         old = self._entries.get(file.checkout_path)
         if old is not None:
@@ -97,7 +97,7 @@ class Contents:
             return self._set(entry, sha, size, stat)
 
     def _set(self, entry: Entry, sha: str, size: int, stat: FileStat) -> FileSpec:
-        self._changes += 1
+        self._last_specs = None
         spec = FileSpec(sha, size, entry.file.checkout_path)
         self._unhold(entry)
         entry.stat = stat
@@ -106,7 +106,7 @@ class Contents:
         return spec
 
     def _forget(self, entry: Entry) -> None:
-        self._changes += 1
+        self._last_specs = None
         self._unhold(entry)
         _drop(self._by_source, entry.file.source_path, entry)
 
@@ -129,12 +129,12 @@ class Contents:
         Callers read it and do not change it."""
         with self._lock:
             last = self._last_specs
-            if last is not None and last[0] is files and last[1] == self._changes:
-                return last[2]
+            if last is not None and last[0] is files:
+                return last[1]
             got = [self._entries[f.checkout_path].spec for f in files]
             assert all(spec is not None for spec in got), "a checksum is missing"
             out = [spec for spec in got if spec is not None]
-            self._last_specs = (files, self._changes, out)
+            self._last_specs = (files, out)
         return out
 
     def sources_for(self, key: Key) -> list[str]:
